@@ -1,0 +1,3 @@
+"""Apache Airflow provider for Eshopbox."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,44 @@
+"""Test-session setup: a throw-away Airflow home on SQLite, the example DAGs as the DAGs folder.
+
+The environment is set here, before any test module imports Airflow, so every test (and every task
+process Airflow starts) sees the same isolated configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="eshopbox-tests-"))
+
+os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "example_dags")
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
+os.environ["ESHOPBOX_TOKEN_CACHE_DIR"] = str(_SESSION_DIR / "token-cache")
+os.environ.pop("AIRFLOW_CONN_ESHOPBOX_DEFAULT", None)
+
+
+@pytest.fixture(scope="session")
+def session_dir() -> Path:
+    """The per-session scratch directory (Airflow home, token cache, outputs)."""
+    return _SESSION_DIR
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Migrate the SQLite metadata database once per session; needed only by dag.test() tests."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+    return Path(os.environ["AIRFLOW_HOME"])
