@@ -1,0 +1,245 @@
+"""The Eshopbox API catalog: hosts, paths, parameter names, paging rules and documented quirks.
+
+Hooks, operators and the sandbox read these names instead of hard-coding them. Every undocumented
+choice is a named constant or function tagged ``# ASSUMPTION (eshopbox-api.md §N)`` so that a
+correction is a one-line change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+HostKind = Literal["workspace", "wms", "auth"]
+HOST_WORKSPACE: HostKind = "workspace"
+HOST_WMS: HostKind = "wms"
+HOST_AUTH: HostKind = "auth"
+
+# Default base URLs (eshopbox-api.md §0, §2). The workspace base is a template on the slug.
+DEFAULT_AUTH_URL = "https://auth.myeshopbox.com/api/v1/generateToken"
+DEFAULT_API_URL = "https://{workspace}.myeshopbox.com"
+DEFAULT_WMS_URL = "https://wms.eshopbox.com"
+# Header sent on every workspace-host call (§1.5); 3p clients send it everywhere, docs on webhooks.
+PROXY_HOST_HEADER = "ProxyHost"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One API route: which host, which method, which path template (relative, no leading slash)."""
+
+    name: str
+    host: HostKind
+    method: str
+    path: str
+
+    @property
+    def label(self) -> str:
+        """Short human name for messages, e.g. ``GET api/order/{customerOrderNumber} (order_get)``."""
+        return f"{self.method} {self.path or '<token url>'} ({self.name})"
+
+
+# Token exchange: the auth URL is the full token URL, so the path is empty (§1.2).
+TOKEN = Endpoint("token", HOST_AUTH, "POST", "")
+TOKEN_PATH = "api/v1/generateToken"  # path of DEFAULT_AUTH_URL, for emulators
+# ASSUMPTION (eshopbox-api.md §8.1, §3.1): order list path from the SDK/3p clients, not an official page.
+ORDERS_LIST = Endpoint("orders_list", HOST_WORKSPACE, "GET", "api/v1/orders/erp")
+ORDER_GET = Endpoint("order_get", HOST_WMS, "GET", "api/order/{customerOrderNumber}")
+ORDER_CREATE = Endpoint("order_create", HOST_WMS, "POST", "api/order")
+ORDER_CANCEL = Endpoint("order_cancel", HOST_WMS, "POST", "api/cancel-order")
+INVENTORY_LIST = Endpoint("inventory_list", HOST_WORKSPACE, "GET", "api/v2/inventoryListing")
+PRODUCT_GET = Endpoint("product_get", HOST_WORKSPACE, "GET", "product-engine/api/v1/products/{sku}")
+PRODUCT_CREATE = Endpoint("product_create", HOST_WORKSPACE, "POST", "product-engine/api/v1/products")
+PRODUCT_UPDATE = Endpoint("product_update", HOST_WORKSPACE, "PUT", "product-engine/api/v1/products/{sku}")
+CHANNEL_AVAILABILITY = Endpoint(
+    "channel_availability", HOST_WORKSPACE, "POST", "product-engine/api/v2/productListing"
+)
+SHIPMENTS_LIST = Endpoint("shipments_list", HOST_WMS, "GET", "api/order/shipment")
+SHIPMENT_CREATE = Endpoint("shipment_create", HOST_WMS, "POST", "api/order/shipment")
+TRACKING = Endpoint("tracking", HOST_WMS, "GET", "api/v1/shipping/trackingDetails")
+WEBHOOK_REGISTER = Endpoint("webhook_register", HOST_WORKSPACE, "POST", "api/v1/webhook")
+ACCOUNT_LIST = Endpoint("account_list", HOST_WORKSPACE, "GET", "api/v1/account")
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    TOKEN,
+    ORDERS_LIST,
+    ORDER_GET,
+    ORDER_CREATE,
+    ORDER_CANCEL,
+    INVENTORY_LIST,
+    PRODUCT_GET,
+    PRODUCT_CREATE,
+    PRODUCT_UPDATE,
+    CHANNEL_AVAILABILITY,
+    SHIPMENTS_LIST,
+    SHIPMENT_CREATE,
+    TRACKING,
+    WEBHOOK_REGISTER,
+    ACCOUNT_LIST,
+)
+
+# --- token exchange (§1.2-1.4) -----------------------------------------------------------------
+TOKEN_GRANT_TYPE = "refresh_token"
+# ASSUMPTION (eshopbox-api.md §1.4): a reply without expires_in lives 24 h (samples show 86400).
+DEFAULT_EXPIRES_IN = 86400.0
+# ASSUMPTION (eshopbox-api.md §1.4): refresh two minutes early; proportional for short-lived tokens.
+TOKEN_REFRESH_SKEW = 120.0
+
+
+def token_request_body(client_id: str, client_secret: str, refresh_token: str) -> dict[str, str]:
+    """JSON body of the refresh-token exchange exactly as the docs list it (§1.2)."""
+    return {
+        "grant_type": TOKEN_GRANT_TYPE,
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "refresh_token": refresh_token,
+    }
+
+
+def refresh_skew(expires_in: float) -> float:
+    """Seconds before expiry to stop using a token: TOKEN_REFRESH_SKEW, or half the life if shorter."""
+    return min(TOKEN_REFRESH_SKEW, expires_in / 2.0)
+
+
+# --- orders list (§3.1) -------------------------------------------------------------------------
+ORDERS_PARAM_FILTERS = "filters"
+ORDERS_PARAM_FIELDS = "fields"
+ORDERS_PARAM_PAGE = "page"
+ORDERS_PARAM_PER_PAGE = "per_page"
+# ASSUMPTION (eshopbox-api.md §3.1, §8.3): 1-indexed pages ([T2]; [T1] used 0).
+ORDERS_FIRST_PAGE = 1
+# ASSUMPTION (eshopbox-api.md §8.3): largest per_page the list accepts.
+ORDERS_PER_PAGE_MAX = 100
+# ASSUMPTION (eshopbox-api.md §8.3): Algolia-style deep-paging cap; a window with this many hits
+# or more may be silently truncated, so callers split it.
+ORDERS_HIT_CAP = 1000
+# ASSUMPTION (eshopbox-api.md §8.2): updatedAt is epoch milliseconds and filters use this grammar.
+ORDERS_UPDATED_AT_FIELD = "updatedAt"
+
+
+def orders_window_filter(start_ms: int, end_ms: int) -> str:
+    """Filter for rows updated in the half-open window ``[start_ms, end_ms)`` (epoch ms)."""
+    if end_ms < start_ms:
+        raise ValueError(f"orders window end {end_ms} is before start {start_ms}")
+    f = ORDERS_UPDATED_AT_FIELD
+    return f"({f} >= {int(start_ms)} AND {f} < {int(end_ms)})"
+
+
+# Row keys the sync relies on: identity, version and what Algolia-style hits always carry.
+ORDER_ROW_ID_FIELD = "orderItemID"  # unique per order item (§3.1)
+ORDER_ROW_REQUIRED_FIELDS = ("objectID", ORDER_ROW_ID_FIELD, ORDERS_UPDATED_AT_FIELD)
+
+
+def order_row_id(row: Mapping[str, Any]) -> str:
+    """Identity of an order-item row (de-duplication key)."""
+    return str(row[ORDER_ROW_ID_FIELD])
+
+
+def order_row_updated_at(row: Mapping[str, Any]) -> int:
+    """``updatedAt`` of an order-item row in epoch ms (the version of the row, and its time key)."""
+    return int(row[ORDERS_UPDATED_AT_FIELD])
+
+
+def order_row_sort_key(row: Mapping[str, Any]) -> tuple[int, str]:
+    """Output order of synced rows: by update time, then id, so re-runs write identical files."""
+    return order_row_updated_at(row), order_row_id(row)
+
+
+def orders_pages_within_cap(per_page: int) -> int:
+    """How many pages of ``per_page`` fit under ORDERS_HIT_CAP."""
+    return max(1, math.ceil(ORDERS_HIT_CAP / per_page))
+
+
+# --- inventory (§4.2) ---------------------------------------------------------------------------
+INVENTORY_PARAM_UPDATED_ON = "updatedOn"
+# ASSUMPTION (eshopbox-api.md §4.2, §8.5): paging params of inventoryListing are page/perPage.
+INVENTORY_PARAM_PAGE = "page"
+INVENTORY_PARAM_PER_PAGE = "perPage"
+INVENTORY_FIRST_PAGE = 1
+# ASSUMPTION (eshopbox-api.md §6): the generic documented default page size; a larger value risks a
+# silent server cap that would look like "last page" under inventory_is_last_page.
+INVENTORY_PER_PAGE_DEFAULT = 25
+# ASSUMPTION (eshopbox-api.md §4.2): inventoryListing filters by product field internal name; esin.
+INVENTORY_PARAM_ESIN = "esin"
+UPDATED_ON_FORMAT = "%Y-%m-%d %H:%M:%S"  # the docs' yyyy-MM-dd HH:mm:ss, rendered in UTC
+
+
+def format_updated_on(start: datetime | None, end: datetime | None) -> str:
+    """``updatedOn`` range ``"start,end"`` in UTC; an empty side means open (§4.2)."""
+
+    def one(value: datetime | None) -> str:
+        if value is None:
+            return ""
+        if value.tzinfo is None:
+            raise ValueError("updatedOn bounds must be timezone-aware datetimes")
+        return value.astimezone(timezone.utc).strftime(UPDATED_ON_FORMAT)
+
+    return f"{one(start)},{one(end)}"
+
+
+def inventory_is_last_page(esin_count: int, per_page: int) -> bool:
+    """ASSUMPTION (eshopbox-api.md §8.5): a page with fewer than perPage ESINs is the last one."""
+    return esin_count < per_page
+
+
+# --- errors and idempotency (§6) ----------------------------------------------------------------
+# ASSUMPTION (eshopbox-api.md §3.3, §6): duplicate customerOrderNumber is a 422 field error whose
+# message contains this phrase (Laravel "unique" wording shown in [E1]).
+DUPLICATE_ORDER_STATUS = 422
+DUPLICATE_ORDER_FIELD = "customerOrderNumber"
+DUPLICATE_ORDER_PHRASE = "already been taken"
+ERROR_MESSAGE_MAX_CHARS = 300
+
+
+def _messages(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def is_duplicate_order_error(status: int | None, body: Any) -> bool:
+    """True if a create-order reply says the customerOrderNumber already exists."""
+    if status != DUPLICATE_ORDER_STATUS or not isinstance(body, Mapping):
+        return False
+    texts = _messages(body.get(DUPLICATE_ORDER_FIELD)) or _messages(body.get("message"))
+    return any(DUPLICATE_ORDER_PHRASE in t.lower() for t in texts)
+
+
+def error_message(body: Any) -> str:
+    """The server's message from any documented error shape (§6, OAuth §1.4), or ``""``."""
+    text = ""
+    if isinstance(body, Mapping):
+        err = body.get("error")
+        if isinstance(err, Mapping):
+            text = str(err.get("message") or "")
+            if not text and isinstance(err.get("errors"), list) and err["errors"]:
+                first = err["errors"][0]
+                text = str(first.get("message", "")) if isinstance(first, Mapping) else ""
+        elif isinstance(body.get("error_description"), str):
+            text = (
+                f"{err}: {body['error_description']}" if isinstance(err, str) else body["error_description"]
+            )
+        elif isinstance(body.get("message"), str):
+            text = body["message"]
+        elif isinstance(err, str):
+            text = err
+        else:  # 422 field errors: {"field": ["msg", ...]}
+            parts = [f"{k}: {'; '.join(_messages(v))}" for k, v in body.items() if _messages(v)]
+            text = " | ".join(parts)
+    elif isinstance(body, str):
+        text = body
+    text = " ".join(text.split())
+    if len(text) > ERROR_MESSAGE_MAX_CHARS:
+        text = text[: ERROR_MESSAGE_MAX_CHARS - 3] + "..."
+    return text
+
+
+def utc_ms(value: datetime) -> int:
+    """Epoch milliseconds of an aware datetime (the unit of ``updatedAt``)."""
+    if value.tzinfo is None:
+        raise ValueError("datetime must be timezone-aware")
+    return int(value.timestamp() * 1000)

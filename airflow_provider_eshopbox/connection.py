@@ -1,0 +1,177 @@
+"""Read and validate an Eshopbox Airflow Connection into a typed config, before any network call."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from airflow_provider_eshopbox import api
+from airflow_provider_eshopbox.exceptions import EshopboxConfigError
+
+CONN_TYPE = "eshopbox"
+DEFAULT_CONN_ID = "eshopbox_default"
+LEGACY_EXTRA_PREFIX = f"extra__{CONN_TYPE}__"
+
+# Every extra key the parser reads; the provider-info form must declare exactly these.
+CONN_EXTRA_FIELDS: tuple[str, ...] = (
+    "refresh_token",
+    "workspace",
+    "external_channel_id",
+    "auth_url",
+    "api_url",
+    "wms_url",
+    "max_requests_per_second",
+    "timeout",
+    "token_cache",
+)
+SECRET_EXTRA_FIELDS: tuple[str, ...] = ("refresh_token",)
+
+DEFAULT_TIMEOUT = 30.0
+TOKEN_CACHE_SHARED = "shared"
+TOKEN_CACHE_PROCESS = "process"
+TokenCacheMode = Literal["shared", "process"]
+_WORKSPACE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class EshopboxConnectionConfig:
+    """Validated settings of one Eshopbox connection; ``repr`` hides the secrets."""
+
+    conn_id: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    workspace: str
+    auth_url: str = api.DEFAULT_AUTH_URL
+    api_url: str = ""
+    wms_url: str = api.DEFAULT_WMS_URL
+    external_channel_id: str | None = None
+    max_requests_per_second: float | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    token_cache: TokenCacheMode = "shared"
+
+    def base_url(self, host: api.HostKind) -> str:
+        """Base URL for a host kind; the auth 'base' is the full token URL."""
+        return {"workspace": self.api_url, "wms": self.wms_url, "auth": self.auth_url}[host]
+
+    @property
+    def cache_key(self) -> str:
+        """Conn id plus a sha256 of everything that decides which token is valid."""
+        material = "\0".join((self.client_id, self.client_secret, self.refresh_token, self.auth_url))
+        return f"{self.conn_id}:{hashlib.sha256(material.encode()).hexdigest()}"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must be registered with the secret masker."""
+        return (self.client_secret, self.refresh_token)
+
+
+def _fail(conn_id: str, name: str, problem: str, fix: str) -> EshopboxConfigError:
+    return EshopboxConfigError(
+        f"Eshopbox connection {conn_id!r}: {name} {problem}; {fix}.", field=name, conn_id=conn_id
+    )
+
+
+def _extra(extra: Mapping[str, Any], name: str) -> Any:
+    """Plain key as the UI saves it, else the legacy ``extra__eshopbox__`` key; blanks are unset."""
+    for key in (name, LEGACY_EXTRA_PREFIX + name):
+        value = extra.get(key)
+        if isinstance(value, str):
+            value = value.strip()
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def _url(conn_id: str, name: str, value: Any, default: str, workspace: str) -> str:
+    raw = default if value is None else value
+    if not isinstance(raw, str):
+        raise _fail(conn_id, name, f"must be a string URL, got {type(raw).__name__}", "fix the extra")
+    url = raw.replace("{workspace}", workspace).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _fail(
+            conn_id, name, f"is not an http(s) URL with a host ({url!r})", "use e.g. https://host/path"
+        )
+    return url
+
+
+def _positive(conn_id: str, name: str, value: Any, default: float | None) -> float | None:
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _fail(conn_id, name, f"must be a number, got {value!r}", "set a positive number") from None
+    if not number > 0 or number == float("inf"):
+        raise _fail(conn_id, name, f"must be a positive number, got {value!r}", "set a positive number")
+    return number
+
+
+def _required(conn_id: str, name: str, value: Any, fix: str) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise _fail(conn_id, name, "is missing", fix)
+    if not isinstance(value, str):
+        raise _fail(conn_id, name, f"must be a string, got {type(value).__name__}", fix)
+    return value.strip()
+
+
+def parse_connection(
+    conn_id: str, *, login: str | None, password: str | None, extra: Mapping[str, Any] | None
+) -> EshopboxConnectionConfig:
+    """Validate connection fields into a config; raises EshopboxConfigError naming the field."""
+    extra = extra or {}
+    if not isinstance(extra, Mapping):
+        raise _fail(conn_id, "extra", "is not a JSON object", "store the extras as a JSON object")
+    client_id = _required(conn_id, "login", login, "put the custom app's Client ID in Login")
+    client_secret = _required(conn_id, "password", password, "put the custom app's Client Secret in Password")
+    refresh_token = _required(
+        conn_id,
+        "refresh_token",
+        _extra(extra, "refresh_token"),
+        "copy the refresh token from the custom app into the 'refresh_token' extra",
+    )
+    workspace = _required(
+        conn_id,
+        "workspace",
+        _extra(extra, "workspace"),
+        "set the workspace slug (the first label of <slug>.myeshopbox.com)",
+    ).lower()
+    if not _WORKSPACE_RE.match(workspace):
+        raise _fail(
+            conn_id,
+            "workspace",
+            f"{workspace!r} is not a DNS-label slug",
+            "use only letters, digits and inner hyphens, at most 63 characters",
+        )
+    token_cache = str(_extra(extra, "token_cache") or TOKEN_CACHE_SHARED).lower()
+    if token_cache not in (TOKEN_CACHE_SHARED, TOKEN_CACHE_PROCESS):
+        raise _fail(conn_id, "token_cache", f"has unknown value {token_cache!r}", "use 'shared' or 'process'")
+    channel = _extra(extra, "external_channel_id")
+    return EshopboxConnectionConfig(
+        conn_id=conn_id,
+        client_id=client_id,
+        client_secret=client_secret,
+        refresh_token=refresh_token,
+        workspace=workspace,
+        auth_url=_url(conn_id, "auth_url", _extra(extra, "auth_url"), api.DEFAULT_AUTH_URL, workspace),
+        api_url=_url(conn_id, "api_url", _extra(extra, "api_url"), api.DEFAULT_API_URL, workspace),
+        wms_url=_url(conn_id, "wms_url", _extra(extra, "wms_url"), api.DEFAULT_WMS_URL, workspace),
+        external_channel_id=None if channel is None else str(channel),
+        max_requests_per_second=_positive(
+            conn_id, "max_requests_per_second", _extra(extra, "max_requests_per_second"), None
+        ),
+        timeout=_positive(conn_id, "timeout", _extra(extra, "timeout"), DEFAULT_TIMEOUT) or DEFAULT_TIMEOUT,
+        token_cache="process" if token_cache == TOKEN_CACHE_PROCESS else "shared",
+    )
+
+
+def config_from_connection(conn: Any, extra: Mapping[str, Any] | None = None) -> EshopboxConnectionConfig:
+    """Build the config from an Airflow Connection; pass ``extra`` when it was read asynchronously."""
+    if extra is None:
+        extra = conn.extra_dejson
+    return parse_connection(conn.conn_id, login=conn.login, password=conn.password, extra=extra)

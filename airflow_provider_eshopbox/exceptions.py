@@ -1,0 +1,42 @@
+"""Typed errors of the Eshopbox provider; messages name the field/endpoint, never a secret."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EshopboxError(Exception):
+    """Base class of every error this provider raises."""
+
+
+class EshopboxConfigError(EshopboxError):
+    """A connection or argument is invalid; raised before any network call."""
+
+    def __init__(self, message: str, *, field: str | None = None, conn_id: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.conn_id = conn_id
+
+
+class EshopboxAuthError(EshopboxError):
+    """Credentials were rejected or the token endpoint replied with something unusable."""
+
+
+class EshopboxApiError(EshopboxError):
+    """The API answered with an error (or not at all); carries status, endpoint and server message."""
+
+    def __init__(self, status: int | None, endpoint: str, message: str, *, details: Any = None) -> None:
+        self.status = status
+        self.endpoint = endpoint
+        self.message = message
+        self.details = details  # parsed error body (server data, never request headers)
+        where = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"{endpoint}: {where}: {message}")
+
+
+class EshopboxAmbiguousWriteError(EshopboxApiError):
+    """A non-idempotent request may or may not have been applied (timeout, 5xx, dropped connection)."""
+
+
+class EshopboxIncompleteReadError(EshopboxError):
+    """A window could not be read exactly (rows beyond the search cap, or never stable); nothing written."""

@@ -1,0 +1,750 @@
+"""EshopboxHook: the sync and async Eshopbox API, written once as effect-yielding generator flows.
+
+Each operation is a generator ("flow") that yields effects (get a token, send a request, drop a
+token, sleep, mask a value) and receives their results. ``_run`` performs effects synchronously
+and ``_arun`` awaits them, so auth, 401 recovery, paging and idempotent create logic exist once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Literal, TypeVar
+from urllib.parse import quote
+
+from airflow.sdk import BaseHook
+from airflow.sdk.log import amask_secret, mask_secret
+
+from airflow_provider_eshopbox import api
+from airflow_provider_eshopbox.connection import (
+    CONN_TYPE,
+    DEFAULT_CONN_ID,
+    EshopboxConnectionConfig,
+    config_from_connection,
+)
+from airflow_provider_eshopbox.exceptions import (
+    EshopboxAmbiguousWriteError,
+    EshopboxApiError,
+    EshopboxAuthError,
+    EshopboxConfigError,
+    EshopboxError,
+)
+from airflow_provider_eshopbox.token_cache import CachedToken, FileTokenStore, TokenCache
+from airflow_provider_eshopbox.transport import Reply, RequestSpec, RetryPolicy, Transport, limiter_for
+
+T = TypeVar("T")
+UpdatedOn = tuple[datetime | None, datetime | None] | str | None
+
+
+# --- effects ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _GetToken:
+    """Yield to receive a usable access token."""
+
+
+@dataclass(frozen=True)
+class _DropToken:
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class _Send:
+    spec: RequestSpec
+
+
+@dataclass(frozen=True)
+class _Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Mask:
+    value: str = field(repr=False)
+
+
+_Effect = _GetToken | _DropToken | _Send | _Sleep | _Mask
+Flow = Generator[_Effect, Any, T]
+
+
+# --- results -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OrdersPage:
+    """One page of the order-item list."""
+
+    page: int
+    hits: list[dict[str, Any]]
+    has_next: bool
+    per_page: int = api.ORDERS_PER_PAGE_MAX
+
+    @property
+    def reached_hit_cap(self) -> bool:
+        """True when this page ends at or beyond ORDERS_HIT_CAP: later rows may be unreachable."""
+        return self.page * self.per_page >= api.ORDERS_HIT_CAP
+
+
+@dataclass(frozen=True)
+class CreateOrderResult:
+    """Outcome of an idempotent create: ``created`` by this call, or ``existing`` already."""
+
+    status: Literal["created", "existing"]
+    order: dict[str, Any]
+
+
+# --- pure interpretation shared by both paths --------------------------------------------------
+def parse_token_reply(conn_id: str, reply: Reply) -> tuple[str, float, str | None]:
+    """``(access_token, expires_in, new_refresh_token)`` from a token reply, or EshopboxAuthError."""
+    label = api.TOKEN.label
+    if reply.status in (400, 401, 403):
+        reason = api.error_message(reply.data) or f"HTTP {reply.status}"
+        raise EshopboxAuthError(
+            f"Eshopbox rejected the credentials of connection {conn_id!r} at the token endpoint "
+            f"(HTTP {reply.status}: {reason}); check client_id/client_secret/refresh_token, "
+            "the app may have been uninstalled."
+        )
+
+    def unexpected(why: str) -> EshopboxAuthError:
+        return EshopboxAuthError(
+            f"Eshopbox token endpoint returned an unexpected reply for connection {conn_id!r} "
+            f"({label}, HTTP {reply.status}): {why}."
+        )
+
+    if not 200 <= reply.status < 300:
+        raise unexpected(api.error_message(reply.data) or f"not a success ({reply.content_type})")
+    if not isinstance(reply.data, Mapping):
+        raise unexpected("body is not a JSON object")
+    access = reply.data.get("access_token")
+    if not isinstance(access, str) or not access:
+        raise unexpected("no access_token")
+    raw = reply.data.get("expires_in")
+    if raw is None:
+        expires_in = api.DEFAULT_EXPIRES_IN
+    else:
+        try:
+            expires_in = float(raw) if not isinstance(raw, bool) else float("nan")
+        except (TypeError, ValueError):
+            raise unexpected("expires_in is not a number") from None
+        if not expires_in > 0 or expires_in == float("inf"):
+            raise unexpected("expires_in is not a positive number")
+    new_refresh = reply.data.get("refresh_token")
+    return access, expires_in, new_refresh if isinstance(new_refresh, str) and new_refresh else None
+
+
+def parse_orders_page(data: Any, page: int, per_page: int) -> OrdersPage:
+    """Validate an orders/erp reply ``{"hits": [...], "hasNext": bool}``."""
+    if (
+        not isinstance(data, Mapping)
+        or not isinstance(data.get("hits"), list)
+        or not isinstance(data.get("hasNext"), bool)
+    ):
+        raise EshopboxApiError(
+            200, api.ORDERS_LIST.label, "unexpected response shape (want 'hits' list and 'hasNext' bool)"
+        )
+    return OrdersPage(page=page, hits=list(data["hits"]), has_next=data["hasNext"], per_page=per_page)
+
+
+def next_orders_page(result: OrdersPage) -> int | None:
+    """The page to fetch after ``result``, or None when done."""
+    if not result.has_next:
+        return None
+    if not result.hits:
+        raise EshopboxApiError(
+            200, api.ORDERS_LIST.label, "unexpected response shape (hasNext on an empty page)"
+        )
+    return result.page + 1
+
+
+def parse_inventory_page(data: Any) -> dict[str, dict[str, Any]]:
+    """Validate an ESIN-keyed inventory reply; an empty list counts as an empty page."""
+    if data in ([], None):
+        return {}
+    if not isinstance(data, Mapping) or not all(isinstance(v, Mapping) for v in data.values()):
+        raise EshopboxApiError(
+            200, api.INVENTORY_LIST.label, "unexpected response shape (want ESIN-keyed object)"
+        )
+    return {str(k): dict(v) for k, v in data.items()}
+
+
+def _required_arg(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise EshopboxConfigError(f"argument {name} must be a non-empty string, got {value!r}", field=name)
+    return value
+
+
+class EshopboxHook(BaseHook):
+    """Talks to Eshopbox for one connection: token caching, retries, rate limit, paging.
+
+    :param eshopbox_conn_id: Airflow connection id of type ``eshopbox``.
+    :param retry_policy: attempts and waits for transient failures (default: 5 attempts).
+    """
+
+    conn_name_attr = "eshopbox_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = "Eshopbox"
+
+    _rotated_refresh_tokens: ClassVar[dict[str, str]] = {}
+    _masked_digests: ClassVar[set[str]] = set()
+    _mask_guard: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        eshopbox_conn_id: str = default_conn_name,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.eshopbox_conn_id = eshopbox_conn_id
+        self.retry_policy = retry_policy or RetryPolicy()
+        self._config: EshopboxConnectionConfig | None = None
+        self._transport: Transport | None = None
+        self._cache: TokenCache | None = None
+
+    # --- configuration -----------------------------------------------------------------------
+    def _install(self, config: EshopboxConnectionConfig) -> EshopboxConnectionConfig:
+        limiter = limiter_for(config.cache_key, config.max_requests_per_second)
+        self._transport = Transport(timeout=config.timeout, policy=self.retry_policy, limiter=limiter)
+        self._cache = TokenCache(FileTokenStore() if config.token_cache == "shared" else None)
+        self._config = config
+        return config
+
+    def get_config(self) -> EshopboxConnectionConfig:
+        """Read, validate and cache the connection (sync; not for use inside an event loop)."""
+        if self._config is None:
+            config = config_from_connection(self.get_connection(self.eshopbox_conn_id))
+            for secret in config.secrets:
+                mask_secret(secret)
+            self._install(config)
+        assert self._config is not None
+        return self._config
+
+    async def aget_config(self) -> EshopboxConnectionConfig:
+        """Async ``get_config``, safe in a triggerer: one async connection read, cached on the hook."""
+        if self._config is None:
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
+
+            conn = await get_async_connection(self.eshopbox_conn_id, hook=self)
+            config = config_from_connection(conn, await get_async_extra_dejson(conn))
+            for secret in config.secrets:
+                await amask_secret(secret)
+            if self._config is None:
+                self._install(config)
+        assert self._config is not None
+        return self._config
+
+    def get_conn(self) -> EshopboxConnectionConfig:
+        """The validated connection config (the hook owns its HTTP clients)."""
+        return self.get_config()
+
+    # --- effect drivers ----------------------------------------------------------------------
+    def _first_sight(self, value: str) -> bool:
+        digest = hashlib.sha256(value.encode()).hexdigest()
+        with self._mask_guard:
+            if digest in self._masked_digests:
+                return False
+            self._masked_digests.add(digest)
+            return True
+
+    def _run(self, flow: Flow[T]) -> T:
+        """Drive a flow synchronously."""
+        self.get_config()
+        value: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                effect = flow.throw(error) if error is not None else flow.send(value)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            try:
+                value = self._perform(effect)
+            except Exception as exc:
+                error = exc
+
+    async def _arun(self, flow: Flow[T]) -> T:
+        """Drive a flow on the running event loop."""
+        await self.aget_config()
+        value: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                effect = flow.throw(error) if error is not None else flow.send(value)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            try:
+                value = await self._aperform(effect)
+            except Exception as exc:
+                error = exc
+
+    def _perform(self, effect: _Effect) -> Any:
+        assert self._config and self._cache and self._transport
+        key = self._config.cache_key
+        if isinstance(effect, _Send):
+            return self._transport.send(effect.spec)
+        if isinstance(effect, _GetToken):
+            token = self._cache.get(key, lambda: self._run(self._exchange_flow())).access_token
+            if self._first_sight(token):
+                mask_secret(token)
+            return token
+        if isinstance(effect, _DropToken):
+            return self._cache.invalidate(key, effect.token)
+        if isinstance(effect, _Sleep):
+            return time.sleep(effect.seconds)
+        if self._first_sight(effect.value):
+            mask_secret(effect.value)
+        return None
+
+    async def _aperform(self, effect: _Effect) -> Any:
+        assert self._config and self._cache and self._transport
+        key = self._config.cache_key
+        if isinstance(effect, _Send):
+            return await self._transport.asend(effect.spec)
+        if isinstance(effect, _GetToken):
+            token = (await self._cache.aget(key, lambda: self._arun(self._exchange_flow()))).access_token
+            if self._first_sight(token):
+                await amask_secret(token)
+            return token
+        if isinstance(effect, _DropToken):
+            return await self._cache.ainvalidate(key, effect.token)
+        if isinstance(effect, _Sleep):
+            return await asyncio.sleep(effect.seconds)
+        if self._first_sight(effect.value):
+            await amask_secret(effect.value)
+        return None
+
+    # --- flows (the one core) ------------------------------------------------------------------
+    def _spec(
+        self,
+        endpoint: api.Endpoint,
+        token: str,
+        *,
+        path_params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> RequestSpec:
+        config = self._config
+        assert config is not None
+        path = endpoint.path.format(**{k: quote(str(v), safe="") for k, v in (path_params or {}).items()})
+        base = config.base_url(endpoint.host)
+        headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
+        if endpoint.host == api.HOST_WORKSPACE:
+            headers[api.PROXY_HOST_HEADER] = config.workspace
+        return RequestSpec(
+            endpoint,
+            f"{base}/{path}" if path else base,
+            params=params,
+            json=json,
+            headers=headers,
+            idempotent=endpoint.method in ("GET", "HEAD", "PUT", "DELETE"),
+        )
+
+    def _exchange_flow(self) -> Flow[CachedToken]:
+        config = self._config
+        assert config is not None and self._cache is not None
+        refresh = self._rotated_refresh_tokens.get(config.cache_key, config.refresh_token)
+        spec = RequestSpec(
+            api.TOKEN,
+            config.auth_url,
+            json=api.token_request_body(config.client_id, config.client_secret, refresh),
+            headers={"Accept": "application/json"},
+            idempotent=True,
+        )
+        reply = yield _Send(spec)
+        access, expires_in, new_refresh = parse_token_reply(config.conn_id, reply)
+        yield _Mask(access)
+        if new_refresh and new_refresh != refresh:
+            yield _Mask(new_refresh)
+            self._rotated_refresh_tokens[config.cache_key] = new_refresh
+            self.log.warning(
+                "Eshopbox returned a new refresh token for connection %r; using it in this process. "
+                "If refresh tokens rotate, store the new one in the connection.",
+                config.conn_id,
+            )
+        self.log.info(
+            "Minted an Eshopbox access token for %r (expires in %.0f s)", config.conn_id, expires_in
+        )
+        return CachedToken.from_lifetime(access, expires_in, self._cache.clock())
+
+    def _call_flow(
+        self,
+        endpoint: api.Endpoint,
+        *,
+        path_params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        allow_404: bool = False,
+    ) -> Flow[Any]:
+        token = yield _GetToken()
+        reply: Reply = yield _Send(
+            self._spec(endpoint, token, path_params=path_params, params=params, json=json)
+        )
+        if reply.status == 401:
+            self.log.warning("Eshopbox %s answered 401; refreshing the access token once", endpoint.label)
+            yield _DropToken(token)
+            token = yield _GetToken()
+            reply = yield _Send(
+                self._spec(endpoint, token, path_params=path_params, params=params, json=json)
+            )
+            if reply.status == 401:
+                assert self._config is not None
+                raise EshopboxAuthError(
+                    f"Eshopbox rejected a freshly minted token for connection {self._config.conn_id!r} on "
+                    f"{endpoint.label} (HTTP 401: {api.error_message(reply.data) or 'unauthorized'}); "
+                    "check client_id/client_secret/refresh_token, the app may have been uninstalled."
+                )
+        if allow_404 and reply.status == 404:
+            return None
+        if reply.status >= 300:
+            message = api.error_message(reply.data) if reply.is_json else ""
+            raise EshopboxApiError(
+                reply.status,
+                endpoint.label,
+                message or f"request failed (body not JSON: {reply.content_type})",
+                details=reply.data if reply.is_json else None,
+            )
+        return reply.data
+
+    def _orders_page_flow(
+        self, filters: str, page: int, per_page: int, fields: str | Sequence[str] | None
+    ) -> Flow[OrdersPage]:
+        _required_arg("filters", filters)
+        if not 1 <= per_page <= api.ORDERS_PER_PAGE_MAX:
+            raise EshopboxConfigError(
+                f"per_page must be 1..{api.ORDERS_PER_PAGE_MAX}, got {per_page}", field="per_page"
+            )
+        if page < api.ORDERS_FIRST_PAGE:
+            raise EshopboxConfigError(f"page must be >= {api.ORDERS_FIRST_PAGE}, got {page}", field="page")
+        params: dict[str, Any] = {
+            api.ORDERS_PARAM_FILTERS: filters,
+            api.ORDERS_PARAM_PAGE: page,
+            api.ORDERS_PARAM_PER_PAGE: per_page,
+        }
+        if fields:
+            params[api.ORDERS_PARAM_FIELDS] = fields if isinstance(fields, str) else ",".join(fields)
+        data = yield from self._call_flow(api.ORDERS_LIST, params=params)
+        return parse_orders_page(data, page, per_page)
+
+    def _inventory_page_flow(
+        self, updated_on: UpdatedOn, page: int, per_page: int, esin: str | None = None
+    ) -> Flow[dict[str, dict[str, Any]]]:
+        params: dict[str, Any] = {api.INVENTORY_PARAM_PAGE: page, api.INVENTORY_PARAM_PER_PAGE: per_page}
+        if updated_on:
+            params[api.INVENTORY_PARAM_UPDATED_ON] = (
+                updated_on if isinstance(updated_on, str) else api.format_updated_on(*updated_on)
+            )
+        if esin:
+            params[api.INVENTORY_PARAM_ESIN] = esin
+        data = yield from self._call_flow(api.INVENTORY_LIST, params=params)
+        return parse_inventory_page(data)
+
+    def _get_order_flow(self, customer_order_number: str) -> Flow[dict[str, Any] | None]:
+        number = _required_arg("customer_order_number", customer_order_number)
+        return (
+            yield from self._call_flow(
+                api.ORDER_GET, path_params={"customerOrderNumber": number}, allow_404=True
+            )
+        )
+
+    def _get_product_flow(self, sku: str) -> Flow[dict[str, Any] | None]:
+        sku = _required_arg("sku", sku)
+        return (yield from self._call_flow(api.PRODUCT_GET, path_params={"sku": sku}, allow_404=True))
+
+    def _inventory_flow(self, sku: str | None, esin: str | None) -> Flow[dict[str, Any] | None]:
+        if not esin:
+            product = yield from self._get_product_flow(_required_arg("sku or esin", sku))
+            esin = product.get("esin") if isinstance(product, Mapping) else None
+            if not esin:
+                return None
+        page = yield from self._inventory_page_flow(
+            None, api.INVENTORY_FIRST_PAGE, api.INVENTORY_PER_PAGE_DEFAULT, esin
+        )
+        return page.get(esin)
+
+    def _create_order_flow(self, order: Mapping[str, Any]) -> Flow[CreateOrderResult]:
+        assert self._config is not None
+        body = dict(order)
+        number = _required_arg("order['customerOrderNumber']", body.get("customerOrderNumber"))
+        if not body.get("externalChannelID") and self._config.external_channel_id:
+            body["externalChannelID"] = self._config.external_channel_id
+        unsure = False
+        last: EshopboxApiError | None = None
+        for attempt in range(1, self.retry_policy.max_attempts + 1):
+            try:
+                created = yield from self._call_flow(api.ORDER_CREATE, json=body)
+                return CreateOrderResult("created", created)
+            except EshopboxAmbiguousWriteError as exc:
+                # Never re-send blindly: look first; only a confirmed absence allows another POST.
+                self.log.warning(
+                    "Create of order %r had an unknown outcome (%s); checking with a GET", number, exc
+                )
+                unsure, last = True, exc
+                existing = yield from self._get_order_flow(number)
+                if existing is not None:
+                    return CreateOrderResult("created", existing)
+                yield _Sleep(self.retry_policy.wait(attempt, None))
+            except EshopboxApiError as exc:
+                if not api.is_duplicate_order_error(exc.status, exc.details):
+                    raise
+                existing = yield from self._get_order_flow(number)
+                if existing is None:
+                    raise EshopboxApiError(
+                        exc.status,
+                        exc.endpoint,
+                        f"order {number!r} is reported as existing but GET finds none",
+                    ) from exc
+                return CreateOrderResult("created" if unsure else "existing", existing)
+        assert last is not None
+        raise EshopboxApiError(
+            last.status,
+            last.endpoint,
+            f"order {number!r} not confirmed after {self.retry_policy.max_attempts} attempts: {last.message}",
+        )
+
+    def _cancel_body(
+        self,
+        customer_order_number: str,
+        reason: str,
+        items: Sequence[Mapping[str, Any]],
+        external_channel_id: str | None,
+        cancellation_time: str | None,
+        actor: str | None,
+    ) -> dict[str, Any]:
+        assert self._config is not None
+        channel = external_channel_id or self._config.external_channel_id
+        if not channel:
+            raise EshopboxConfigError(
+                f"Eshopbox connection {self._config.conn_id!r}: external_channel_id is needed to "
+                "cancel orders; set the extra or pass external_channel_id=",
+                field="external_channel_id",
+                conn_id=self._config.conn_id,
+            )
+        body: dict[str, Any] = {
+            "externalChannelID": channel,
+            "reason": _required_arg("reason", reason),
+            "items": [dict(i) for i in items],
+            "customerOrderNumber": _required_arg("customer_order_number", customer_order_number),
+        }
+        if cancellation_time:
+            body["cancellationTime"] = cancellation_time
+        if actor:
+            body["actor"] = actor
+        return body
+
+    # --- public sync API --------------------------------------------------------------------------
+    def call(
+        self,
+        endpoint: api.Endpoint,
+        *,
+        path_params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """Any catalog endpoint, with auth/retries; returns the parsed JSON body."""
+        return self._run(self._call_flow(endpoint, path_params=path_params, params=params, json=json))
+
+    def fetch_orders_page(
+        self,
+        filters: str,
+        page: int = api.ORDERS_FIRST_PAGE,
+        per_page: int = api.ORDERS_PER_PAGE_MAX,
+        fields: str | Sequence[str] | None = None,
+    ) -> OrdersPage:
+        """One page of order items matching ``filters``."""
+        return self._run(self._orders_page_flow(filters, page, per_page, fields))
+
+    def iter_order_pages(
+        self, filters: str, fields: str | Sequence[str] | None = None, per_page: int = api.ORDERS_PER_PAGE_MAX
+    ) -> Iterator[OrdersPage]:
+        """Pages 1, 2, ... until ``hasNext`` is false."""
+        page: int | None = api.ORDERS_FIRST_PAGE
+        while page is not None:
+            result = self.fetch_orders_page(filters, page, per_page, fields)
+            yield result
+            page = next_orders_page(result)
+
+    def fetch_inventory_page(
+        self,
+        updated_on: UpdatedOn = None,
+        page: int = api.INVENTORY_FIRST_PAGE,
+        per_page: int = api.INVENTORY_PER_PAGE_DEFAULT,
+    ) -> dict[str, dict[str, Any]]:
+        """One ESIN-keyed inventory page; ``updated_on`` is ``(start, end)`` (either may be None)."""
+        return self._run(self._inventory_page_flow(updated_on, page, per_page))
+
+    def iter_inventory_pages(
+        self, updated_on: UpdatedOn = None, per_page: int = api.INVENTORY_PER_PAGE_DEFAULT
+    ) -> Iterator[dict[str, dict[str, Any]]]:
+        """ESIN-keyed pages until one holds fewer than ``per_page`` ESINs."""
+        page = api.INVENTORY_FIRST_PAGE
+        while True:
+            items = self.fetch_inventory_page(updated_on, page, per_page)
+            if items:
+                yield items
+            if api.inventory_is_last_page(len(items), per_page):
+                return
+            page += 1
+
+    def get_order(self, customer_order_number: str) -> dict[str, Any] | None:
+        """The WMS order, or None if Eshopbox answers 404."""
+        return self._run(self._get_order_flow(customer_order_number))
+
+    def create_order(self, order: Mapping[str, Any]) -> CreateOrderResult:
+        """Create an order exactly once: unknown outcomes and duplicate-422s are resolved by GET."""
+        return self._run(self._create_order_flow(order))
+
+    def cancel_order(
+        self,
+        customer_order_number: str,
+        reason: str,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        external_channel_id: str | None = None,
+        cancellation_time: str | None = None,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Cancel order items (not retried on an unknown outcome: EshopboxAmbiguousWriteError)."""
+        self.get_config()
+        body = self._cancel_body(
+            customer_order_number, reason, items, external_channel_id, cancellation_time, actor
+        )
+        return self._run(self._call_flow(api.ORDER_CANCEL, json=body))
+
+    def get_product(self, sku: str) -> dict[str, Any] | None:
+        """The product by SKU, or None on 404."""
+        return self._run(self._get_product_flow(sku))
+
+    def get_inventory(self, *, sku: str | None = None, esin: str | None = None) -> dict[str, Any] | None:
+        """Inventory record of one ESIN (or of a SKU's ESIN), or None if unknown."""
+        return self._run(self._inventory_flow(sku, esin))
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Token exchange plus one tiny authenticated orders query on the workspace host; never raises."""
+        try:
+            config = self.get_config()
+            now_ms = int(time.time() * 1000)
+            self.fetch_orders_page(api.orders_window_filter(now_ms - 1, now_ms), page=1, per_page=1)
+        except EshopboxError as exc:
+            return False, str(exc)
+        except Exception as exc:
+            return False, f"Unexpected error: {type(exc).__name__}: {exc}"
+        return True, f"Connected to Eshopbox workspace {config.workspace!r} (token + orders query OK)."
+
+    def close(self) -> None:
+        """Close pooled HTTP connections."""
+        if self._transport is not None:
+            self._transport.close()
+
+    def __enter__(self) -> EshopboxHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- public async API -------------------------------------------------------------------------
+    async def acall(
+        self,
+        endpoint: api.Endpoint,
+        *,
+        path_params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """Async ``call``."""
+        return await self._arun(self._call_flow(endpoint, path_params=path_params, params=params, json=json))
+
+    async def afetch_orders_page(
+        self,
+        filters: str,
+        page: int = api.ORDERS_FIRST_PAGE,
+        per_page: int = api.ORDERS_PER_PAGE_MAX,
+        fields: str | Sequence[str] | None = None,
+    ) -> OrdersPage:
+        """Async single page; drive many concurrently with asyncio."""
+        return await self._arun(self._orders_page_flow(filters, page, per_page, fields))
+
+    async def aiter_order_pages(
+        self, filters: str, fields: str | Sequence[str] | None = None, per_page: int = api.ORDERS_PER_PAGE_MAX
+    ) -> AsyncIterator[OrdersPage]:
+        """Async ``iter_order_pages``."""
+        page: int | None = api.ORDERS_FIRST_PAGE
+        while page is not None:
+            result = await self.afetch_orders_page(filters, page, per_page, fields)
+            yield result
+            page = next_orders_page(result)
+
+    async def afetch_inventory_page(
+        self,
+        updated_on: UpdatedOn = None,
+        page: int = api.INVENTORY_FIRST_PAGE,
+        per_page: int = api.INVENTORY_PER_PAGE_DEFAULT,
+    ) -> dict[str, dict[str, Any]]:
+        """Async ``fetch_inventory_page``."""
+        return await self._arun(self._inventory_page_flow(updated_on, page, per_page))
+
+    async def aiter_inventory_pages(
+        self, updated_on: UpdatedOn = None, per_page: int = api.INVENTORY_PER_PAGE_DEFAULT
+    ) -> AsyncIterator[dict[str, dict[str, Any]]]:
+        """Async ``iter_inventory_pages``."""
+        page = api.INVENTORY_FIRST_PAGE
+        while True:
+            items = await self.afetch_inventory_page(updated_on, page, per_page)
+            if items:
+                yield items
+            if api.inventory_is_last_page(len(items), per_page):
+                return
+            page += 1
+
+    async def aget_order(self, customer_order_number: str) -> dict[str, Any] | None:
+        """Async ``get_order``."""
+        return await self._arun(self._get_order_flow(customer_order_number))
+
+    async def acreate_order(self, order: Mapping[str, Any]) -> CreateOrderResult:
+        """Async ``create_order``."""
+        return await self._arun(self._create_order_flow(order))
+
+    async def acancel_order(
+        self,
+        customer_order_number: str,
+        reason: str,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        external_channel_id: str | None = None,
+        cancellation_time: str | None = None,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Async ``cancel_order``."""
+        await self.aget_config()
+        body = self._cancel_body(
+            customer_order_number, reason, items, external_channel_id, cancellation_time, actor
+        )
+        return await self._arun(self._call_flow(api.ORDER_CANCEL, json=body))
+
+    async def aget_product(self, sku: str) -> dict[str, Any] | None:
+        """Async ``get_product``."""
+        return await self._arun(self._get_product_flow(sku))
+
+    async def aget_inventory(
+        self, *, sku: str | None = None, esin: str | None = None
+    ) -> dict[str, Any] | None:
+        """Async ``get_inventory``."""
+        return await self._arun(self._inventory_flow(sku, esin))
+
+    async def aclose(self) -> None:
+        """Close the async client of this loop and the sync client."""
+        if self._transport is not None:
+            await self._transport.aclose()
+
+    async def __aenter__(self) -> EshopboxHook:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,302 @@
+"""HTTP transport: pooled httpx clients, tenacity retries with Retry-After, and a rate limiter.
+
+Requests are described by a ``RequestSpec`` and answers classified by pure functions shared by the
+sync and async paths. Non-idempotent requests are never retried once they may have reached the
+server; those raise ``EshopboxAmbiguousWriteError`` for the caller to resolve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from airflow_provider_eshopbox.api import Endpoint, error_message
+from airflow_provider_eshopbox.exceptions import EshopboxAmbiguousWriteError, EshopboxApiError
+
+log = logging.getLogger(__name__)
+
+# httpx logs every request URL at INFO; keep its and httpcore's chatter out of task logs unless the
+# user configured those loggers. No token is ever put in a URL, and headers are never logged.
+for _name in ("httpx", "httpcore"):
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.WARNING)
+
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_MAYBE_SENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry; tests shrink the waits."""
+
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_cap: float = 60.0
+
+    def wait(self, attempt: int, retry_after: float | None) -> float:
+        """Retry-After (capped) if the server sent one, else exponential backoff with jitter."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.retry_after_cap)
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return ceiling * random.uniform(0.5, 1.0)
+
+
+class RateLimiter:
+    """Thread-safe spacing limiter: at most ``rate`` request starts per second, sync or async."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Claim the next slot; returns how long the caller must wait for it."""
+        if not self.interval:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+            return slot - now
+
+    def acquire(self) -> None:
+        """Block until this caller may send."""
+        if delay := self.reserve():
+            time.sleep(delay)
+
+    async def aacquire(self) -> None:
+        """Wait (without blocking the loop) until this caller may send."""
+        if delay := self.reserve():
+            await asyncio.sleep(delay)
+
+
+_limiters: dict[tuple[str, float | None], RateLimiter] = {}
+_limiters_guard = threading.Lock()
+
+
+def limiter_for(key: str, rate: float | None) -> RateLimiter:
+    """The process-wide limiter of one connection, shared by all its hooks, threads and loops."""
+    with _limiters_guard:
+        return _limiters.setdefault((key, rate), RateLimiter(rate))
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """One HTTP request, fully built; ``headers`` carry the bearer token and are never shown."""
+
+    endpoint: Endpoint
+    url: str
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    idempotent: bool = True
+
+    @property
+    def label(self) -> str:
+        """Endpoint label for messages."""
+        return self.endpoint.label
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A final (non-retried) HTTP answer with its JSON body parsed when there was one."""
+
+    status: int
+    data: Any
+    is_json: bool
+    content_type: str
+
+
+class _Retry(Exception):
+    """Internal: this attempt failed in a retryable way; ``error`` is raised when attempts run out."""
+
+    def __init__(self, error: EshopboxApiError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header given as delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def _decode(response: httpx.Response) -> tuple[bool, Any]:
+    if not response.content:
+        return False, None
+    try:
+        return True, json.loads(response.content)
+    except ValueError:
+        return False, None
+
+
+def classify_response(spec: RequestSpec, response: httpx.Response) -> Reply:
+    """A Reply for final answers; raises _Retry for retryable ones, ambiguity for unsafe writes."""
+    status = response.status_code
+    is_json, data = _decode(response)
+    ctype = response.headers.get("content-type", "").split(";")[0].strip() or "no content-type"
+    if status == 429:
+        msg = error_message(data) or "rate limited"
+        raise _Retry(
+            EshopboxApiError(status, spec.label, msg, details=data),
+            parse_retry_after(response.headers.get("retry-after")),
+        )
+    if status >= 500 or (200 <= status < 300 and not is_json):
+        msg = error_message(data) if is_json else f"server error, body not JSON ({ctype})"
+        if status < 300:
+            msg = f"reply is not valid JSON (truncated or {ctype})"
+        if not spec.idempotent:
+            raise EshopboxAmbiguousWriteError(
+                status, spec.label, f"{msg}; the write may or may not have been applied", details=data
+            )
+        raise _Retry(
+            EshopboxApiError(status, spec.label, msg or "server error", details=data),
+            parse_retry_after(response.headers.get("retry-after")),
+        )
+    return Reply(status, data, is_json, ctype)
+
+
+def classify_exception(spec: RequestSpec, exc: httpx.HTTPError) -> Exception:
+    """The exception to raise for a transport failure: _Retry, ambiguity, or a final API error."""
+    text = f"{type(exc).__name__}: {exc}"[:200]
+    if isinstance(exc, _NEVER_SENT):
+        return _Retry(EshopboxApiError(None, spec.label, f"could not connect ({text})"))
+    if isinstance(exc, _MAYBE_SENT):
+        if not spec.idempotent:
+            return EshopboxAmbiguousWriteError(
+                None, spec.label, f"{text}; the write may or may not have been applied"
+            )
+        return _Retry(EshopboxApiError(None, spec.label, text))
+    return EshopboxApiError(None, spec.label, text)
+
+
+def _exhausted(error: EshopboxApiError, attempts: int) -> EshopboxApiError:
+    return EshopboxApiError(
+        error.status,
+        error.endpoint,
+        f"{error.message} (gave up after {attempts} attempts)",
+        details=error.details,
+    )
+
+
+class Transport:
+    """Pooled sync client plus one async client per event loop, with the retry policy applied."""
+
+    def __init__(self, *, timeout: float, policy: RetryPolicy, limiter: RateLimiter) -> None:
+        self.timeout = httpx.Timeout(timeout)
+        self.policy = policy
+        self.limiter = limiter
+        self._client: httpx.Client | None = None
+        self._aclient: httpx.AsyncClient | None = None
+        self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self._guard = threading.Lock()
+
+    def _retry_kwargs(self) -> dict[str, Any]:
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            after = exc.retry_after if isinstance(exc, _Retry) else None
+            delay = self.policy.wait(state.attempt_number, after)
+            log.info("Eshopbox request retry %d in %.2f s: %s", state.attempt_number, delay, exc)
+            return delay
+
+        return {
+            "stop": stop_after_attempt(self.policy.max_attempts),
+            "wait": wait,
+            "retry": retry_if_exception_type(_Retry),
+            "reraise": True,
+        }
+
+    @property
+    def client(self) -> httpx.Client:
+        """The pooled sync client, created on first use."""
+        with self._guard:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+            return self._client
+
+    def _async_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aclient_loop is not loop:
+            self._aclient = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+            self._aclient_loop = loop
+        return self._aclient
+
+    def _attempt(self, spec: RequestSpec) -> Reply:
+        self.limiter.acquire()
+        try:
+            response = self.client.request(
+                spec.endpoint.method, spec.url, params=spec.params, json=spec.json, headers=spec.headers
+            )
+        except httpx.HTTPError as exc:
+            raise classify_exception(spec, exc) from None
+        return classify_response(spec, response)
+
+    async def _aattempt(self, spec: RequestSpec) -> Reply:
+        await self.limiter.aacquire()
+        try:
+            response = await self._async_client().request(
+                spec.endpoint.method, spec.url, params=spec.params, json=spec.json, headers=spec.headers
+            )
+        except httpx.HTTPError as exc:
+            raise classify_exception(spec, exc) from None
+        return classify_response(spec, response)
+
+    def send(self, spec: RequestSpec) -> Reply:
+        """Send with retries; returns the final Reply (2xx or a non-retryable 4xx)."""
+        try:
+            for attempt in Retrying(**self._retry_kwargs()):
+                with attempt:
+                    return self._attempt(spec)
+        except _Retry as exc:
+            raise _exhausted(exc.error, self.policy.max_attempts) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def asend(self, spec: RequestSpec) -> Reply:
+        """Async ``send``."""
+        try:
+            async for attempt in AsyncRetrying(**self._retry_kwargs()):
+                with attempt:
+                    return await self._aattempt(spec)
+        except _Retry as exc:
+            raise _exhausted(exc.error, self.policy.max_attempts) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        """Close the sync client (the async one is closed by ``aclose``)."""
+        with self._guard:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    async def aclose(self) -> None:
+        """Close the async client of the running loop, and the sync client."""
+        if self._aclient is not None and self._aclient_loop is asyncio.get_running_loop():
+            await self._aclient.aclose()
+        self._aclient = self._aclient_loop = None
+        self.close()

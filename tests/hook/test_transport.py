@@ -1,0 +1,180 @@
+"""Retries, Retry-After, rate limit, fail-fast auth and response-shape checks (respx)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import httpx
+import pytest
+import respx
+
+from airflow_provider_eshopbox import api
+from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxAuthError
+from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+from airflow_provider_eshopbox.transport import RateLimiter, RetryPolicy, parse_retry_after
+
+from .conftest import API, AUTH_URL, FAST, WMS, TokenMinter, conn_json
+
+ORDERS = f"{API}/api/v1/orders/erp"
+PAGE = {"hits": [{"orderItemID": "1"}], "hasNext": False}
+
+
+@pytest.fixture
+def mock():
+    with respx.mock(assert_all_called=False) as m:
+        m.post(AUTH_URL).mock(side_effect=TokenMinter())
+        yield m
+
+
+def test_429_retry_after_is_honoured(mock, hook):
+    route = mock.get(ORDERS).mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "2"}, json={"message": "slow"}),
+            httpx.Response(200, json=PAGE),
+        ]
+    )
+    started = time.monotonic()
+    assert hook.fetch_orders_page("(f)").hits == PAGE["hits"]
+    waited = time.monotonic() - started
+    print(f"Retry-After 2 -> waited {waited:.3f} s")
+    assert waited >= 1.9 and route.call_count == 2
+
+
+def test_503_twice_then_200_succeeds(mock, hook):
+    route = mock.get(ORDERS).mock(
+        side_effect=[httpx.Response(503, json={"message": "busy"})] * 2 + [httpx.Response(200, json=PAGE)]
+    )
+    assert hook.fetch_orders_page("(f)").page == 1 and route.call_count == 3
+
+
+@pytest.mark.parametrize("attempts", [3, 5])
+def test_persistent_500_fails_after_exact_attempts(mock, attempts):
+    route = mock.get(ORDERS).respond(500, json={"error": {"message": "backend down", "code": 500}})
+    hook = EshopboxHook(
+        retry_policy=RetryPolicy(max_attempts=attempts, backoff_base=0.001, backoff_max=0.002)
+    )
+    with pytest.raises(EshopboxApiError) as info:
+        hook.fetch_orders_page("(f)")
+    assert route.call_count == attempts
+    assert info.value.status == 500 and "backend down" in str(info.value)
+    assert f"gave up after {attempts} attempts" in str(info.value) and "orders_list" in str(info.value)
+
+
+def test_transport_errors_and_truncated_json_are_retried_for_get(mock, hook):
+    route = mock.get(ORDERS).mock(side_effect=[
+        httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("dropped"),
+        httpx.Response(200, content=b'{"hits": [', headers={"content-type": "application/json"}),
+        httpx.Response(200, json=PAGE),
+    ])  # fmt: skip
+    assert hook.fetch_orders_page("(f)").hits and route.call_count == 5
+
+
+def test_html_error_gives_clear_message_without_snippet(mock, hook):
+    mock.get(ORDERS).respond(403, content=b"<html><body>Forbidden by WAF secretstuff</body></html>",
+                             headers={"content-type": "text/html"})  # fmt: skip
+    with pytest.raises(EshopboxApiError) as info:
+        hook.fetch_orders_page("(f)")
+    assert (
+        info.value.status == 403 and "text/html" in str(info.value) and "secretstuff" not in str(info.value)
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"hits": []}, {"hasNext": False}, {"hits": {}, "hasNext": False}, {"hits": [], "hasNext": "no"}, []],
+)
+def test_unexpected_orders_shape(mock, hook, body):
+    mock.get(ORDERS).respond(200, json=body)
+    with pytest.raises(EshopboxApiError, match="unexpected response shape") as info:
+        hook.fetch_orders_page("(f)")
+    assert "orders_list" in str(info.value)
+
+
+def test_bad_credentials_fail_fast_with_one_call(hook):
+    with respx.mock() as mock:
+        token = mock.post(AUTH_URL).respond(
+            400, json={"error": "invalid_grant", "error_description": "bad rt"}
+        )
+        with pytest.raises(EshopboxAuthError) as info:
+            hook.fetch_orders_page("(f)")
+    assert token.call_count == 1
+    msg = str(info.value)
+    assert "'eshopbox_default'" in msg and "invalid_grant: bad rt" in msg and "uninstalled" in msg
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ({"expires_in": 60}, "no access_token"),
+        ({"access_token": "at-SECRET-x1", "expires_in": -5}, "positive"),
+        ({"access_token": "at-SECRET-x2", "expires_in": "soon"}, "not a number"),
+    ],
+)  # fmt: skip
+def test_unexpected_token_reply(hook, body, why):
+    with respx.mock() as mock:
+        mock.post(AUTH_URL).respond(200, json=body)
+        with pytest.raises(EshopboxAuthError, match="unexpected reply") as info:
+            hook.get_order("A-1")
+    assert why in str(info.value) and "at-SECRET" not in str(info.value)
+
+
+def test_rate_limit_holds_sync_and_async(monkeypatch, mock):
+    monkeypatch.setenv("AIRFLOW_CONN_ESHOPBOX_DEFAULT", conn_json(max_requests_per_second=10))
+    mock.get(ORDERS).respond(200, json=PAGE)
+    hook = EshopboxHook(retry_policy=FAST)
+    hook.get_config()
+    n = 11
+    started = time.monotonic()
+    for _ in range(5):
+        hook.fetch_orders_page("(f)")
+
+    async def rest():
+        await asyncio.gather(*(hook.afetch_orders_page("(f)") for _ in range(n - 5)))
+
+    asyncio.run(rest())
+    elapsed = time.monotonic() - started
+    print(f"{n} requests (+1 token call) at 10/s took {elapsed:.3f} s")
+    assert elapsed >= (n - 1) / 10
+
+
+def test_rate_limiter_spacing_unit():
+    limiter = RateLimiter(20)
+    started = time.monotonic()
+    for _ in range(6):
+        limiter.acquire()
+    assert time.monotonic() - started >= 5 / 20
+    assert RateLimiter(None).reserve() == 0.0
+
+
+def test_parse_retry_after_forms():
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after(format_datetime(now + timedelta(seconds=7), usegmt=True), now) == 7.0
+    assert parse_retry_after("garbage") is None and parse_retry_after(None) is None
+    assert RetryPolicy(retry_after_cap=10).wait(1, 999) == 10
+
+
+def test_post_is_never_retried_blindly(mock, hook, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ESHOPBOX_DEFAULT", conn_json(external_channel_id="CH1"))
+    route = mock.post(f"{WMS}/api/cancel-order").respond(503, json={"message": "busy"})
+    from airflow_provider_eshopbox.exceptions import EshopboxAmbiguousWriteError
+
+    with pytest.raises(EshopboxAmbiguousWriteError, match="may or may not"):
+        EshopboxHook(retry_policy=FAST).cancel_order("A-1", "customer", [{"itemID": "1", "quantity": 1}])
+    assert route.call_count == 1
+    assert route.calls[0].request.headers.get("ProxyHost") is None  # WMS host: no ProxyHost
+
+
+def test_headers_and_paths(mock, hook):
+    orders = mock.get(ORDERS).respond(200, json=PAGE)
+    product = mock.get(f"{API}/product-engine/api/v1/products/A%2FB%201").respond(200, json={"esin": "E1"})
+    hook.fetch_orders_page(api.orders_window_filter(1, 2), fields=["account", "orderItemID"])
+    assert hook.get_product("A/B 1") == {"esin": "E1"}
+    request = orders.calls[0].request
+    assert request.headers["ProxyHost"] == "acme" and request.headers["Authorization"].startswith("Bearer ")
+    assert request.url.params["filters"] == "(updatedAt >= 1 AND updatedAt < 2)"
+    assert request.url.params["fields"] == "account,orderItemID" and request.url.params["per_page"] == "100"
+    assert product.called
