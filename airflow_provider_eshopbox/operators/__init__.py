@@ -1,0 +1,1 @@
+"""Operators of the Eshopbox provider; each lives in its own module."""

@@ -1,0 +1,322 @@
+"""Read every row of an ``updatedAt`` window exactly, from a search endpoint that cannot be paged deeply.
+
+The orders list is an Algolia-style search: unordered, offset-paged, capped in how many hits one
+query can reach, and offset paging over a live result skips rows when others leave it mid-read. So
+the window is read in time slices that each fit in ONE page (a single request is a consistent
+snapshot); only a one-millisecond slice, which cannot be split, is paged, and then re-read until two
+passes agree.
+
+How slices are sized (the speed part; exactness never depends on it):
+1. Page 1 of the whole window either holds everything (done) or is a random sample of its rows.
+2. The window is cut into ``max_concurrency`` regions of equal sample mass. Each region is crawled
+   by one worker, front to back, each request sized to hold ``target_fill`` of a page at the density
+   the worker measured on its previous slices (exact counts, so the estimate tracks the data).
+3. Before any density is known, regions start from a ladder of scale guesses; the first slice that
+   fits calibrates them all.
+4. A slice that overflows is re-cut at the sample rank that holds a target page; one whose sample is
+   all one millisecond is isolated as a one-millisecond slice.
+5. A worker that runs out of region steals the back half of the largest remaining one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_eshopbox.exceptions import EshopboxIncompleteReadError
+
+Row = dict[str, Any]
+#: ``fetch(start_ms, end_ms, page) -> (hits, has_next)`` for rows with start_ms <= updatedAt < end_ms.
+FetchPage = Callable[[int, int, int], Awaitable[tuple[list[Row], bool]]]
+
+_SCALE_LADDER = (1.0, 8.0, 64.0, 512.0, 4096.0, 32768.0)
+_MAX_STABILITY_PASSES = 8
+_OBSERVATIONS = 4  # recent (rows, width) pairs a region's density is measured over
+_INITIAL_REGIONS = 4  # more come from stealing once the density is measured, so small windows stay cheap
+_CROWD_SHARE = 0.1  # a sample this concentrated on one millisecond marks a burst to read on its own
+
+
+@dataclass
+class SliceStats:
+    """What reading a window cost; the operator's manifest and progress lines quote these."""
+
+    requests: int = 0
+    slices: int = 0
+    overflows: int = 0
+    paged_slices: int = 0
+    rows: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+
+@dataclass
+class _Region:
+    """A part of the window ``[cursor, end)`` still to be read, crawled by one worker at a time."""
+
+    cursor: int
+    end: int
+    sample_rate: float  # root-sample points per ms in this region (shape of the data)
+    density: float | None = None  # rows per ms: a guess, then measured (see _observe)
+    busy_until: int | None = None  # end of the slice in flight, if any
+    owned: bool = False
+    guessed: bool = False  # density is still a ladder guess, not a measurement
+    next_widths: list[int] = field(default_factory=list)  # set after an overflow, from its sample
+    observed: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=_OBSERVATIONS))
+
+    @property
+    def remaining(self) -> int:
+        return self.end - self.cursor
+
+
+class WindowReader:
+    """Reads ``[start_ms, end_ms)`` through ``fetch`` and hands each fitted slice's rows to ``on_rows``."""
+
+    def __init__(
+        self,
+        fetch: FetchPage,
+        *,
+        timestamp: Callable[[Row], int],
+        row_id: Callable[[Row], str],
+        per_page: int,
+        hit_cap: int,
+        max_concurrency: int,
+        on_rows: Callable[[list[Row]], None],
+        on_progress: Callable[[SliceStats, int], None] | None = None,
+        target_fill: float = 0.8,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self._fetch = fetch
+        self._timestamp = timestamp
+        self._row_id = row_id
+        self._per_page = per_page
+        self._hit_cap = hit_cap
+        self._workers = max_concurrency
+        self._on_rows = on_rows
+        self._on_progress = on_progress
+        self._target = max(1.0, per_page * target_fill)
+        self._regions: list[_Region] = []
+        self._scale: float | None = None  # rows per root-sample point, once calibrated
+        self._busy = 0  # workers crawling a region
+        self._changed = asyncio.Condition()
+        self.stats = SliceStats()
+
+    async def read(self, start_ms: int, end_ms: int) -> SliceStats:
+        """Read the whole window; raises on anything that would make the result inexact."""
+        if end_ms <= start_ms:
+            raise ValueError(f"empty window [{start_ms}, {end_ms})")
+        hits, has_next = await self._get(start_ms, end_ms, 1)
+        if not has_next:
+            self._deliver(hits)
+            return self.stats
+        if end_ms - start_ms == 1:
+            await self._read_one_millisecond(start_ms, hits)
+            return self.stats
+        self.stats.overflows += 1
+        self._regions = self._plan_regions(start_ms, end_ms, hits)
+        await asyncio.gather(*(self._worker(i) for i in range(self._workers)))
+        return self.stats
+
+    # -- planning -------------------------------------------------------------------------------
+
+    def _plan_regions(self, start: int, end: int, sample: list[Row]) -> list[_Region]:
+        """Cut the window into regions of equal sample mass, ``sample_rate`` giving each one's shape."""
+        stamps = sorted(min(max(self._timestamp(row), start), end - 1) for row in sample)
+        count = min(self._workers, _INITIAL_REGIONS, end - start)
+        bounds = [start]
+        for i in range(1, count):
+            cut = stamps[(i * len(stamps)) // count]
+            if cut > bounds[-1]:
+                bounds.append(cut)
+        bounds.append(end)
+        regions = []
+        for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+            mass = bisect.bisect_left(stamps, hi) - bisect.bisect_left(stamps, lo)
+            region = _Region(cursor=lo, end=hi, sample_rate=max(mass, 0.5) / (hi - lo))
+            if self._scale is None:
+                # Uncalibrated: each region guesses a different scale, so that one of them fits first.
+                region.density = region.sample_rate * _SCALE_LADDER[i % len(_SCALE_LADDER)]
+                region.guessed = True
+            regions.append(region)
+        return regions
+
+    def _density(self, region: _Region) -> float:
+        if region.density is not None:
+            return region.density
+        assert self._scale is not None
+        return region.sample_rate * self._scale
+
+    def _next_width(self, region: _Region) -> int:
+        width = math.floor(self._target / max(self._density(region), 1e-12))
+        if region.next_widths:
+            width = min(width, region.next_widths.pop(0))
+        return max(1, min(width, region.remaining))
+
+    def _observe(self, region: _Region, rows: float, width: int) -> None:
+        """Fold a count over ``width`` ms into the region's density (and, once, into the global scale).
+
+        The density is total rows over total width of the last few observations, so a tiny or empty
+        slice moves it little and a burst (read as its own one-millisecond slice) never enters it.
+        """
+        if self._scale is None and rows > 0:
+            self._scale = (rows / width) / region.sample_rate
+            for other in self._regions:
+                if other.guessed:
+                    other.density, other.guessed = other.sample_rate * self._scale, False
+        region.observed.append((rows, width))
+        total_rows = sum(r for r, _ in region.observed)
+        total_width = sum(w for _, w in region.observed)
+        if total_rows >= self._target / 4 or not region.guessed:
+            region.density = max(total_rows, 0.5) / total_width
+            region.guessed = False
+
+    # -- crawling -------------------------------------------------------------------------------
+
+    def _claim(self) -> _Region | None:
+        """An unowned region, else the back half of the largest owned one, else nothing left."""
+        for region in self._regions:
+            if not region.owned and region.remaining > 0:
+                region.owned = True
+                return region
+        best = max(
+            (r for r in self._regions if r.owned and r.remaining > 0 and not r.guessed),
+            key=lambda r: self._density(r) * (r.end - (r.busy_until or r.cursor)),
+            default=None,
+        )
+        if best is None:
+            return None
+        start = best.busy_until or best.cursor
+        if self._density(best) * (best.end - start) < 2 * self._target:
+            return None
+        middle = (start + best.end) // 2
+        if middle <= start or middle >= best.end:
+            return None
+        thief = _Region(
+            cursor=middle, end=best.end, sample_rate=best.sample_rate, density=best.density, owned=True
+        )
+        best.end = middle
+        self._regions.append(thief)
+        return thief
+
+    async def _worker(self, _index: int) -> None:
+        """Crawl regions until none is left; idle workers wait for a chance to steal."""
+        while True:
+            region = self._claim()
+            if region is None:
+                if self._busy == 0:
+                    return
+                async with self._changed:
+                    await self._changed.wait()
+                continue
+            self._busy += 1
+            try:
+                while region.remaining > 0:
+                    await self._step(region)
+                    await self._notify()
+            finally:
+                self._busy -= 1
+                await self._notify()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _step(self, region: _Region) -> None:
+        start = region.cursor
+        width = self._next_width(region)
+        end = start + width
+        region.busy_until = end
+        hits, has_next = await self._get(start, end, 1)
+        region.busy_until = None
+        if not has_next:
+            self._deliver(hits)
+            if width > 1:
+                self._observe(region, len(hits), width)
+            region.cursor = end
+            return
+        if width == 1:
+            await self._read_one_millisecond(start, hits)
+            region.cursor = end
+            return
+        self.stats.overflows += 1
+        self._recut(region, start, end, hits)
+
+    def _recut(self, region: _Region, start: int, end: int, sample: list[Row]) -> None:
+        """After an overflow, size the next slices from the sample and what is known of the density."""
+        stamps = sorted(min(max(self._timestamp(row), start), end - 1) for row in sample)
+        crowd, crowd_size = Counter(stamps).most_common(1)[0]
+        if crowd_size >= _CROWD_SHARE * len(stamps):
+            # A burst of rows sharing one millisecond: read up to it, then it alone. It says nothing
+            # about the density around it, so the estimate is left alone.
+            region.next_widths = [crowd - start, 1] if crowd > start else [1]
+            return
+        # The sample rank that would hold a target page if the slice held just over a page...
+        rank = max(0, min(len(stamps) - 1, int(self._target * len(stamps) / (self._per_page * 1.15))))
+        by_rank = max(1, stamps[rank] - start)
+        # ...but it may hold far more: then the calibrated scale, or (before that) a steep cut, rules.
+        if self._scale is not None:
+            floor = region.sample_rate * self._scale
+        else:
+            floor = self._target * 8 / (end - start)
+        region.next_widths = [by_rank]
+        self._observe(region, self._per_page * 1.15, end - start)
+        region.density = max(self._density(region), floor)
+
+    async def _read_one_millisecond(self, ms: int, first_page: list[Row]) -> None:
+        """Page a slice that cannot be split, re-reading until two passes return the same rows.
+
+        ``first_page`` is page 1 as already fetched; the first pass starts from it.
+        """
+        self.stats.paged_slices += 1
+        last_page = math.ceil(self._hit_cap / self._per_page)
+        previous: set[str] | None = None
+        latest: dict[str, Row] = {}
+        for _ in range(_MAX_STABILITY_PASSES):
+            ids: list[str] = []
+            for page in range(1, last_page + 1):
+                if page == 1 and first_page:
+                    hits, has_next, first_page = first_page, True, []
+                else:
+                    hits, has_next = await self._get(ms, ms + 1, page)
+                for row in hits:
+                    ids.append(self._row_id(row))
+                    latest[ids[-1]] = row
+                if not has_next:
+                    break
+            if len(ids) >= self._hit_cap:
+                raise EshopboxIncompleteReadError(
+                    f"{len(ids)} or more rows share updatedAt={ms}, the orders search's limit of "
+                    f"{self._hit_cap} reachable hits per query: they cannot all be read; nothing was written"
+                )
+            current = set(ids)
+            if len(current) == len(ids) and current == previous:
+                self._deliver([latest[i] for i in current])
+                return
+            previous = current
+        raise EshopboxIncompleteReadError(
+            f"rows with updatedAt={ms} kept changing over {_MAX_STABILITY_PASSES} full reads; "
+            "no file was written, retry the task"
+        )
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def _get(self, start: int, end: int, page: int) -> tuple[list[Row], bool]:
+        self.stats.requests += 1
+        return await self._fetch(start, end, page)
+
+    def _deliver(self, rows: list[Row]) -> None:
+        self.stats.slices += 1
+        self.stats.rows += len(rows)
+        self._on_rows(rows)
+        if self._on_progress is not None:
+            self._on_progress(self.stats, len(self._regions))

@@ -1,0 +1,106 @@
+"""The ``[start, end)`` time window of a sync: from templated arguments or the run's data interval.
+
+Validated before any API call, with messages that say what to change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow_provider_eshopbox.exceptions import EshopboxConfigError
+
+_ZERO_LENGTH_HINT = (
+    "Airflow 3's default cron schedules give data_interval_start == data_interval_end; schedule the DAG "
+    'with CronDataIntervalTimetable("0 * * * *", timezone="UTC") or pass explicit start/end'
+)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open UTC window; ``start_ms``/``end_ms`` are what the API filters on (epoch ms)."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def start_ms(self) -> int:
+        return _to_ms(self.start)
+
+    @property
+    def end_ms(self) -> int:
+        return _to_ms(self.end)
+
+    def as_manifest(self) -> dict[str, str]:
+        return {"window_start": self.start.isoformat(), "window_end": self.end.isoformat()}
+
+
+def _to_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def parse_instant(value: Any, *, field: str) -> datetime:
+    """An aware UTC datetime from a datetime or an ISO-8601 string (naive values are taken as UTC)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and value.strip():
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise EshopboxConfigError(
+                f"{field}={value!r} is not an ISO-8601 date-time; use e.g. 2026-11-01T00:00:00+00:00",
+                field=field,
+            ) from None
+    else:
+        raise EshopboxConfigError(
+            f"{field} must be an ISO-8601 string or a datetime, got {type(value).__name__} {value!r}",
+            field=field,
+        )
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    utc = parsed.astimezone(timezone.utc)
+    # A plain datetime (not pendulum's subclass, whose comparisons with stdlib values misbehave).
+    return datetime(*utc.timetuple()[:6], utc.microsecond, tzinfo=timezone.utc)
+
+
+def parse_lookback(value: Any) -> timedelta:
+    """``lookback`` as a timedelta: a timedelta, or a number of seconds."""
+    if value is None:
+        return timedelta(0)
+    if isinstance(value, timedelta):
+        lookback = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        lookback = timedelta(seconds=value)
+    else:
+        raise EshopboxConfigError(f"lookback must be a timedelta or seconds, got {value!r}", field="lookback")
+    if lookback < timedelta(0):
+        raise EshopboxConfigError(f"lookback must not be negative, got {lookback}", field="lookback")
+    return lookback
+
+
+def resolve_window(start: Any, end: Any, lookback: Any, context: Any) -> Window:
+    """Explicit start/end win; otherwise the run's data interval. ``lookback`` widens the start."""
+    if start in (None, "") or end in (None, ""):
+        interval_start = context.get("data_interval_start") if context else None
+        interval_end = context.get("data_interval_end") if context else None
+        if interval_start is None or interval_end is None:
+            raise EshopboxConfigError(
+                "this run has no data interval (a manual run?): pass start and end explicitly, "
+                "e.g. from DAG params",
+                field="start",
+            )
+        start = interval_start if start in (None, "") else start
+        end = interval_end if end in (None, "") else end
+    window_start = parse_instant(start, field="start") - parse_lookback(lookback)
+    window_end = parse_instant(end, field="end")
+    if window_end == window_start:
+        raise EshopboxConfigError(
+            f"the window is empty: start == end == {window_end.isoformat()}. {_ZERO_LENGTH_HINT}"
+        )
+    if window_end < window_start:
+        raise EshopboxConfigError(
+            f"start {window_start.isoformat()} is after end {window_end.isoformat()}: swap them",
+            field="start",
+        )
+    return Window(window_start, window_end)

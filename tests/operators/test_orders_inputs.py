@@ -1,0 +1,118 @@
+"""Local checks of the orders sync: window, destination, fields, atomic writes, de-duplication."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pendulum
+import pytest
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_eshopbox import api
+from airflow_provider_eshopbox.exceptions import EshopboxConfigError
+from airflow_provider_eshopbox.operators.orders import _resolve_fields
+from airflow_provider_eshopbox.storage import RowSpool, atomic_open, resolve_destination
+from airflow_provider_eshopbox.window import resolve_window
+
+UTC = timezone.utc
+MIDNIGHT = pendulum.datetime(2026, 11, 3)
+ZERO_LENGTH_INTERVAL = {"data_interval_start": MIDNIGHT, "data_interval_end": MIDNIGHT}
+
+
+def test_window_defaults_to_the_data_interval_widened_by_lookback() -> None:
+    context = {
+        "data_interval_start": pendulum.datetime(2026, 11, 3, 12),
+        "data_interval_end": pendulum.datetime(2026, 11, 3, 13),
+    }
+    window = resolve_window(None, None, timedelta(minutes=15), context)
+    assert (window.start, window.end) == (
+        datetime(2026, 11, 3, 11, 45, tzinfo=UTC),
+        datetime(2026, 11, 3, 13, tzinfo=UTC),
+    )
+    assert (window.start_ms, window.end_ms) == (1793706300000, 1793710800000)
+
+
+def test_explicit_iso_strings_win_and_naive_means_utc() -> None:
+    window = resolve_window("2026-11-01T05:30:00+05:30", "2026-11-02T00:00:00", None, {})
+    assert window.start == datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
+    assert window.end == datetime(2026, 11, 2, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "lookback", "context", "message"),
+    [
+        (None, None, None, ZERO_LENGTH_INTERVAL, "CronDataIntervalTimetable"),
+        ("2026-11-03T00:00:00Z", "2026-11-02T00:00:00Z", None, {}, "is after end"),
+        (None, None, None, {"data_interval_start": None, "data_interval_end": None}, "no data interval"),
+        ("last tuesday", "2026-11-02T00:00:00Z", None, {}, "start='last tuesday' is not an ISO-8601"),
+        ("2026-11-01T00:00:00Z", 12, None, {}, "end must be an ISO-8601 string"),
+        ("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", -5, {}, "lookback must not be negative"),
+        ("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", "1h", {}, "lookback must be a timedelta or seconds"),
+    ],
+)  # fmt: skip
+def test_bad_windows_say_what_to_change(start, end, lookback, context, message) -> None:
+    with pytest.raises(EshopboxConfigError, match=message):
+        resolve_window(start, end, lookback, context)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("/data/orders.jsonl", "has no scheme"),
+        ("nosuch://bucket/orders.jsonl", "no filesystem is registered for scheme 'nosuch'"),
+        ("file:///data/orders/", "must name a file"),
+        ("", "must be an object-storage URL"),
+        (None, "must be an object-storage URL"),
+    ],
+)
+def test_bad_destinations_are_rejected_with_the_reason(value: object, message: str) -> None:
+    with pytest.raises(EshopboxConfigError, match=message):
+        resolve_destination(value)
+
+
+def test_fields_always_carry_what_slicing_and_dedup_need() -> None:
+    assert _resolve_fields(None) is None
+    assert _resolve_fields("orderStatus, customerDetails.shippingCity") == [
+        "orderStatus",
+        "customerDetails.shippingCity",
+        *api.ORDER_ROW_REQUIRED_FIELDS,
+    ]
+    with pytest.raises(EshopboxConfigError, match="fields must be non-empty strings"):
+        _resolve_fields(["orderStatus", ""])
+
+
+def test_a_failed_write_leaves_nothing_at_the_destination(tmp_path: Path) -> None:
+    destination = ObjectStoragePath(f"file://{tmp_path}/out/orders.jsonl.gz")
+    with pytest.raises(RuntimeError), atomic_open(destination) as out:
+        out.write(b'{"a": 1}\n')
+        raise RuntimeError("killed half-way")
+    assert not Path(destination.path).exists()
+    assert list(Path(destination.path).parent.iterdir()) == []
+
+
+def test_spool_keeps_the_newest_version_and_writes_sorted_deterministic_gzip(tmp_path: Path) -> None:
+    rows = [
+        {"orderItemID": "b", "updatedAt": 5, "v": "old"},
+        {"orderItemID": "a", "updatedAt": 7, "v": "only"},
+        {"orderItemID": "b", "updatedAt": 9, "v": "new"},
+        {"orderItemID": "b", "updatedAt": 6, "v": "stale, arrives late"},
+    ]
+    outputs = []
+    for name in ("one", "two"):
+        destination = ObjectStoragePath(f"file://{tmp_path}/{name}.jsonl.gz")
+        with RowSpool(
+            key=api.order_row_id, version=api.order_row_updated_at, sort_key=api.order_row_sort_key
+        ) as spool:
+            for row in rows:
+                spool.add(row)
+            assert spool.write_to(destination) == 2
+        outputs.append(Path(destination.path).read_bytes())
+    assert outputs[0] == outputs[1]
+    lines = [json.loads(line) for line in gzip.decompress(outputs[0]).splitlines()]
+    assert lines == [
+        {"orderItemID": "a", "updatedAt": 7, "v": "only"},
+        {"orderItemID": "b", "updatedAt": 9, "v": "new"},
+    ]
