@@ -65,6 +65,7 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         import asyncio
 
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+        from airflow_provider_eshopbox.outlets import attach_to_outlet_events
         from airflow_provider_eshopbox.storage import RowSpool, resolve_destination
         from airflow_provider_eshopbox.window import resolve_window
 
@@ -113,7 +114,7 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
             stats.rows - rows,
             stats.seconds,
         )
-        _attach_to_outlet_events(self, context, manifest)
+        attach_to_outlet_events(self, context, manifest)
         return manifest
 
     async def _read(
@@ -174,15 +175,3 @@ def _resolve_fields(fields: Sequence[str] | str | None) -> list[str] | None:
         if required not in cleaned:
             cleaned.append(required)
     return cleaned
-
-
-def _attach_to_outlet_events(operator: BaseOperator, context: Context, manifest: dict[str, Any]) -> None:
-    """Put the manifest on the event of every Asset outlet, for asset-scheduled downstream DAGs."""
-    from airflow.sdk import Asset
-
-    outlet_events = context.get("outlet_events")
-    if outlet_events is None:
-        return
-    for outlet in operator.outlets or []:
-        if isinstance(outlet, Asset):
-            outlet_events[outlet].extra = dict(manifest)

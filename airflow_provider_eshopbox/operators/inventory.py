@@ -1,0 +1,240 @@
+"""EshopboxInventoryToStorageOperator: land stock as one JSON Lines row per (ESIN, warehouse)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, ObjectStoragePath
+
+MODES = ("snapshot", "changed")
+ON_TOTALS_MISMATCH = ("warn", "fail")
+# The four stock buckets of eshopbox-api.md §4.1, in output order.
+BUCKETS = ("sellable", "nonSellable", "inwardInProcess", "outwardInProcess")
+
+
+class EshopboxInventoryToStorageOperator(BaseOperator):
+    """Write stock to ``destination``: every ESIN (``mode="snapshot"``) or those changed in a window.
+
+    Each row is one (ESIN, warehouse) of ``warehouseInventories``: ``esin``, ``sku`` (null where the
+    API does not give it), ``warehouse``, the four buckets and ``snapshot_at`` (the run's start time,
+    ISO-8601 UTC, the same for every row of a run). Rows are de-duplicated on (ESIN, warehouse) (an
+    ESIN read twice because pages shifted keeps its last read), sorted, and written atomically.
+
+    ``mode="changed"`` reads the ESINs whose ``updatedOn`` lies in ``[start, end)`` (default: the
+    run's data interval widened by ``lookback``). ``updatedOn`` has whole-second precision and the API
+    bounds are inclusive, so the request asks for ``[ceil(start), ceil(end) - 1 s]``, which is exactly
+    ``[start, end)`` on whole-second stamps.
+
+    Totals check: for every ESIN the warehouse buckets are summed and compared with ``inventories``.
+    By default a mismatch is logged as a warning naming the ESIN and counted in the manifest
+    (``totals_mismatches``): the per-warehouse rows are the data this operator lands and the totals
+    are a derived aggregate the API may refresh separately, so one stale total should not stop a
+    15-minute stock feed. ``on_totals_mismatch="fail"`` makes it an error (nothing is written).
+
+    :param destination: object-storage URL or ``ObjectStoragePath`` (``.jsonl`` or ``.jsonl.gz``). Templated.
+    :param mode: ``snapshot`` (default) or ``changed``. Templated.
+    :param start: window start for ``changed``; default ``data_interval_start``. Templated.
+    :param end: window end (exclusive) for ``changed``; default ``data_interval_end``. Templated.
+    :param lookback: extra time before ``start`` (timedelta or seconds), ``changed`` only.
+    :param on_totals_mismatch: ``warn`` (default) or ``fail``.
+    :param eshopbox_conn_id: the Eshopbox connection.
+    """
+
+    template_fields: Sequence[str] = ("destination", "mode", "start", "end")
+    ui_color = "#e8fff0"
+
+    def __init__(
+        self,
+        *,
+        destination: str | ObjectStoragePath,
+        mode: str = "snapshot",
+        start: Any = None,
+        end: Any = None,
+        lookback: timedelta | float | None = None,
+        on_totals_mismatch: str = "warn",
+        eshopbox_conn_id: str = "eshopbox_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.destination = destination
+        self.mode = mode
+        self.start = start
+        self.end = end
+        self.lookback = lookback
+        self.on_totals_mismatch = on_totals_mismatch
+        self.eshopbox_conn_id = eshopbox_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import itertools
+        import time
+
+        from airflow_provider_eshopbox import api
+        from airflow_provider_eshopbox.exceptions import EshopboxConfigError, EshopboxIncompleteReadError
+        from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+        from airflow_provider_eshopbox.outlets import attach_to_outlet_events
+        from airflow_provider_eshopbox.progress import ProgressLog
+        from airflow_provider_eshopbox.storage import RowSpool, resolve_destination
+        from airflow_provider_eshopbox.window import resolve_window
+
+        # Everything local is checked before the first request.
+        if self.mode not in MODES:
+            raise EshopboxConfigError(
+                f"mode must be one of {', '.join(MODES)}, got {self.mode!r}", field="mode"
+            )
+        if self.on_totals_mismatch not in ON_TOTALS_MISMATCH:
+            raise EshopboxConfigError(
+                f"on_totals_mismatch must be one of {', '.join(ON_TOTALS_MISMATCH)}, "
+                f"got {self.on_totals_mismatch!r}",
+                field="on_totals_mismatch",
+            )
+        window = None
+        updated_on: tuple[datetime, datetime] | None = None
+        if self.mode == "changed":
+            window = resolve_window(self.start, self.end, self.lookback, context)
+            updated_on = updated_on_bounds(window.start, window.end)
+        destination = resolve_destination(self.destination)
+        snapshot_at = _snapshot_at(context)
+        hook = EshopboxHook(eshopbox_conn_id=self.eshopbox_conn_id)
+        hook.get_config()
+        self.log.info(
+            "Reading %s to %s%s",
+            "the full stock snapshot" if window is None else "stock changed",
+            destination,
+            "" if window is None else f" in [{window.start.isoformat()}, {window.end.isoformat()})",
+        )
+
+        started = time.monotonic()
+        progress = ProgressLog(self.log, "inventory")
+        requests = 0
+        reads = itertools.count()  # version of a row: later reads of an ESIN win
+        esins: set[str] = set()
+        mismatches: list[str] = []
+        spool = RowSpool(
+            key=lambda row: f"{row['esin']}\x00{row['warehouse']}",
+            version=lambda _row: next(reads),
+            sort_key=lambda row: (row["esin"], row["warehouse"]),
+        )
+        with spool:
+            # An empty updatedOn range (window inside one second, no whole-second stamp) reads nothing.
+            if window is None or updated_on is not None:
+                page = api.INVENTORY_FIRST_PAGE
+                per_page = api.INVENTORY_PER_PAGE_DEFAULT
+                try:
+                    while True:
+                        items = hook.fetch_inventory_page(updated_on, page, per_page)
+                        requests += 1
+                        for esin, value in items.items():
+                            esins.add(esin)
+                            rows, mismatch = flatten_esin(esin, value, snapshot_at)
+                            if mismatch:
+                                mismatches.append(esin)
+                                self.log.warning("Stock totals of ESIN %s disagree: %s", esin, mismatch)
+                            for row in rows:
+                                spool.add(row)
+                        progress.update(len(spool), esins=len(esins), requests=requests)
+                        if api.inventory_is_last_page(len(items), per_page):
+                            break
+                        page += 1
+                finally:
+                    hook.close()
+            if mismatches and self.on_totals_mismatch == "fail":
+                raise EshopboxIncompleteReadError(
+                    f"{len(mismatches)} ESIN(s) have warehouse buckets that do not add up to their "
+                    f"inventories totals (first: {', '.join(sorted(mismatches)[:10])}); nothing written"
+                )
+            rows_written = spool.write_to(destination)
+        progress.update(rows_written, force=True, esins=len(esins), requests=requests)
+        manifest: dict[str, Any] = {
+            "path": str(destination),
+            "rows": rows_written,
+            "esins": len(esins),
+            "mode": self.mode,
+            **(window.as_manifest() if window is not None else {}),
+            "snapshot_at": snapshot_at,
+            "totals_mismatches": len(mismatches),
+            "requests": requests,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+        self.log.info(
+            "Wrote %d rows (%d ESINs) to %s (%d requests, %d totals mismatches)",
+            rows_written,
+            len(esins),
+            destination,
+            requests,
+            len(mismatches),
+        )
+        attach_to_outlet_events(self, context, manifest)
+        return manifest
+
+
+def updated_on_bounds(start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
+    """Inclusive whole-second ``updatedOn`` bounds selecting exactly the stamps in ``[start, end)``.
+
+    None when no whole second lies in the window (nothing can have changed there).
+    """
+    first = _ceil_second(start)
+    last = _ceil_second(end) - timedelta(seconds=1)
+    return None if last < first else (first, last)
+
+
+def _ceil_second(value: datetime) -> datetime:
+    floor = value.replace(microsecond=0)
+    return floor if floor == value else floor + timedelta(seconds=1)
+
+
+def flatten_esin(esin: str, value: dict[str, Any], snapshot_at: str) -> tuple[list[dict[str, Any]], str]:
+    """Rows of one ESIN (one per warehouse) and a description of any totals mismatch ('' if none)."""
+    from airflow_provider_eshopbox import api
+    from airflow_provider_eshopbox.exceptions import EshopboxApiError
+
+    per_warehouse = value.get("warehouseInventories") or {}
+    if not isinstance(per_warehouse, dict) or not all(isinstance(b, dict) for b in per_warehouse.values()):
+        raise EshopboxApiError(
+            200, api.INVENTORY_LIST.label, f"ESIN {esin}: warehouseInventories is not an object of objects"
+        )
+    sku = value.get("sku")
+    rows = [
+        {
+            "esin": esin,
+            "sku": sku if isinstance(sku, str) and sku else None,
+            "warehouse": str(warehouse),
+            **{bucket: buckets.get(bucket) for bucket in BUCKETS},
+            "snapshot_at": snapshot_at,
+        }
+        for warehouse, buckets in sorted(per_warehouse.items())
+    ]
+    totals = value.get("inventories")
+    problems: list[str] = []
+    if isinstance(totals, dict):
+        for bucket in BUCKETS:
+            summed = sum(row[bucket] or 0 for row in rows)
+            if totals.get(bucket, 0) != summed:
+                said = totals.get(bucket)
+                problems.append(f"{bucket}: warehouses sum to {summed}, inventories says {said!r}")
+    elif totals is not None:
+        problems.append(f"inventories is not an object: {totals!r}")
+    return rows, "; ".join(problems)
+
+
+def _snapshot_at(context: Any) -> str:
+    """The run's start time as ISO-8601 UTC (one value for every row of a run)."""
+    from datetime import timezone
+
+    started = None
+    dag_run = context.get("dag_run") if context else None
+    if dag_run is not None:
+        started = getattr(dag_run, "start_date", None)
+    if started is None:
+        ti = context.get("ti") if context else None
+        started = getattr(ti, "start_date", None) if ti is not None else None
+    if started is None:
+        started = datetime.now(timezone.utc)
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=timezone.utc)
+    utc = started.astimezone(timezone.utc)
+    return datetime(*utc.timetuple()[:6], utc.microsecond, tzinfo=timezone.utc).isoformat()
