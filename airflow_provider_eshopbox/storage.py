@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 _GZIP_SUFFIXES = (".gz", ".gzip")
+_WRITE_CHUNK = 1 << 20
 
 
 def resolve_destination(value: Any, *, field: str = "destination") -> ObjectStoragePath:
@@ -132,9 +133,16 @@ class RowSpool:
         entries = sorted(self._index.values(), key=lambda entry: entry[1])
         self._file.flush()
         with atomic_open(destination) as out:
+            chunk: list[bytes] = []
+            size = 0
             for _version, _sort, offset, length in entries:
                 self._file.seek(offset)
-                out.write(self._file.read(length))
+                chunk.append(self._file.read(length))
+                size += length
+                if size >= _WRITE_CHUNK:  # few large writes: each write through fsspec costs
+                    out.write(b"".join(chunk))
+                    chunk, size = [], 0
+            out.write(b"".join(chunk))
         return len(entries)
 
     def close(self) -> None:

@@ -1,0 +1,194 @@
+"""Orders sync vs. a sequential HttpHook pager, against the sandbox with a fixed added latency.
+
+Each measurement runs in its own child process (so peak RSS is that run's alone) against one
+sandbox process, side by side in one invocation; the table quotes rows/s, the ratio, the fraction
+of the ideal (pages x latency / concurrency), requests and peak RSS above the child's baseline.
+
+    python -m bench.orders_sync [--rows 50000] [--latency-ms 50] [--concurrency 16] [--rss-rows 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+DAYS = 7
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@contextmanager
+def sandbox(rows: int, latency_ms: float):
+    """A sandbox in its own process (its CPU is not ours); yields (origin, connection JSON)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_eshopbox.sandbox", "--port", "0", "--order-items", str(rows),
+         "--seed", "7", "--latency-ms", str(latency_ms), "--days", str(DAYS)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    conn = ""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("AIRFLOW_CONN_ESHOPBOX_DEFAULT="):
+            conn = line.split("=", 1)[1].strip().strip("'")
+        if line.startswith("READY"):
+            origin = line.split()[1]
+            break
+    else:
+        raise SystemExit("sandbox did not start")
+    try:
+        yield origin, conn
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _stats(origin: str) -> dict[str, Any]:
+    return httpx.get(f"{origin}/__sandbox__/stats").json()
+
+
+def _reset(origin: str) -> None:
+    httpx.delete(f"{origin}/__sandbox__/stats")
+
+
+def _child(kind: str, conn: str, concurrency: int) -> dict[str, Any]:
+    env = dict(os.environ, AIRFLOW_CONN_ESHOPBOX_DEFAULT=conn, ESHOPBOX_TOKEN_CACHE_DIR=tempfile.mkdtemp())
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.orders_sync", "--child", kind, "--concurrency", str(concurrency)],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise SystemExit(f"{kind} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _run_operator(concurrency: int) -> dict[str, Any]:
+    from airflow_provider_eshopbox.operators.orders import EshopboxOrdersToStorageOperator
+
+    destination = Path(tempfile.mkdtemp()) / "orders.jsonl.gz"
+    op = EshopboxOrdersToStorageOperator(
+        task_id="bench", destination=f"file://{destination}", start=START.isoformat(),
+        end=(START + timedelta(days=DAYS)).isoformat(), max_concurrency=concurrency,
+    )  # fmt: skip
+    baseline = _rss_mb()
+    began = time.monotonic()
+    manifest = op.execute({})  # type: ignore[arg-type]
+    seconds = time.monotonic() - began
+    return {"rows": manifest["rows"], "seconds": seconds, "baseline_mb": baseline}
+
+
+def _run_pager(windowed: bool) -> dict[str, Any]:
+    """What a user would otherwise write: HttpHook, a bearer token, pages until hasNext is false."""
+    from airflow.providers.http.hooks.http import HttpHook
+
+    from airflow_provider_eshopbox import api
+    from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+
+    config = EshopboxHook().get_config()
+    token = httpx.post(
+        config.auth_url,
+        json=api.token_request_body(config.client_id, config.client_secret, config.refresh_token),
+    ).json()["access_token"]
+    os.environ["AIRFLOW_CONN_ESHOPBOX_HTTP"] = json.dumps({"conn_type": "http", "host": config.api_url})
+    hook = HttpHook(method="GET", http_conn_id="eshopbox_http")
+    headers = {"Authorization": f"Bearer {token}", "ProxyHost": config.workspace}
+    step = timedelta(hours=1) if windowed else timedelta(days=DAYS)
+    baseline = _rss_mb()
+    began = time.monotonic()
+    ids: set[str] = set()
+    lo = START
+    while lo < START + timedelta(days=DAYS):
+        hi = lo + step
+        page = 1
+        while True:
+            body = hook.run(
+                api.ORDERS_LIST.path,
+                data={"filters": api.orders_window_filter(int(lo.timestamp() * 1000), int(hi.timestamp() * 1000)),
+                      "page": page, "per_page": api.ORDERS_PER_PAGE_MAX},
+                headers=headers,
+            ).json()  # fmt: skip
+            ids.update(hit["orderItemID"] for hit in body["hits"])
+            if not body["hasNext"]:
+                break
+            page += 1
+        lo = hi
+    seconds = time.monotonic() - began
+    return {"rows": len(ids), "seconds": seconds, "baseline_mb": baseline}
+
+
+def child(kind: str, concurrency: int) -> None:
+    if kind == "operator":
+        result = _run_operator(concurrency)
+    else:
+        result = _run_pager(windowed=kind == "pager-hourly")
+    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rss-rows", type=int, default=200_000)
+    parser.add_argument("--child", choices=["operator", "pager-hourly", "pager-single"])
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.concurrency)
+        return
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    rows_out = []
+    with sandbox(args.rows, args.latency_ms) as (origin, conn):
+        for kind in ("operator", "pager-hourly", "pager-single"):
+            _reset(origin)
+            result = _child(kind, conn, args.concurrency)
+            stats = _stats(origin)
+            result.update(kind=kind, requests=stats["by_route"].get("orders_list", 0))
+            rows_out.append(result)
+    pages = math.ceil(args.rows / 100)
+    ideal = pages * args.latency_ms / 1000 / args.concurrency
+    base = next(r for r in rows_out if r["kind"] == "pager-hourly")
+    print(f"\nOrders sync, {args.rows} order-item rows over {DAYS} days, {args.latency_ms:.0f} ms added latency, "
+          f"max_concurrency={args.concurrency}; ideal = {pages} pages x latency / concurrency = {ideal:.2f} s")  # fmt: skip
+    print(f"{'reader':<34}{'rows':>8}{'lost':>8}{'s':>8}{'rows/s':>9}{'vs pager':>9}{'of ideal':>9}{'requests':>9}"
+          f"{'peak RSS +MB':>13}")  # fmt: skip
+    labels = {
+        "operator": "EshopboxOrdersToStorageOperator",
+        "pager-hourly": "HttpHook pager, hourly windows",
+        "pager-single": "HttpHook pager, one window",
+    }
+    for r in rows_out:
+        rate = r["rows"] / r["seconds"]
+        ratio = rate / (base["rows"] / base["seconds"])
+        of_ideal = f"{ideal / r['seconds']:.0%}" if r["kind"] == "operator" else "-"
+        print(f"{labels[r['kind']]:<34}{r['rows']:>8}{args.rows - r['rows']:>8}{r['seconds']:>8.2f}{rate:>9.0f}"
+              f"{ratio:>8.1f}x{of_ideal:>9}{r['requests']:>9}{r['peak_mb'] - r['baseline_mb']:>13.0f}")  # fmt: skip
+    if args.rss_rows:
+        with sandbox(args.rss_rows, 0) as (origin, conn):
+            result = _child("operator", conn, args.concurrency)
+        print(f"\nPeak RSS, operator syncing {args.rss_rows} rows with no added latency: "
+              f"{result['peak_mb'] - result['baseline_mb']:.0f} MB above the process baseline "
+              f"({result['baseline_mb']:.0f} MB), {result['rows']} rows in {result['seconds']:.1f} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
