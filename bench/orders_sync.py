@@ -41,10 +41,25 @@ def _rss_mb() -> float:
 def sandbox(rows: int, latency_ms: float):
     """A sandbox in its own process (its CPU is not ours); yields (origin, connection JSON)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_eshopbox.sandbox", "--port", "0", "--order-items", str(rows),
-         "--seed", "7", "--latency-ms", str(latency_ms), "--days", str(DAYS)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_eshopbox.sandbox",
+            "--port",
+            "0",
+            "--order-items",
+            str(rows),
+            "--seed",
+            "7",
+            "--latency-ms",
+            str(latency_ms),
+            "--days",
+            str(DAYS),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     conn = ""
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -74,8 +89,11 @@ def _child(kind: str, conn: str, concurrency: int) -> dict[str, Any]:
     env = dict(os.environ, AIRFLOW_CONN_ESHOPBOX_DEFAULT=conn, ESHOPBOX_TOKEN_CACHE_DIR=tempfile.mkdtemp())
     out = subprocess.run(
         [sys.executable, "-m", "bench.orders_sync", "--child", kind, "--concurrency", str(concurrency)],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode != 0:
         raise SystemExit(f"{kind} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -86,9 +104,12 @@ def _run_operator(concurrency: int) -> dict[str, Any]:
 
     destination = Path(tempfile.mkdtemp()) / "orders.jsonl.gz"
     op = EshopboxOrdersToStorageOperator(
-        task_id="bench", destination=f"file://{destination}", start=START.isoformat(),
-        end=(START + timedelta(days=DAYS)).isoformat(), max_concurrency=concurrency,
-    )  # fmt: skip
+        task_id="bench",
+        destination=f"file://{destination}",
+        start=START.isoformat(),
+        end=(START + timedelta(days=DAYS)).isoformat(),
+        max_concurrency=concurrency,
+    )
     baseline = _rss_mb()
     began = time.monotonic()
     manifest = op.execute({})  # type: ignore[arg-type]
@@ -122,10 +143,15 @@ def _run_pager(windowed: bool) -> dict[str, Any]:
         while True:
             body = hook.run(
                 api.ORDERS_LIST.path,
-                data={"filters": api.orders_window_filter(int(lo.timestamp() * 1000), int(hi.timestamp() * 1000)),
-                      "page": page, "per_page": api.ORDERS_PER_PAGE_MAX},
+                data={
+                    "filters": api.orders_window_filter(
+                        int(lo.timestamp() * 1000), int(hi.timestamp() * 1000)
+                    ),
+                    "page": page,
+                    "per_page": api.ORDERS_PER_PAGE_MAX,
+                },
                 headers=headers,
-            ).json()  # fmt: skip
+            ).json()
             ids.update(hit["orderItemID"] for hit in body["hits"])
             if not body["hasNext"]:
                 break
@@ -136,10 +162,7 @@ def _run_pager(windowed: bool) -> dict[str, Any]:
 
 
 def child(kind: str, concurrency: int) -> None:
-    if kind == "operator":
-        result = _run_operator(concurrency)
-    else:
-        result = _run_pager(windowed=kind == "pager-hourly")
+    result = _run_operator(concurrency) if kind == "operator" else _run_pager(windowed=kind == "pager-hourly")
     result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
@@ -167,10 +190,15 @@ def main() -> None:
     pages = math.ceil(args.rows / 100)
     ideal = pages * args.latency_ms / 1000 / args.concurrency
     base = next(r for r in rows_out if r["kind"] == "pager-hourly")
-    print(f"\nOrders sync, {args.rows} order-item rows over {DAYS} days, {args.latency_ms:.0f} ms added latency, "
-          f"max_concurrency={args.concurrency}; ideal = {pages} pages x latency / concurrency = {ideal:.2f} s")  # fmt: skip
-    print(f"{'reader':<34}{'rows':>8}{'lost':>8}{'s':>8}{'rows/s':>9}{'vs pager':>9}{'of ideal':>9}{'requests':>9}"
-          f"{'peak RSS +MB':>13}")  # fmt: skip
+    print(
+        f"\nOrders sync, {args.rows} order-item rows over {DAYS} days, "
+        f"{args.latency_ms:.0f} ms added latency, max_concurrency={args.concurrency}; "
+        f"ideal = {pages} pages x latency / concurrency = {ideal:.2f} s"
+    )
+    print(
+        f"{'reader':<34}{'rows':>8}{'lost':>8}{'s':>8}{'rows/s':>9}{'vs pager':>9}"
+        f"{'of ideal':>9}{'requests':>9}{'peak RSS +MB':>13}"
+    )
     labels = {
         "operator": "EshopboxOrdersToStorageOperator",
         "pager-hourly": "HttpHook pager, hourly windows",
@@ -180,14 +208,19 @@ def main() -> None:
         rate = r["rows"] / r["seconds"]
         ratio = rate / (base["rows"] / base["seconds"])
         of_ideal = f"{ideal / r['seconds']:.0%}" if r["kind"] == "operator" else "-"
-        print(f"{labels[r['kind']]:<34}{r['rows']:>8}{args.rows - r['rows']:>8}{r['seconds']:>8.2f}{rate:>9.0f}"
-              f"{ratio:>8.1f}x{of_ideal:>9}{r['requests']:>9}{r['peak_mb'] - r['baseline_mb']:>13.0f}")  # fmt: skip
+        print(
+            f"{labels[r['kind']]:<34}{r['rows']:>8}{args.rows - r['rows']:>8}{r['seconds']:>8.2f}"
+            f"{rate:>9.0f}{ratio:>8.1f}x{of_ideal:>9}{r['requests']:>9}"
+            f"{r['peak_mb'] - r['baseline_mb']:>13.0f}"
+        )
     if args.rss_rows:
         with sandbox(args.rss_rows, 0) as (origin, conn):
             result = _child("operator", conn, args.concurrency)
-        print(f"\nPeak RSS, operator syncing {args.rss_rows} rows with no added latency: "
-              f"{result['peak_mb'] - result['baseline_mb']:.0f} MB above the process baseline "
-              f"({result['baseline_mb']:.0f} MB), {result['rows']} rows in {result['seconds']:.1f} s")  # fmt: skip
+        print(
+            f"\nPeak RSS, operator syncing {args.rss_rows} rows with no added latency: "
+            f"{result['peak_mb'] - result['baseline_mb']:.0f} MB above the process baseline "
+            f"({result['baseline_mb']:.0f} MB), {result['rows']} rows in {result['seconds']:.1f} s"
+        )
 
 
 if __name__ == "__main__":
