@@ -114,4 +114,32 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_eshopbox.hooks.eshopbox"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": "Eshopbox",
+                "python-modules": [
+                    "airflow_provider_eshopbox.operators.orders",
+                    "airflow_provider_eshopbox.operators.inventory",
+                    "airflow_provider_eshopbox.operators.create_orders",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Eshopbox",
+                "python-modules": [
+                    "airflow_provider_eshopbox.sensors.order_status",
+                    "airflow_provider_eshopbox.sensors.inventory",
+                ],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Eshopbox",
+                "python-modules": [
+                    "airflow_provider_eshopbox.triggers.order_status",
+                    "airflow_provider_eshopbox.triggers.inventory",
+                ],
+            }
+        ],
     }

@@ -137,3 +137,18 @@ def test_airflow_providers_list_shows_the_package_with_its_version() -> None:
     )
     providers = {p["package_name"]: p["version"] for p in json.loads(result.stdout)}
     assert providers["airflow-provider-eshopbox"] == __version__
+
+
+def test_every_listed_module_imports() -> None:
+    import importlib
+
+    info = get_provider_info()
+    modules = [
+        m
+        for key in ("hooks", "operators", "sensors", "triggers")
+        for e in info[key]
+        for m in e["python-modules"]
+    ]
+    assert len(modules) == 8
+    for module in modules:
+        importlib.import_module(module)
