@@ -25,6 +25,9 @@ DEMO_RUNS: list[tuple[str, str | None, dict[str, str] | None]] = [
         None,
         {"start": "2026-11-02T00:00:00+00:00", "end": "2026-11-04T00:00:00+00:00"},
     ),
+    ("eshopbox_inventory_snapshot", "2026-11-03T13:00:00+00:00", None),
+    ("eshopbox_push_orders", None, None),
+    ("eshopbox_wait_for_shipment", None, None),
 ]
 
 
