@@ -12,18 +12,19 @@ from airflow_provider_eshopbox.exceptions import EshopboxConfigError
 from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
 from airflow_provider_eshopbox.operators.create_orders import EshopboxCreateOrdersOperator
 from airflow_provider_eshopbox.order_validation import validate_order
+from tests.dagtest import run_dag
 
-from .conftest import run_dag
-
-DAG_FILE = "eshopbox_push_orders.py"
+DAG_ID = "eshopbox_push_orders"
 
 
 def _sample_factory():
     import importlib.util
 
-    from .conftest import EXAMPLE_DAGS
+    from tests.dagtest import EXAMPLE_DAGS
 
-    spec = importlib.util.spec_from_file_location("push_orders_dag_for_samples", EXAMPLE_DAGS / DAG_FILE)
+    spec = importlib.util.spec_from_file_location(
+        "push_orders_dag_for_samples", EXAMPLE_DAGS / f"{DAG_ID}.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.sample_order
@@ -103,18 +104,28 @@ def test_push_200_orders_then_rerun_creates_nothing(conn, airflow_db, tmp_path):
     assert expected_rejects[3]["customerOrderNumber"] is None
     rejects = f"file://{tmp_path}/out/rejects.jsonl"
     conf = {"source": source, "rejects": rejects, "generate_sample": False, "max_rejected": 5}
-    run, values = run_dag(DAG_FILE, run_conf=conf)
-    assert run.state == "success"
-    assert values["push_orders"] == {"created": 175, "existing": 20, "rejected": 5, "rejects_path": rejects}
+    result = run_dag(DAG_ID, run_conf=conf)
+    assert result.state == "success"
+    assert result.returns["push_orders"] == {
+        "created": 175,
+        "existing": 20,
+        "rejected": 5,
+        "rejects_path": rejects,
+    }
     assert _read_jsonl(rejects) == expected_rejects
     numbers = {order["customerOrderNumber"] for order in valid}
     created = {k: v for k, v in sb.orders_created().items() if k.startswith("P200-")}
     assert created == dict.fromkeys(numbers, 1)
 
     sb.reset_stats()
-    run, values = run_dag(DAG_FILE, run_conf=conf)
-    assert run.state == "success"
-    assert values["push_orders"] == {"created": 0, "existing": 195, "rejected": 5, "rejects_path": rejects}
+    result = run_dag(DAG_ID, run_conf=conf)
+    assert result.state == "success"
+    assert result.returns["push_orders"] == {
+        "created": 0,
+        "existing": 195,
+        "rejected": 5,
+        "rejects_path": rejects,
+    }
     assert {k: v for k, v in sb.orders_created().items() if k.startswith("P200-")} == created
     assert sb.stats()["by_route"]["order_create"] == 195  # the bad rows never reach the API
     assert _read_jsonl(rejects) == expected_rejects
@@ -133,11 +144,11 @@ def test_push_under_timeouts_and_5xx_never_creates_twice(conn, airflow_db, tmp_p
     sb.faults.script("order_create", ["hang", "drop", "hang", 503, "drop", "hang"])
     conf = {"source": source, "rejects": rejects, "generate_sample": False, "max_rejected": 5}
     try:
-        run, values = run_dag(DAG_FILE, run_conf=conf)
+        result = run_dag(DAG_ID, run_conf=conf)
     finally:
         sb.faults.clear()
-    assert run.state == "success"
-    manifest = values["push_orders"]
+    assert result.state == "success"
+    manifest = result.returns["push_orders"]
     faults = sb.stats()["faults_injected"]
     assert faults.get("hang", 0) >= 3 and faults.get("drop", 0) >= 2 and faults.get("error", 0) >= 5, faults
     # A pre-existing order whose POST had an unknown outcome is confirmed by GET and reported as
@@ -150,8 +161,13 @@ def test_push_under_timeouts_and_5xx_never_creates_twice(conn, airflow_db, tmp_p
     created = {k: v for k, v in sb.orders_created().items() if k.startswith("FLT-")}
     assert created == dict.fromkeys(numbers, 1)  # every order exactly once, none twice
 
-    run, values = run_dag(DAG_FILE, run_conf=conf)
-    assert values["push_orders"] == {"created": 0, "existing": 195, "rejected": 5, "rejects_path": rejects}
+    result = run_dag(DAG_ID, run_conf=conf)
+    assert result.returns["push_orders"] == {
+        "created": 0,
+        "existing": 195,
+        "rejected": 5,
+        "rejects_path": rejects,
+    }
     assert {k: v for k, v in sb.orders_created().items() if k.startswith("FLT-")} == created
 
 
@@ -163,9 +179,9 @@ def test_demo_dag_generates_and_pushes_sample_orders(conn, airflow_db, tmp_path)
         "sample_orders": 12,
         "order_prefix": "DEMOT",
     }
-    run, values = run_dag(DAG_FILE, run_conf=conf)
-    assert run.state == "success"
-    assert values["push_orders"]["created"] == 12
+    result = run_dag(DAG_ID, run_conf=conf)
+    assert result.state == "success"
+    assert result.returns["push_orders"]["created"] == 12
     assert {k: v for k, v in sb.orders_created().items() if k.startswith("DEMOT-")} == {
         f"DEMOT-{i:05d}": 1 for i in range(1, 13)
     }

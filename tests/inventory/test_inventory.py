@@ -15,11 +15,10 @@ from airflow_provider_eshopbox.operators.inventory import (
     flatten_esin,
     updated_on_bounds,
 )
-
-from .conftest import run_dag
+from tests.dagtest import run_dag
 
 BUCKETS = ("sellable", "nonSellable", "inwardInProcess", "outwardInProcess")
-DAG_FILE = "eshopbox_inventory_snapshot.py"
+DAG_ID = "eshopbox_inventory_snapshot"
 
 
 def _read_rows(url: str) -> list[dict]:
@@ -35,9 +34,9 @@ def _as_tuples(rows: list[dict]) -> list[tuple]:
 def test_snapshot_equals_the_stock_table(conn, airflow_db):
     sb = conn
     sb.reset_stats()
-    run, values = run_dag(DAG_FILE, run_conf={"mode": "snapshot"})
-    assert run.state == "success"
-    manifest = values["snapshot_inventory"]
+    result = run_dag(DAG_ID, run_conf={"mode": "snapshot"})
+    assert result.state == "success"
+    manifest = result.returns["snapshot_inventory"]
     rows = _read_rows(manifest["path"])
 
     truth = _as_tuples(sb.inventory_rows())
@@ -45,7 +44,9 @@ def test_snapshot_equals_the_stock_table(conn, airflow_db):
     assert len(got) == len(set(got)) == len(truth)  # every (ESIN, warehouse) exactly once
     assert set(got) == set(truth)
     assert got == sorted(got, key=lambda t: (t[0], t[2]))
-    assert {r["snapshot_at"] for r in rows} == {run.start_date.astimezone(timezone.utc).isoformat()}
+    assert {r["snapshot_at"] for r in rows} == {
+        result.dag_run.start_date.astimezone(timezone.utc).isoformat()
+    }
     # 75 ESINs at 25 a page: three full pages and the empty page that proves the end.
     assert sb.stats()["by_route"]["inventory_list"] == 4
     assert manifest["requests"] == 4
@@ -56,7 +57,7 @@ def test_snapshot_equals_the_stock_table(conn, airflow_db):
         "totals_mismatches": 0,
     }
     assert "window_start" not in manifest
-    assert manifest["path"].endswith(f"{run.data_interval_end.strftime('%Y%m%dT%H%M%S')}.jsonl.gz")
+    assert manifest["path"].endswith(f"{result.dag_run.data_interval_end.strftime('%Y%m%dT%H%M%S')}.jsonl.gz")
 
 
 def test_changed_run_returns_exactly_the_changed_esins(conn, airflow_db):
@@ -74,11 +75,9 @@ def test_changed_run_returns_exactly_the_changed_esins(conn, airflow_db):
     assert later not in changed
     assert sb.esins_updated_between(start, end) == changed
 
-    run, values = run_dag(
-        DAG_FILE, run_conf={"mode": "changed", "start": start.isoformat(), "end": end.isoformat()}
-    )
-    assert run.state == "success"
-    manifest = values["snapshot_inventory"]
+    result = run_dag(DAG_ID, run_conf={"mode": "changed", "start": start.isoformat(), "end": end.isoformat()})
+    assert result.state == "success"
+    manifest = result.returns["snapshot_inventory"]
     rows = _read_rows(manifest["path"])
     assert {r["esin"] for r in rows} == changed
     truth = [r for r in sb.inventory_rows() if r["esin"] in changed]

@@ -1,4 +1,4 @@
-"""Fixtures for end-to-end operator tests: one sandbox per module, the example DAGs, dag.test() runs."""
+"""Fixtures for end-to-end orders tests: one sandbox per module, where the example DAGs write."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import gzip
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,44 +14,6 @@ import pytest
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class RunResult:
-    """What a dag.test() run left behind: the run state, each task's state and return value."""
-
-    state: str
-    task_states: dict[str, str]
-    returns: dict[str, Any]
-
-
-def run_dag(dag_id: str, **test_kwargs: Any) -> RunResult:
-    """Parse the example DAGs afresh (env-dependent paths) and run one DAG with dag.test()."""
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    bag = DagBag(dag_folder=str(REPO / "example_dags"))
-    assert not bag.import_errors, bag.import_errors
-    dag_run = bag.get_dag(dag_id).test(**test_kwargs)
-    with create_session() as session:
-        tis = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == dag_run.run_id)
-        ).all()
-        xcoms = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag_id,
-                XComModel.run_id == dag_run.run_id,
-                XComModel.key == "return_value",
-            )
-        ).all()
-        return RunResult(
-            state=str(dag_run.state),
-            task_states={ti.task_id: str(ti.state) for ti in tis},
-            returns={x.task_id: XComModel.deserialize_value(x) for x in xcoms},
-        )
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

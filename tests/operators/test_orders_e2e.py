@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
+from tests.dagtest import run_dag
 
-from .conftest import read_jsonl, run_dag
+from .conftest import read_jsonl
 
 UTC = timezone.utc
 HOUR = timedelta(hours=1)

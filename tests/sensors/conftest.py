@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +14,12 @@ from airflow_provider_eshopbox import transport
 from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
 from airflow_provider_eshopbox.token_cache import TokenCache
+from tests.dagtest import load_example_dag
 
-REPO = Path(__file__).resolve().parents[2]
-DAG_FILE = REPO / "example_dags" / "eshopbox_wait_for_shipment.py"
 DAG_ID = "eshopbox_wait_for_shipment"
 SENSOR = "wait_for_shipment"
 # seed=7, orders=2000 (sandbox defaults): single-item orders with a known status.
 DELIVERED_ORDER = "SHOP-100001"
-
-
-@dataclass
-class RunResult:
-    """What a dag.test() run left behind."""
-
-    state: str
-    task_states: dict[str, str]
-    returns: dict[str, Any]
-    failure: str  # everything the run printed (task logs, tracebacks with the error messages)
 
 
 @pytest.fixture
@@ -77,42 +65,5 @@ def when(condition: Callable[[], bool], action: Callable[[], Any], limit: float 
 
 
 def load_dag(**sensor_attrs: Any) -> Any:
-    """Parse the example DAG file afresh and override sensor attributes (poke_interval, timeout...)."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAG_FILE))
-    assert not bag.import_errors, bag.import_errors
-    dag = bag.get_dag(DAG_ID)
-    sensor = dag.get_task(SENSOR)
-    for key, value in sensor_attrs.items():
-        setattr(sensor, key, value)
-    return dag
-
-
-def run_dag(dag: Any, capfd: pytest.CaptureFixture[str], **test_kwargs: Any) -> RunResult:
-    """dag.test() and collect states, return values and the logged text."""
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    dag_run = dag.test(**test_kwargs)
-    with create_session() as session:
-        tis = session.scalars(
-            select(TaskInstance).where(
-                TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == dag_run.run_id
-            )
-        ).all()
-        xcoms = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag.dag_id,
-                XComModel.run_id == dag_run.run_id,
-                XComModel.key == "return_value",
-            )
-        ).all()
-        return RunResult(
-            state=str(dag_run.state),
-            task_states={ti.task_id: str(ti.state) for ti in tis},
-            returns={x.task_id: XComModel.deserialize_value(x) for x in xcoms},
-            failure="".join(capfd.readouterr()),
-        )
+    """The shipment example DAG, parsed afresh, with sensor attributes overridden (poke_interval...)."""
+    return load_example_dag(DAG_ID, **{SENSOR: sensor_attrs})

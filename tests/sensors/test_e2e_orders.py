@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import DELIVERED_ORDER, SENSOR, load_dag, order_with_status, route_count, run_dag, when
+from tests.dagtest import run_dag
+
+from .conftest import DELIVERED_ORDER, SENSOR, load_dag, order_with_status, route_count, when
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -40,7 +42,7 @@ def test_deferred_timeout_fails_with_timeout_message(sandbox, capfd):
     assert result.task_states == {SENSOR: "failed", "notify": "upstream_failed"}
     assert (
         f"AirflowSensorTimeout: Timed out waiting for Eshopbox order(s) ['{con}'] to reach "
-        "['shipped', 'delivered']: deadline passed" in result.failure
+        "['shipped', 'delivered']: deadline passed" in result.log
     )
     assert route_count(sandbox, "orders_list") >= 3  # the sensor's look + trigger polls until the deadline
 
@@ -52,7 +54,7 @@ def test_nonexistent_order_fails_fast(sandbox, capfd):
     assert result.task_states == {SENSOR: "failed", "notify": "upstream_failed"}
     assert (
         "AirflowFailException: Eshopbox order 'NOPE-1' does not exist (GET /api/order/NOPE-1 answered 404)."
-        in result.failure
+        in result.log
     )
     assert route_count(sandbox, "order_get") == 1
     assert route_count(sandbox, "orders_list") == 0
@@ -65,7 +67,7 @@ def test_cancelled_order_fails_fast(sandbox, capfd):
     assert result.task_states == {SENSOR: "failed", "notify": "upstream_failed"}
     assert (
         f"AirflowFailException: Eshopbox order '{con}' reached status 'cancelled' "
-        "(one of fail_on_statuses ['cancelled']); item statuses: ['cancelled']." in result.failure
+        "(one of fail_on_statuses ['cancelled']); item statuses: ['cancelled']." in result.log
     )
     assert route_count(sandbox, "orders_list") == 1
 
