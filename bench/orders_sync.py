@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -38,43 +39,13 @@ def _rss_mb() -> float:
 
 
 @contextmanager
-def sandbox(rows: int, latency_ms: float):
+def sandbox(rows: int, latency_ms: float) -> Iterator[tuple[str, str]]:
     """A sandbox in its own process (its CPU is not ours); yields (origin, connection JSON)."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_eshopbox.sandbox",
-            "--port",
-            "0",
-            "--order-items",
-            str(rows),
-            "--seed",
-            "7",
-            "--latency-ms",
-            str(latency_ms),
-            "--days",
-            str(DAYS),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    conn = ""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("AIRFLOW_CONN_ESHOPBOX_DEFAULT="):
-            conn = line.split("=", 1)[1].strip().strip("'")
-        if line.startswith("READY"):
-            origin = line.split()[1]
-            break
-    else:
-        raise SystemExit("sandbox did not start")
-    try:
-        yield origin, conn
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    from airflow_provider_eshopbox.sandbox.process import SandboxProcess
+
+    args = ["--order-items", str(rows), "--seed", "7", "--latency-ms", str(latency_ms), "--days", str(DAYS)]
+    with SandboxProcess(*args) as process:
+        yield process.origin, process.connection_json
 
 
 def _stats(origin: str) -> dict[str, Any]:

@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from airflow_provider_eshopbox.sandbox.process import SandboxProcess
+
 REPO = Path(__file__).resolve().parent.parent
 
 # (dag_id, logical date, run conf) - in the order a user would try them.
@@ -29,36 +31,6 @@ DEMO_RUNS: list[tuple[str, str | None, dict[str, str] | None]] = [
     ("eshopbox_push_orders", None, None),
     ("eshopbox_wait_for_shipment", None, None),
 ]
-
-
-def _start_sandbox(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    """Start the sandbox CLI and return it with the connection JSON it printed."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_eshopbox.sandbox",
-            "--port",
-            "0",
-            "--orders",
-            "5000",
-            "--seed",
-            "7",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    conn = ""
-    for line in proc.stdout:
-        print(f"  sandbox | {line.rstrip()}")
-        if line.startswith("AIRFLOW_CONN_ESHOPBOX_DEFAULT="):
-            conn = line.split("=", 1)[1].strip().strip("'")
-        if line.startswith("READY"):
-            return proc, conn
-    raise SystemExit(f"sandbox exited before it was ready (exit code {proc.wait()})")
 
 
 def _airflow(args: list[str], env: dict[str, str]) -> None:
@@ -89,9 +61,8 @@ def main() -> int:
         ESHOPBOX_DEMO_OUTPUT=f"file://{output_dir}",
     )
     print(f"Airflow home: {env['AIRFLOW_HOME']} (SQLite, removed at the end)")
-    sandbox, conn = _start_sandbox(env)
-    try:
-        env["AIRFLOW_CONN_ESHOPBOX_DEFAULT"] = conn
+    with SandboxProcess("--orders", "5000", "--seed", "7", echo=True, env=env) as sandbox:
+        env["AIRFLOW_CONN_ESHOPBOX_DEFAULT"] = sandbox.connection_json
         _airflow(["db", "migrate"], env)
         for dag_id, logical_date, conf in DEMO_RUNS:
             print(f"\n=== airflow dags test {dag_id} {logical_date or ''}")
@@ -100,10 +71,7 @@ def main() -> int:
                 args += ["-c", json.dumps(conf)]
             _airflow(args, env)
         _summarise(output_dir)
-    finally:
-        sandbox.terminate()
-        sandbox.wait(timeout=30)
-        print("sandbox stopped")
+    print("sandbox stopped")
     shutil.rmtree(home / "airflow", ignore_errors=True)
     print(f"Output kept in {output_dir}")
     return 0
