@@ -86,10 +86,6 @@ def _parse_int(raw: str | None, name: str, default: int) -> int:
     return int(raw)
 
 
-def _copy_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in row.items()}
-
-
 def project(row: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     """Keep only the requested (dotted) keys, nested structure kept; ``objectID`` always included."""
     out: dict[str, Any] = {"objectID": row["objectID"]}
@@ -280,10 +276,15 @@ class SandboxApp:
                 store.update_rows(chosen, {}, sb.clock.now_ms())
                 ids = store.query(flt, sb.hit_cap)
             window = ids[(page - 1) * per_page : page * per_page]
-            rows = [store.rows[k] for k in window]
-            hits = [project(r, fields) for r in rows] if fields else [_copy_row(r) for r in rows]
             has_next = page * per_page < len(ids)
-        return R.json_response({"hits": hits, "hasNext": has_next})
+            if fields:
+                hits = [project(store.rows[k], fields) for k in window]
+            else:
+                encoded = b",".join(store.encoded_row(k) for k in window)
+        if fields:
+            return R.json_response({"hits": hits, "hasNext": has_next})
+        tail = b'],"hasNext":true}' if has_next else b'],"hasNext":false}'
+        return R.raw_json_response(b'{"hits":[' + encoded + tail)
 
     def order_shape(self, con: str) -> dict[str, Any] | None:
         """The §3.2 single-order object assembled from the order info and its current item rows."""

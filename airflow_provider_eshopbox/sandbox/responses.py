@@ -24,6 +24,11 @@ def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | Non
     return Response(data, status_code=status, headers=dict(headers or {}), media_type="application/json")
 
 
+def raw_json_response(data: bytes) -> Response:
+    """A 200 whose body is already compact JSON."""
+    return Response(data, status_code=200, media_type="application/json")
+
+
 def envelope(status: int, message: str, reason: str | None = None) -> Response:
     """The Google-style error envelope used for 400 and 5xx."""
     if reason is None:
