@@ -273,40 +273,53 @@ class WindowReader:
         region.density = max(self._density(region), floor)
 
     async def _read_one_millisecond(self, ms: int, first_page: list[Row]) -> None:
-        """Page a slice that cannot be split, re-reading until two passes return the same rows.
+        """Page a slice that cannot be split, then prove no row was skipped by re-reading.
 
-        ``first_page`` is page 1 as already fetched; the first pass starts from it.
+        Rows of a past millisecond can only leave the result (an update moves them to now), and a
+        row leaving from page ``i`` shifts every later page. So if pages ``1..k-1`` read again after
+        the pass are unchanged, page ``k`` was not shifted either: the pass is complete. Rows that
+        left while reading were updated, so they belong to a later window. ``first_page`` is page 1
+        as already fetched.
         """
         self.stats.paged_slices += 1
-        last_page = math.ceil(self._hit_cap / self._per_page)
-        previous: set[str] | None = None
-        latest: dict[str, Row] = {}
         for _ in range(_MAX_STABILITY_PASSES):
-            ids: list[str] = []
-            for page in range(1, last_page + 1):
-                if page == 1 and first_page:
-                    hits, has_next, first_page = first_page, True, []
-                else:
-                    hits, has_next = await self._get(ms, ms + 1, page)
-                for row in hits:
-                    ids.append(self._row_id(row))
-                    latest[ids[-1]] = row
-                if not has_next:
-                    break
-            if len(ids) >= self._hit_cap:
+            pages = await self._page_through(ms, first_page)
+            first_page = []
+            rows = [row for page in pages for row in page]
+            if len(rows) >= self._hit_cap:
                 raise EshopboxIncompleteReadError(
-                    f"{len(ids)} or more rows share updatedAt={ms}, the orders search's limit of "
+                    f"{len(rows)} or more rows share updatedAt={ms}, the orders search's limit of "
                     f"{self._hit_cap} reachable hits per query: they cannot all be read; nothing was written"
                 )
-            current = set(ids)
-            if len(current) == len(ids) and current == previous:
-                self._deliver([latest[i] for i in current])
+            ids = [self._row_id(row) for row in rows]
+            if len(set(ids)) == len(ids) and await self._unchanged(ms, pages[:-1]):
+                self._deliver(rows)
                 return
-            previous = current
         raise EshopboxIncompleteReadError(
-            f"rows with updatedAt={ms} kept changing over {_MAX_STABILITY_PASSES} full reads; "
+            f"rows with updatedAt={ms} kept changing over {_MAX_STABILITY_PASSES} reads; "
             "no file was written, retry the task"
         )
+
+    async def _page_through(self, ms: int, first_page: list[Row]) -> list[list[Row]]:
+        """Pages 1.. of a one-millisecond slice until ``hasNext`` is false (or the cap)."""
+        pages: list[list[Row]] = []
+        for page in range(1, math.ceil(self._hit_cap / self._per_page) + 1):
+            if page == 1 and first_page:
+                hits, has_next = first_page, True
+            else:
+                hits, has_next = await self._get(ms, ms + 1, page)
+            pages.append(hits)
+            if not has_next:
+                break
+        return pages
+
+    async def _unchanged(self, ms: int, pages: list[list[Row]]) -> bool:
+        """Whether pages ``1..len(pages)`` still hold exactly the rows they held."""
+        for number, seen in enumerate(pages, start=1):
+            hits, _ = await self._get(ms, ms + 1, number)
+            if {self._row_id(r) for r in hits} != {self._row_id(r) for r in seen}:
+                return False
+        return True
 
     # -- plumbing -------------------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 _GZIP_SUFFIXES = (".gz", ".gzip")
 _WRITE_CHUNK = 1 << 20
+# One encoder for every row (json.dumps builds a new one per call when given options).
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
 
 def resolve_destination(value: Any, *, field: str = "destination") -> ObjectStoragePath:
@@ -109,7 +111,7 @@ class RowSpool:
 
     def add(self, row: dict[str, Any]) -> None:
         """Spool one row; an older version of an already-spooled key is dropped from the output."""
-        line = json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        line = _encode(row).encode() + b"\n"
         key = self._key(row)
         version = self._version(row)
         self.received += 1

@@ -1,0 +1,111 @@
+"""WindowReader against the sandbox over real HTTP: exact reads of capped, unordered, moving results."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_provider_eshopbox import api
+from airflow_provider_eshopbox.exceptions import EshopboxIncompleteReadError
+from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+from airflow_provider_eshopbox.sandbox import EshopboxSandbox
+from airflow_provider_eshopbox.slicing import WindowReader
+
+
+@pytest.fixture
+def small_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[EshopboxSandbox]:
+    with EshopboxSandbox(order_items=3000, seed=5) as sb:
+        monkeypatch.setenv("AIRFLOW_CONN_ESHOPBOX_DEFAULT", sb.connection_json())
+        yield sb
+
+
+def _read(sb: EshopboxSandbox, start: int, end: int, on_fetch=None, concurrency: int = 4):
+    """Run a WindowReader over real HTTP; return (rows delivered, stats, fetch log)."""
+    hook = EshopboxHook()
+    rows: list[dict] = []
+    calls: list[tuple[int, int, int]] = []
+
+    async def fetch(lo: int, hi: int, page: int):
+        calls.append((lo, hi, page))
+        result = await hook.afetch_orders_page(api.orders_window_filter(lo, hi), page=page, per_page=100)
+        if on_fetch is not None:
+            on_fetch(lo, hi, page, result.hits)
+        return result.hits, result.has_next
+
+    async def main():
+        reader = WindowReader(
+            fetch,
+            timestamp=api.order_row_updated_at,
+            row_id=api.order_row_id,
+            per_page=100,
+            hit_cap=1000,
+            max_concurrency=concurrency,
+            on_rows=rows.extend,
+        )
+        try:
+            return await reader.read(start, end)
+        finally:
+            await hook.aclose()
+
+    return rows, asyncio.run(main()), calls
+
+
+def _burst(sb: EshopboxSandbox) -> tuple[int, int]:
+    """The largest crowd of rows sharing one updatedAt (the generator makes one of at least 150)."""
+    (ms, size), *_ = Counter(r["updatedAt"] for r in sb.truth_order_rows()).most_common(1)
+    return ms, size
+
+
+def test_a_whole_store_read_is_exact_and_never_pages_a_splittable_slice(
+    small_sandbox: EshopboxSandbox,
+) -> None:
+    sb = small_sandbox
+    _, size = _burst(sb)
+    assert size > 100
+    rows, stats, calls = _read(sb, 0, 2**42)
+    ids = [api.order_row_id(r) for r in rows]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == sb.truth_order_item_ids()
+    # Only one-millisecond slices are ever asked for a page beyond the first.
+    assert {hi - lo for lo, hi, page in calls if page > 1} == {1}
+    assert stats.requests == len(calls)
+
+
+def test_a_row_leaving_a_burst_mid_read_is_caught_and_the_burst_read_again(
+    small_sandbox: EshopboxSandbox,
+) -> None:
+    sb = small_sandbox
+    ms, size = _burst(sb)
+    moved: list[str] = []
+
+    def on_fetch(lo: int, hi: int, page: int, hits: list[dict]) -> None:
+        # Right after page 1 of the burst is served the first time, one of its rows is updated:
+        # it leaves this millisecond and every later page shifts by one.
+        if (lo, hi, page) == (ms, ms + 1, 1) and not moved:
+            moved.append(api.order_row_id(hits[0]))
+            sb.update_order_rows(moved)
+
+    rows, _, calls = _read(sb, ms, ms + 1, on_fetch)
+
+    ids = [api.order_row_id(r) for r in rows]
+    assert len(ids) == len(set(ids)) == size - 1
+    assert set(ids) == sb.truth_order_item_ids(ms, ms + 1)
+    assert moved[0] not in ids
+    pages = -(-size // 100)
+    # page 1, pass 1 (pages 2..k), a check that fails at page 1, pass 2 (pages 1..k) and its check
+    # (pages 1..k-1), which agrees.
+    assert len(calls) == 1 + (pages - 1) + 1 + pages + (pages - 1)
+
+
+def test_more_rows_at_one_millisecond_than_the_search_can_reach_is_an_error(
+    small_sandbox: EshopboxSandbox,
+) -> None:
+    sb = small_sandbox
+    ms, _ = _burst(sb)
+    others = sorted(sb.truth_order_item_ids(ms + 1, None))[:1000]
+    sb.update_order_rows(others, updated_at=ms)
+    with pytest.raises(EshopboxIncompleteReadError, match=f"rows share updatedAt={ms}"):
+        _read(sb, ms, ms + 1)
