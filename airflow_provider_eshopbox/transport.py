@@ -167,6 +167,13 @@ def classify_response(spec: RequestSpec, response: httpx.Response) -> Reply:
             EshopboxApiError(status, spec.label, msg, details=data),
             parse_retry_after(response.headers.get("retry-after")),
         )
+    if 400 <= status < 500 and response.content and ctype.endswith("json") and not is_json:
+        # A refusal whose JSON body arrived cut or corrupted: the reason is unreadable, and a 4xx means
+        # nothing was applied, so asking again is safe for every method (a POST included).
+        raise _Retry(
+            EshopboxApiError(status, spec.label, f"reply is not valid JSON (truncated {ctype})"),
+            parse_retry_after(response.headers.get("retry-after")),
+        )
     if status >= 500 or (200 <= status < 300 and not is_json):
         msg = error_message(data) if is_json else f"server error, body not JSON ({ctype})"
         if status < 300:

@@ -167,6 +167,10 @@ class EshopboxCreateOrdersOperator(BaseOperator):
                 try:
                     result = await hook.acreate_order(order)
                 except EshopboxApiError as exc:
+                    if not _is_refusal(exc):
+                        # Retries ran out on an outage (5xx, 429, no answer): a verdict on Eshopbox, not
+                        # on this order. Stop the whole push instead of rejecting every valid order.
+                        raise
                     # The hook retried and resolved ambiguity already: this order was not created.
                     self.log.warning("Order %r rejected by Eshopbox: %s", order["customerOrderNumber"], exc)
                     outcome.rejects.append(_reject(index, order, [_api_reason(exc)]))
@@ -185,7 +189,26 @@ class EshopboxCreateOrdersOperator(BaseOperator):
 
         try:
             if orders:
-                await asyncio.gather(*(push_one(index, order) for index, order in orders))
+                tasks = [asyncio.ensure_future(push_one(index, order)) for index, order in orders]
+                # The first outage cancels the other pushes (an order cut mid-POST is resolved by GET
+                # on the re-run, never created twice).
+                _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                failed = [t.exception() for t in tasks if not t.cancelled() and t.exception() is not None]
+                if failed:
+                    first = failed[0]
+                    if not isinstance(first, EshopboxApiError):
+                        raise first
+                    raise EshopboxApiError(
+                        first.status,
+                        first.endpoint,
+                        f"{first.message}; push stopped with {outcome.created} created and "
+                        f"{outcome.existing} existing of {len(orders)} valid orders, no rejects file "
+                        "written; re-run to resume (creation is idempotent)",
+                        details=first.details,
+                    ) from first
         finally:
             await hook.aclose()
         rejected = len(outcome.rejects)
@@ -214,6 +237,14 @@ def _reject(index: int, order: Any, reasons: list[str]) -> dict[str, Any]:
         "reasons": reasons,
         "order": order,
     }
+
+
+def _is_refusal(exc: Exception) -> bool:
+    """A 4xx verdict on the order itself (not a timeout, a rate limit, or a server or network failure)."""
+    from airflow_provider_eshopbox.exceptions import EshopboxApiError
+
+    status = exc.status if isinstance(exc, EshopboxApiError) else None
+    return status is not None and 400 <= status < 500 and status not in (408, 429)
 
 
 def _api_reason(exc: Exception) -> str:

@@ -1,0 +1,151 @@
+"""Fixtures for the fault matrix: one sandbox for the module, a result collector that prints a table.
+
+The sandbox holds enough order rows for a window well above the 1,000-hit cap, a catalogue of a few
+hundred ESINs and room for pushed orders. Faults, scripts, stats and the hit cap are reset before
+every run, so each cell sees exactly the fault it names.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_eshopbox.sandbox import EshopboxSandbox
+
+TOKEN_TTL = 60  # sandbox token lifetime (s); the "expire" fault moves the sandbox clock past it
+
+
+@pytest.fixture(scope="module")
+def sandbox(airflow_db: Path) -> Iterator[EshopboxSandbox]:
+    """12,000 order-item rows over a week (~1,700 a day), 300 ESINs (12 inventory pages of 25)."""
+    with EshopboxSandbox(order_items=12_000, products=300, seed=23, token_ttl=TOKEN_TTL) as sb:
+        previous = os.environ.get("AIRFLOW_CONN_ESHOPBOX_DEFAULT")
+        os.environ["AIRFLOW_CONN_ESHOPBOX_DEFAULT"] = sb.connection_json()
+        yield sb
+        if previous is None:
+            os.environ.pop("AIRFLOW_CONN_ESHOPBOX_DEFAULT", None)
+        else:
+            os.environ["AIRFLOW_CONN_ESHOPBOX_DEFAULT"] = previous
+
+
+@pytest.fixture
+def output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the example DAGs write (they read ESHOPBOX_DEMO_OUTPUT when parsed)."""
+    out = tmp_path / "out"
+    monkeypatch.setenv("ESHOPBOX_DEMO_OUTPUT", f"file://{out}")
+    return out
+
+
+class RequestTrigger:
+    """Run ``action`` on a background thread once the sandbox has seen ``after`` more API requests.
+
+    The thread waits on an event set from the sandbox's own request counter (no polling, no sleep);
+    ``join()`` reports whether the action ran while the run was still going.
+    """
+
+    def __init__(self, sb: EshopboxSandbox, after: int, action: Callable[[], Any]) -> None:
+        self.fired = threading.Event()
+        self.done = threading.Event()
+        self._reached = threading.Event()
+        self._after = after
+        self._action = action
+        self._sb = sb
+        counter = sb.stats_counter
+        original = counter.begin
+        self._restore = lambda: setattr(counter, "begin", original)
+
+        def begin(route: str) -> None:
+            original(route)
+            if counter.snapshot()["requests"] >= self._after:
+                self._reached.set()
+
+        counter.begin = begin  # type: ignore[method-assign]
+        self._thread = threading.Thread(target=self._run, name="fault-trigger", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        if self._reached.wait(timeout=300) and not self.done.is_set():
+            self._action()
+            self.fired.set()
+
+    def stop(self) -> bool:
+        """Stop waiting; True if the action ran."""
+        self.done.set()
+        self._reached.set()
+        self._thread.join(timeout=10)
+        self._restore()
+        return self.fired.is_set()
+
+
+@dataclass
+class Cell:
+    """One run of the matrix."""
+
+    fault: str
+    operator: str
+    expected: str  # "exact", "fail" or "either"
+    outcome: str = "?"  # "exact", "failed clean", or "VIOLATION: ..."
+    rows_expected: int = 0
+    rows_written: int = 0
+    lost: int = 0
+    doubled: int = 0
+    injected: str = ""
+    seconds: float = 0.0
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Matrix:
+    """Collects cells; renders them as a fixed-width table."""
+
+    HEADER = ("fault", "operator", "expected", "outcome", "rows exp", "written", "lost", "doubled", "s")
+
+    def __init__(self) -> None:
+        self.cells: list[Cell] = []
+
+    def add(self, cell: Cell) -> Cell:
+        self.cells.append(cell)
+        return cell
+
+    def render(self) -> str:
+        rows = [self.HEADER] + [
+            (
+                c.fault,
+                c.operator,
+                c.expected,
+                c.outcome,
+                str(c.rows_expected),
+                str(c.rows_written),
+                str(c.lost),
+                str(c.doubled),
+                f"{c.seconds:.1f}",
+            )
+            for c in self.cells
+        ]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(self.HEADER))]
+        lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        notes = [
+            f"  {c.fault} x {c.operator}: injected {c.injected or 'nothing'}"
+            + (f"; {c.note}" if c.note else "")
+            for c in self.cells
+        ]
+        return "\n".join(["FAULT MATRIX", *lines, "", "faults injected / notes:", *notes, ""])
+
+
+@pytest.fixture(scope="module")
+def matrix(session_dir: Path) -> Iterator[Matrix]:
+    """The module's results; printed (visible with ``pytest -s``) and written to the session dir."""
+    collected = Matrix()
+    yield collected
+    if collected.cells:
+        text = collected.render()
+        path = session_dir / "fault_matrix.txt"
+        path.write_text(text)
+        print("\n" + text + f"(also written to {path})")
