@@ -135,15 +135,28 @@ def parse_token_reply(conn_id: str, reply: Reply) -> tuple[str, float, str | Non
 
 
 def parse_orders_page(data: Any, page: int, per_page: int) -> OrdersPage:
-    """Validate an orders/erp reply ``{"hits": [...], "hasNext": bool}``."""
-    if (
-        not isinstance(data, Mapping)
-        or not isinstance(data.get("hits"), list)
-        or not isinstance(data.get("hasNext"), bool)
-    ):
-        raise EshopboxApiError(
-            200, api.ORDERS_LIST.label, "unexpected response shape (want 'hits' list and 'hasNext' bool)"
+    """Validate an orders/erp reply ``{"hits": [...], "hasNext": bool}``; errors name what is wrong."""
+
+    def bad(problem: str) -> EshopboxApiError:
+        return EshopboxApiError(
+            200,
+            api.ORDERS_LIST.label,
+            f"unexpected response shape: {problem} (want 'hits' list of objects and 'hasNext' bool)",
         )
+
+    if not isinstance(data, Mapping):
+        raise bad(f"body is {_json_type(data)}, not an object")
+    if "hits" not in data:
+        raise bad("'hits' is missing")
+    if not isinstance(data["hits"], list):
+        raise bad(f"'hits' is not a list (got {_json_type(data['hits'])})")
+    if "hasNext" not in data:
+        raise bad("'hasNext' is missing")
+    if not isinstance(data["hasNext"], bool):
+        raise bad(f"'hasNext' is not a bool (got {_json_type(data['hasNext'])})")
+    for index, hit in enumerate(data["hits"]):
+        if not isinstance(hit, Mapping):
+            raise bad(f"hit {index} is not an object (got {_json_type(hit)})")
     return OrdersPage(page=page, hits=list(data["hits"]), has_next=data["hasNext"], per_page=per_page)
 
 
@@ -162,11 +175,36 @@ def parse_inventory_page(data: Any) -> dict[str, dict[str, Any]]:
     """Validate an ESIN-keyed inventory reply; an empty list counts as an empty page."""
     if data in ([], None):
         return {}
-    if not isinstance(data, Mapping) or not all(isinstance(v, Mapping) for v in data.values()):
+    if not isinstance(data, Mapping):
         raise EshopboxApiError(
-            200, api.INVENTORY_LIST.label, "unexpected response shape (want ESIN-keyed object)"
+            200,
+            api.INVENTORY_LIST.label,
+            f"unexpected response shape (want ESIN-keyed object, got {_json_type(data)})",
         )
+    for esin, value in data.items():
+        if not isinstance(value, Mapping):
+            raise EshopboxApiError(
+                200,
+                api.INVENTORY_LIST.label,
+                f"unexpected response shape (want ESIN-keyed object; ESIN {str(esin)[:40]!r} maps to "
+                f"{_json_type(value)}, not an object)",
+            )
     return {str(k): dict(v) for k, v in data.items()}
+
+
+def _json_type(value: Any) -> str:
+    """JSON type name of a parsed value, for messages (never the value: it may be large)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a bool"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, Mapping) else type(value).__name__
 
 
 def _required_arg(name: str, value: Any) -> str:
@@ -448,11 +486,16 @@ class EshopboxHook(BaseHook):
 
     def _get_order_flow(self, customer_order_number: str) -> Flow[dict[str, Any] | None]:
         number = _required_arg("customer_order_number", customer_order_number)
-        return (
-            yield from self._call_flow(
-                api.ORDER_GET, path_params={"customerOrderNumber": number}, allow_404=True
-            )
+        order = yield from self._call_flow(
+            api.ORDER_GET, path_params={"customerOrderNumber": number}, allow_404=True
         )
+        if order is not None and not isinstance(order, Mapping):
+            raise EshopboxApiError(
+                200,
+                api.ORDER_GET.label,
+                f"unexpected response shape: order {number!r} is not a JSON object (got {_json_type(order)})",
+            )
+        return order
 
     def _get_product_flow(self, sku: str) -> Flow[dict[str, Any] | None]:
         sku = _required_arg("sku", sku)

@@ -60,6 +60,7 @@ class TokenRegistry:
         self._lock = threading.Lock()
         self._expiry: dict[str, float] = {}
         self._revoked: set[str] = set()
+        self._id_tokens: list[str] = []
         self._refresh_tokens = {credentials.refresh_token}
         self.current_refresh_token = credentials.refresh_token
 
@@ -77,14 +78,32 @@ class TokenRegistry:
     def mint(self) -> MintedToken:
         """A fresh, unique access token valid for ``ttl`` seconds of sandbox time."""
         token = f"sbx-at-{secrets.token_hex(24)}"
+        id_token = f"sbx-id-{secrets.token_hex(16)}"
         new_rt: str | None = None
         with self._lock:
             self._expiry[token] = self.clock.now() + self.ttl
+            self._id_tokens.append(id_token)
             if self.rotate:
                 new_rt = f"sbx-rt-{secrets.token_hex(20)}"
                 self._refresh_tokens.add(new_rt)
                 self.current_refresh_token = new_rt
-        return MintedToken(token, f"sbx-id-{secrets.token_hex(16)}", self.ttl, new_rt)
+        return MintedToken(token, id_token, self.ttl, new_rt)
+
+    def minted(self) -> list[str]:
+        """Every access token minted so far (live, expired or revoked), in minting order."""
+        with self._lock:
+            return list(self._expiry)
+
+    def issued_secrets(self) -> list[str]:
+        """Every credential-like value this registry handed out or accepts: access tokens, id tokens,
+        refresh tokens (seeded and rotated) and the client secret -- what a leak scan searches for."""
+        with self._lock:
+            return [
+                self.credentials.client_secret,
+                *sorted(self._refresh_tokens),
+                *self._expiry,
+                *self._id_tokens,
+            ]
 
     def state(self, token: str | None) -> TokenState:
         """``ok``, ``unknown`` (never minted / missing) or ``expired`` (past ttl or revoked)."""
