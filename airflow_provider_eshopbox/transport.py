@@ -20,7 +20,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception_type
 
 from airflow_provider_eshopbox.api import Endpoint, error_message
 from airflow_provider_eshopbox.exceptions import EshopboxAmbiguousWriteError, EshopboxApiError
@@ -41,7 +41,8 @@ _MAYBE_SENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolE
 class RetryPolicy:
     """How often and how long to retry; tests shrink the waits."""
 
-    max_attempts: int = 5
+    max_attempts: int = 5  # for errors: 5xx, dropped connections, timeouts, truncated bodies
+    max_throttled_attempts: int = 30  # for 429s: being told to wait is not a failure
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     retry_after_cap: float = 60.0
@@ -64,13 +65,20 @@ class RateLimiter:
 
     def reserve(self) -> float:
         """Claim the next slot; returns how long the caller must wait for it."""
-        if not self.interval:
-            return 0.0
         with self._lock:
             now = time.monotonic()
             slot = max(now, self._next)
             self._next = slot + self.interval
             return slot - now
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request of the connection back for ``seconds`` (after a 429 says so).
+
+        Without this, requests in flight beside the throttled one would each hit the limit, wait,
+        and come back together, turning one 429 into a storm of them.
+        """
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + seconds)
 
     def acquire(self) -> None:
         """Block until this caller may send."""
@@ -225,19 +233,27 @@ class Transport:
         self._guard = threading.Lock()
 
     def _retry_kwargs(self) -> dict[str, Any]:
+        """Retry arguments for one request: 429s and errors each have their own budget."""
+        spent = {"throttled": 0, "failed": 0}
+
+        def stop(state: RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            kind = "throttled" if isinstance(exc, _Retry) and exc.error.status == 429 else "failed"
+            spent[kind] += 1
+            if kind == "throttled":
+                return spent[kind] >= self.policy.max_throttled_attempts
+            return spent[kind] >= self.policy.max_attempts
+
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             after = exc.retry_after if isinstance(exc, _Retry) else None
-            delay = self.policy.wait(state.attempt_number, after)
+            delay = self.policy.wait(spent["throttled"] + spent["failed"], after)
+            if isinstance(exc, _Retry) and exc.error.status == 429:
+                self.limiter.pause(delay)
             log.info("Eshopbox request retry %d in %.2f s: %s", state.attempt_number, delay, exc)
             return delay
 
-        return {
-            "stop": stop_after_attempt(self.policy.max_attempts),
-            "wait": wait,
-            "retry": retry_if_exception_type(_Retry),
-            "reraise": True,
-        }
+        return {"stop": stop, "wait": wait, "retry": retry_if_exception_type(_Retry), "reraise": True}
 
     @property
     def client(self) -> httpx.Client:
@@ -281,8 +297,13 @@ class Transport:
                 with attempt:
                     return self._attempt(spec)
         except _Retry as exc:
-            raise _exhausted(exc.error, self.policy.max_attempts) from None
+            raise _exhausted(exc.error, self._attempts_for(exc)) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempts_for(self, exc: _Retry) -> int:
+        if exc.error.status == 429:
+            return self.policy.max_throttled_attempts
+        return self.policy.max_attempts
 
     async def asend(self, spec: RequestSpec) -> Reply:
         """Async ``send``."""
@@ -291,7 +312,7 @@ class Transport:
                 with attempt:
                     return await self._aattempt(spec)
         except _Retry as exc:
-            raise _exhausted(exc.error, self.policy.max_attempts) from None
+            raise _exhausted(exc.error, self._attempts_for(exc)) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:

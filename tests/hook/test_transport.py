@@ -140,6 +140,48 @@ def test_rate_limit_holds_sync_and_async(monkeypatch, mock):
     assert elapsed >= (n - 1) / 10
 
 
+def test_429s_have_their_own_budget_and_do_not_use_up_the_error_attempts(mock):
+    throttled = [httpx.Response(429, headers={"Retry-After": "0"}, json={"message": "slow"})] * 7
+    route = mock.get(ORDERS).mock(side_effect=[*throttled, httpx.Response(200, json=PAGE)])
+    hook = EshopboxHook(retry_policy=RetryPolicy(max_attempts=3, backoff_base=0.001, backoff_max=0.002))
+    assert hook.fetch_orders_page("(f)").hits == PAGE["hits"]
+    assert route.call_count == 8
+
+
+def test_429s_past_their_budget_fail_with_a_clear_error(mock):
+    route = mock.get(ORDERS).respond(429, headers={"Retry-After": "0"}, json={"message": "slow down"})
+    hook = EshopboxHook(retry_policy=RetryPolicy(max_throttled_attempts=4, backoff_base=0.001))
+    with pytest.raises(EshopboxApiError, match=r"slow down \(gave up after 4 attempts\)") as info:
+        hook.fetch_orders_page("(f)")
+    assert info.value.status == 429 and route.call_count == 4
+
+
+def test_a_429_holds_back_every_request_of_the_connection(mock, hook):
+    """After one request is told to wait, requests beside it wait too instead of piling on."""
+    sent: list[float] = []
+    first_429 = asyncio.Event()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(time.monotonic())
+        if len(sent) == 1:
+            first_429.set()
+            return httpx.Response(429, headers={"Retry-After": "1"}, json={"message": "slow"})
+        return httpx.Response(200, json=PAGE)
+
+    mock.get(ORDERS).mock(side_effect=answer)
+
+    async def run() -> float:
+        throttled = asyncio.create_task(hook.afetch_orders_page("(a)"))
+        await first_429.wait()
+        told_to_wait_at = sent[0]
+        await asyncio.gather(throttled, hook.afetch_orders_page("(b)"), hook.afetch_orders_page("(c)"))
+        return told_to_wait_at
+
+    told_to_wait_at = asyncio.run(run())
+    assert len(sent) == 4
+    assert min(sent[1:]) - told_to_wait_at >= 0.95, [round(t - told_to_wait_at, 3) for t in sent]
+
+
 def test_rate_limiter_spacing_unit():
     limiter = RateLimiter(20)
     started = time.monotonic()
@@ -147,6 +189,9 @@ def test_rate_limiter_spacing_unit():
         limiter.acquire()
     assert time.monotonic() - started >= 5 / 20
     assert RateLimiter(None).reserve() == 0.0
+    paused = RateLimiter(None)
+    paused.pause(0.5)
+    assert 0.4 < paused.reserve() <= 0.5
 
 
 def test_parse_retry_after_forms():
