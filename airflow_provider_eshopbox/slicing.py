@@ -53,10 +53,12 @@ class SliceStats:
     paged_slices: int = 0
     rows: int = 0
     started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
 
     @property
     def seconds(self) -> float:
-        return time.monotonic() - self.started
+        """Time spent reading (so far, or in all once the read is over)."""
+        return (self.finished or time.monotonic()) - self.started
 
 
 @dataclass
@@ -118,13 +120,13 @@ class WindowReader:
         hits, has_next = await self._get(start_ms, end_ms, 1)
         if not has_next:
             self._deliver(hits)
-            return self.stats
-        if end_ms - start_ms == 1:
+        elif end_ms - start_ms == 1:
             await self._read_one_millisecond(start_ms, hits)
-            return self.stats
-        self.stats.overflows += 1
-        self._regions = self._plan_regions(start_ms, end_ms, hits)
-        await asyncio.gather(*(self._worker(i) for i in range(self._workers)))
+        else:
+            self.stats.overflows += 1
+            self._regions = self._plan_regions(start_ms, end_ms, hits)
+            await asyncio.gather(*(self._worker(i) for i in range(self._workers)))
+        self.stats.finished = time.monotonic()
         return self.stats
 
     # -- planning -------------------------------------------------------------------------------
