@@ -8,6 +8,7 @@ correction is a one-line change.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -145,6 +146,27 @@ def order_row_updated_at(row: Mapping[str, Any]) -> int:
 def order_row_sort_key(row: Mapping[str, Any]) -> tuple[int, str]:
     """Output order of synced rows: by update time, then id, so re-runs write identical files."""
     return order_row_updated_at(row), order_row_id(row)
+
+
+# Order status (§3.2, §3.5): GET /api/order has no status field, so an order's status is read from
+# the orderStatus of its item rows in the orders list.
+ORDER_STATUS_FIELD = "orderStatus"
+ORDER_NUMBER_FIELD = "customerOrderNumber"
+ORDER_STATUS_LIST_FIELDS = (ORDER_NUMBER_FIELD, ORDER_ROW_ID_FIELD, ORDER_STATUS_FIELD)
+# ASSUMPTION (eshopbox-api.md §3.5): no formal enum; case and spelling vary ("Canceled", "SHIPPED").
+STATUS_ALIASES = {"canceled": "cancelled"}
+
+
+def normalize_status(status: Any) -> str:
+    """Comparable form of a status: casefolded, ``_``/``-`` as spaces, single spaces, aliases applied."""
+    text = re.sub(r"[\s_\-]+", " ", str(status)).strip().casefold()
+    return STATUS_ALIASES.get(text, text)
+
+
+def order_status_filter(customer_order_number: str) -> str:
+    """The orders-list ``filters`` value selecting the item rows of one order."""
+    escaped = customer_order_number.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{ORDER_NUMBER_FIELD}:"{escaped}"'
 
 
 def orders_pages_within_cap(per_page: int) -> int:

@@ -24,7 +24,7 @@ def _str_list(name: str, value: Any, *, allow_empty: bool = False) -> list[str]:
 
 
 def _check_statuses(target: list[str], fail: list[str]) -> None:
-    from airflow_provider_eshopbox.triggers.order_status import normalize_status
+    from airflow_provider_eshopbox.api import normalize_status
 
     overlap = sorted({normalize_status(s) for s in target} & {normalize_status(s) for s in fail})
     if overlap:

@@ -10,7 +10,7 @@ documents no status field (and the sandbox returns none), so
   whose rows are not listed yet has no status and is waited for.
 
 Statuses are compared after ``normalize_status``: case-insensitive (§3.5: case varies), ``_``/``-``
-read as spaces, and the UI's "Canceled" spelling read as "cancelled" (STATUS_ALIASES).
+read as spaces, and the UI's "Canceled" spelling read as "cancelled" (api.STATUS_ALIASES).
 
 An order with several items: it **fails** as soon as any item has a ``fail_on_statuses`` status (a
 partly cancelled order is reported, not shipped), and **succeeds** when every item has a target status.
@@ -19,43 +19,25 @@ Several orders: success when all succeed, failure as soon as one fails or does n
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.triggers.base import FAILED, SUCCESS, EshopboxPollingTrigger
 
 if TYPE_CHECKING:
     from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
 
+
 # ASSUMPTION (eshopbox-api.md §3.1, §3.5): the per-item status field of the orders list rows.
-ORDER_STATUS_FIELD = "orderStatus"
-ORDER_NUMBER_FIELD = "customerOrderNumber"
-ORDER_STATUS_LIST_FIELDS = (ORDER_NUMBER_FIELD, "orderItemID", ORDER_STATUS_FIELD)
-# ASSUMPTION (eshopbox-api.md §3.5): spellings seen for the same status.
-STATUS_ALIASES = {"canceled": "cancelled"}
-
-
-def normalize_status(status: Any) -> str:
-    """Canonical comparable form: casefolded, ``_``/``-`` as spaces, single spaces, aliases applied."""
-    text = re.sub(r"[\s_\-]+", " ", str(status)).strip().casefold()
-    return STATUS_ALIASES.get(text, text)
-
-
-def order_status_filter(customer_order_number: str) -> str:
-    """The orders-list ``filters`` value selecting the rows of one order."""
-    escaped = customer_order_number.replace("\\", "\\\\").replace('"', '\\"')
-    return f'{ORDER_NUMBER_FIELD}:"{escaped}"'
-
-
 def item_statuses(rows: Iterable[Mapping[str, Any]], customer_order_number: str) -> list[str]:
     """Sorted distinct normalized statuses of the rows of one order (rows of other orders ignored)."""
     return sorted(
         {
-            normalize_status(row.get(ORDER_STATUS_FIELD))
+            api.normalize_status(row.get(api.ORDER_STATUS_FIELD))
             for row in rows
-            if str(row.get(ORDER_NUMBER_FIELD)) == customer_order_number
-            and row.get(ORDER_STATUS_FIELD) not in (None, "")
+            if str(row.get(api.ORDER_NUMBER_FIELD)) == customer_order_number
+            and row.get(api.ORDER_STATUS_FIELD) not in (None, "")
         }
     )
 
@@ -64,8 +46,8 @@ def evaluate_orders(
     observed: Mapping[str, Sequence[str]], target_statuses: Iterable[str], fail_on_statuses: Iterable[str]
 ) -> tuple[str | None, str]:
     """``(SUCCESS | FAILED | None, message)`` for the observed item statuses of every awaited order."""
-    target = {normalize_status(s) for s in target_statuses}
-    fail = {normalize_status(s) for s in fail_on_statuses}
+    target = {api.normalize_status(s) for s in target_statuses}
+    fail = {api.normalize_status(s) for s in fail_on_statuses}
     for con, statuses in observed.items():
         bad = sorted(set(statuses) & fail)
         if bad:
@@ -117,7 +99,9 @@ class OrderStatusCheck:
                 self.confirmed.add(con)
             rows = [
                 row
-                for page in hook.iter_order_pages(order_status_filter(con), fields=ORDER_STATUS_LIST_FIELDS)
+                for page in hook.iter_order_pages(
+                    api.order_status_filter(con), fields=api.ORDER_STATUS_LIST_FIELDS
+                )
                 for row in page.hits
             ]
             self.observed[con] = item_statuses(rows, con)
@@ -133,7 +117,7 @@ class OrderStatusCheck:
             rows = [
                 row
                 async for page in hook.aiter_order_pages(
-                    order_status_filter(con), fields=ORDER_STATUS_LIST_FIELDS
+                    api.order_status_filter(con), fields=api.ORDER_STATUS_LIST_FIELDS
                 )
                 for row in page.hits
             ]

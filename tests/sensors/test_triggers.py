@@ -9,10 +9,11 @@ import time
 import pytest
 from airflow.sdk.module_loading import import_string
 
+from airflow_provider_eshopbox.api import normalize_status
 from airflow_provider_eshopbox.sensors.inventory import EshopboxInventorySensor
 from airflow_provider_eshopbox.sensors.order_status import EshopboxOrderStatusSensor
 from airflow_provider_eshopbox.triggers.inventory import EshopboxInventoryTrigger
-from airflow_provider_eshopbox.triggers.order_status import EshopboxOrderStatusTrigger, normalize_status
+from airflow_provider_eshopbox.triggers.order_status import EshopboxOrderStatusTrigger
 
 from .conftest import order_with_status, route_count
 
