@@ -4,7 +4,7 @@ Each measurement runs in its own child process (so peak RSS is that run's alone)
 sandbox process, side by side in one invocation; the table quotes rows/s, the ratio, the fraction
 of the ideal (pages x latency / concurrency), requests and peak RSS above the child's baseline.
 
-    python -m bench.orders_sync [--rows 50000] [--latency-ms 50] [--concurrency 16] [--rss-rows 200000]
+    python -m bench.orders_sync [--rows 50000] [--latency-ms 50] [--concurrency 16] [--rss-rows 20000,200000]
 """
 
 from __future__ import annotations
@@ -157,7 +157,9 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs per reader (median); the hourly pager runs once"
     )
-    parser.add_argument("--rss-rows", type=int, default=200_000)
+    parser.add_argument(
+        "--rss-rows", default="20000,200000", help="comma-separated row counts for peak RSS; empty: skip"
+    )
     parser.add_argument("--child", choices=["operator", "pager-hourly", "pager-single"])
     args = parser.parse_args()
     if args.child:
@@ -202,13 +204,16 @@ def main() -> None:
             f"{r['seconds']:>7.2f}{rate:>8.0f}{ratio:>8.1f}x{of_ideal:>9}{in_flight:>10}"
             f"{r['peak_mb'] - r['baseline_mb']:>8.0f}"
         )
-    if args.rss_rows:
-        with sandbox(args.rss_rows, 0) as (origin, conn):
+    sizes = [int(n) for n in args.rss_rows.split(",") if n.strip()]
+    if sizes:
+        print("\nPeak RSS of the operator, no added latency (rows are spooled to disk, not held in memory)")
+        print(f"{'rows':>8}{'baseline MB':>13}{'peak +MB':>10}{'s':>7}")
+    for size in sizes:
+        with sandbox(size, 0) as (_origin, conn):
             result = _child("operator", conn, args.concurrency)
         print(
-            f"\nPeak RSS, operator syncing {args.rss_rows} rows with no added latency: "
-            f"{result['peak_mb'] - result['baseline_mb']:.0f} MB above the process baseline "
-            f"({result['baseline_mb']:.0f} MB), {result['rows']} rows in {result['seconds']:.1f} s"
+            f"{result['rows']:>8}{result['baseline_mb']:>13.0f}"
+            f"{result['peak_mb'] - result['baseline_mb']:>10.0f}{result['seconds']:>7.1f}"
         )
 
 
