@@ -42,3 +42,11 @@ def airflow_db() -> Path:
         env=os.environ.copy(),
     )
     return Path(os.environ["AIRFLOW_HOME"])
+
+
+@pytest.fixture
+def output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the example DAGs write (they read ESHOPBOX_DEMO_OUTPUT when parsed)."""
+    out = tmp_path / "out"
+    monkeypatch.setenv("ESHOPBOX_DEMO_OUTPUT", f"file://{out}")
+    return out

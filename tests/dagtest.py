@@ -6,6 +6,9 @@ read environment variables (output location) at parse time; each file's name is 
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,3 +75,17 @@ def run_dag(dag: Any, capfd: pytest.CaptureFixture[str] | None = None, **test_kw
             returns={x.task_id: XComModel.deserialize_value(x) for x in xcoms},
             log=log,
         )
+
+
+@contextlib.contextmanager
+def default_connection(connection_json: str) -> Iterator[None]:
+    """``AIRFLOW_CONN_ESHOPBOX_DEFAULT`` set for a block (module-scoped fixtures cannot monkeypatch)."""
+    previous = os.environ.get("AIRFLOW_CONN_ESHOPBOX_DEFAULT")
+    os.environ["AIRFLOW_CONN_ESHOPBOX_DEFAULT"] = connection_json
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("AIRFLOW_CONN_ESHOPBOX_DEFAULT", None)
+        else:
+            os.environ["AIRFLOW_CONN_ESHOPBOX_DEFAULT"] = previous

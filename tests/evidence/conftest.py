@@ -7,7 +7,6 @@ every run, so each cell sees exactly the fault it names.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
+from tests.dagtest import default_connection
 
 TOKEN_TTL = 60  # sandbox token lifetime (s); the "expire" fault moves the sandbox clock past it
 
@@ -24,22 +24,9 @@ TOKEN_TTL = 60  # sandbox token lifetime (s); the "expire" fault moves the sandb
 @pytest.fixture(scope="module")
 def sandbox(airflow_db: Path) -> Iterator[EshopboxSandbox]:
     """12,000 order-item rows over a week (~1,700 a day), 300 ESINs (12 inventory pages of 25)."""
-    with EshopboxSandbox(order_items=12_000, products=300, seed=23, token_ttl=TOKEN_TTL) as sb:
-        previous = os.environ.get("AIRFLOW_CONN_ESHOPBOX_DEFAULT")
-        os.environ["AIRFLOW_CONN_ESHOPBOX_DEFAULT"] = sb.connection_json()
+    sandbox = EshopboxSandbox(order_items=12_000, products=300, seed=23, token_ttl=TOKEN_TTL)
+    with sandbox as sb, default_connection(sb.connection_json()):
         yield sb
-        if previous is None:
-            os.environ.pop("AIRFLOW_CONN_ESHOPBOX_DEFAULT", None)
-        else:
-            os.environ["AIRFLOW_CONN_ESHOPBOX_DEFAULT"] = previous
-
-
-@pytest.fixture
-def output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where the example DAGs write (they read ESHOPBOX_DEMO_OUTPUT when parsed)."""
-    out = tmp_path / "out"
-    monkeypatch.setenv("ESHOPBOX_DEMO_OUTPUT", f"file://{out}")
-    return out
 
 
 class RequestTrigger:

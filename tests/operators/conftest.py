@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
+from tests.dagtest import default_connection
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,22 +25,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def sandbox(airflow_db: Path) -> Iterator[EshopboxSandbox]:
     """20,000 order-item rows over a week: about 120 an hour, about 2,900 a day (the cap is 1,000)."""
-    with EshopboxSandbox(order_items=20_000, seed=11) as sb:
-        previous = os.environ.get("AIRFLOW_CONN_ESHOPBOX_DEFAULT")
-        os.environ["AIRFLOW_CONN_ESHOPBOX_DEFAULT"] = sb.connection_json()
+    with EshopboxSandbox(order_items=20_000, seed=11) as sb, default_connection(sb.connection_json()):
         yield sb
-        if previous is None:
-            os.environ.pop("AIRFLOW_CONN_ESHOPBOX_DEFAULT", None)
-        else:
-            os.environ["AIRFLOW_CONN_ESHOPBOX_DEFAULT"] = previous
-
-
-@pytest.fixture
-def output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where the example DAGs write (they read ESHOPBOX_DEMO_OUTPUT when parsed)."""
-    out = tmp_path / "out"
-    monkeypatch.setenv("ESHOPBOX_DEMO_OUTPUT", f"file://{out}")
-    return out
 
 
 @pytest.fixture(autouse=True)
