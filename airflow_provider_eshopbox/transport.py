@@ -8,9 +8,11 @@ server; those raise ``EshopboxAmbiguousWriteError`` for the caller to resolve.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Mapping
@@ -221,6 +223,12 @@ def _exhausted(error: EshopboxApiError, attempts: int) -> EshopboxApiError:
     )
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context per process: each new one loads the CA bundle again (~30 ms)."""
+    return httpx.create_ssl_context()
+
+
 class Transport:
     """Pooled sync client plus one async client per event loop, with the retry policy applied."""
 
@@ -262,7 +270,9 @@ class Transport:
         """The pooled sync client, created on first use."""
         with self._guard:
             if self._client is None:
-                self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+                self._client = httpx.Client(
+                    timeout=self.timeout, follow_redirects=False, verify=_tls_context()
+                )
             return self._client
 
     def _async_pool(self) -> int:
@@ -278,7 +288,9 @@ class Transport:
             self._aclients, self._in_flight, self._aclient_loop = [], [], loop
         index = min(range(len(self._in_flight)), key=self._in_flight.__getitem__, default=None)
         if index is None or (self._in_flight[index] and len(self._aclients) < _ASYNC_POOLS):
-            self._aclients.append(httpx.AsyncClient(timeout=self.timeout, follow_redirects=False))
+            self._aclients.append(
+                httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, verify=_tls_context())
+            )
             self._in_flight.append(0)
             index = len(self._aclients) - 1
         return index
