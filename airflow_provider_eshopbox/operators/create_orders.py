@@ -76,6 +76,7 @@ class EshopboxCreateOrdersOperator(BaseOperator):
 
         from airflow.sdk.exceptions import AirflowFailException
 
+        from airflow_provider_eshopbox.arguments import check_max_concurrency
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.order_validation import order_number, validate_order
         from airflow_provider_eshopbox.outlets import attach_to_outlet_events
@@ -83,7 +84,7 @@ class EshopboxCreateOrdersOperator(BaseOperator):
 
         # Everything local is checked before the first request.
         max_rejected = _non_negative_int(self.max_rejected, "max_rejected")
-        _check_concurrency(self.max_concurrency)
+        check_max_concurrency(self.max_concurrency)
         rejects_path = resolve_destination(self.rejects, field="rejects")
         rows = _read_source(self.source)
         hook = EshopboxHook(eshopbox_conn_id=self.eshopbox_conn_id)
@@ -264,15 +265,6 @@ def _non_negative_int(value: Any, name: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     raise EshopboxConfigError(f"{name} must be a non-negative integer, got {value!r}", field=name)
-
-
-def _check_concurrency(value: Any) -> None:
-    from airflow_provider_eshopbox.exceptions import EshopboxConfigError
-
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 64:
-        raise EshopboxConfigError(
-            f"max_concurrency must be an integer from 1 to 64, got {value!r}", field="max_concurrency"
-        )
 
 
 def _read_source(source: Any) -> list[Any]:

@@ -65,6 +65,7 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         import asyncio
         import time
 
+        from airflow_provider_eshopbox.arguments import check_max_concurrency
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.outlets import attach_to_outlet_events
         from airflow_provider_eshopbox.storage import RowSpool, resolve_destination
@@ -74,13 +75,7 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         window = resolve_window(self.start, self.end, self.lookback, context)
         destination = resolve_destination(self.destination)
         fields = _resolve_fields(self.fields)
-        if not isinstance(self.max_concurrency, int) or not 1 <= self.max_concurrency <= 64:
-            from airflow_provider_eshopbox.exceptions import EshopboxConfigError
-
-            raise EshopboxConfigError(
-                f"max_concurrency must be an integer from 1 to 64, got {self.max_concurrency!r}",
-                field="max_concurrency",
-            )
+        check_max_concurrency(self.max_concurrency)
         hook = EshopboxHook(eshopbox_conn_id=self.eshopbox_conn_id)
         hook.get_config()
         self.log.info(

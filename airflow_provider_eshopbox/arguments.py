@@ -1,0 +1,19 @@
+"""Checks of operator arguments that several operators share; each raises before any network call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_eshopbox.exceptions import EshopboxConfigError
+
+MAX_CONCURRENCY_LIMIT = 64
+
+
+def check_max_concurrency(value: Any) -> int:
+    """``max_concurrency`` as an int from 1 to MAX_CONCURRENCY_LIMIT, or a clear error."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CONCURRENCY_LIMIT:
+        raise EshopboxConfigError(
+            f"max_concurrency must be an integer from 1 to {MAX_CONCURRENCY_LIMIT}, got {value!r}",
+            field="max_concurrency",
+        )
+    return value
