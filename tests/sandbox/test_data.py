@@ -27,7 +27,12 @@ def test_order_items_gives_exact_row_count() -> None:
 def test_rows_shape_and_spread() -> None:
     data = generate(workspace="acme", orders=2000, seed=7)
     rows = data.rows
-    assert 1.8 * 2000 < len(rows) < 3.2 * 2000
+    # Every row belongs to exactly one of the 2,000 orders, each of 1 to 4 items.
+    assert len(data.orders) == 2000
+    assert {len(o.item_ids) for o in data.orders.values()} == {1, 2, 3, 4}
+    assert sorted(r["orderItemID"] for r in rows) == sorted(
+        i for o in data.orders.values() for i in o.item_ids
+    )
     start = to_ms(DEFAULT_START)
     assert all(start <= r["updatedAt"] < start + 7 * 86_400_000 for r in rows)
     row = rows[0]
