@@ -29,12 +29,16 @@ PROXY_HOST_HEADER = "ProxyHost"
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One API route: which host, which method, which path template (relative, no leading slash)."""
+    """One API route: which host, which method, which path template (relative, no leading slash).
+
+    ``items`` names the list of rows in the reply whose JSON text is kept as sent (see ``rawjson``).
+    """
 
     name: str
     host: HostKind
     method: str
     path: str
+    items: str | None = None
 
     @property
     def label(self) -> str:
@@ -46,7 +50,7 @@ class Endpoint:
 TOKEN = Endpoint("token", HOST_AUTH, "POST", "")
 TOKEN_PATH = "api/v1/generateToken"  # path of DEFAULT_AUTH_URL, for emulators
 # ASSUMPTION (eshopbox-api.md §8.1, §3.1): order list path from the SDK/3p clients, not an official page.
-ORDERS_LIST = Endpoint("orders_list", HOST_WORKSPACE, "GET", "api/v1/orders/erp")
+ORDERS_LIST = Endpoint("orders_list", HOST_WORKSPACE, "GET", "api/v1/orders/erp", items="hits")
 ORDER_GET = Endpoint("order_get", HOST_WMS, "GET", "api/order/{customerOrderNumber}")
 ORDER_CREATE = Endpoint("order_create", HOST_WMS, "POST", "api/order")
 ORDER_CANCEL = Endpoint("order_cancel", HOST_WMS, "POST", "api/cancel-order")

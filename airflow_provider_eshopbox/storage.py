@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import os
+import mmap
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -106,12 +106,16 @@ class RowSpool:
         self._file = tempfile.TemporaryFile(prefix="eshopbox-spool-")  # noqa: SIM115 - closed in close()
         # key -> (version, sort key, offset, length) of the newest version seen
         self._index: dict[str, tuple[Any, Any, int, int]] = {}
+        self._end = 0  # spool size (tracked: seeking to the end would flush the write buffer)
         self.received = 0
         self.superseded = 0
 
-    def add(self, row: dict[str, Any]) -> None:
-        """Spool one row; an older version of an already-spooled key is dropped from the output."""
-        line = _encode(row).encode() + b"\n"
+    def add(self, row: dict[str, Any], text: str | None = None) -> None:
+        """Spool one row; an older version of an already-spooled key is dropped from the output.
+
+        ``text`` is the row's JSON as the API sent it: written as is (no re-encoding) when it fits
+        on one line.
+        """
         key = self._key(row)
         version = self._version(row)
         self.received += 1
@@ -120,9 +124,12 @@ class RowSpool:
             self.superseded += 1
             if previous[0] >= version:
                 return
-        offset = self._file.seek(0, os.SEEK_END)
+        if text is None or "\n" in text or "\r" in text:
+            text = _encode(row)
+        line = text.encode() + b"\n"
         self._file.write(line)
-        self._index[key] = (version, self._sort_key(row), offset, len(line))
+        self._index[key] = (version, self._sort_key(row), self._end, len(line))
+        self._end += len(line)
 
     def __len__(self) -> int:
         return len(self._index)
@@ -134,12 +141,16 @@ class RowSpool:
         """Write the de-duplicated rows, sorted, atomically to ``destination``; return the row count."""
         entries = sorted(self._index.values(), key=lambda entry: entry[1])
         self._file.flush()
-        with atomic_open(destination) as out:
+        with (
+            (
+                mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if self._end else memoryview(b"")
+            ) as spooled,
+            atomic_open(destination) as out,
+        ):
             chunk: list[bytes] = []
             size = 0
             for _version, _sort, offset, length in entries:
-                self._file.seek(offset)
-                chunk.append(self._file.read(length))
+                chunk.append(spooled[offset : offset + length])
                 size += length
                 if size >= _WRITE_CHUNK:  # few large writes: each write through fsspec costs
                     out.write(b"".join(chunk))

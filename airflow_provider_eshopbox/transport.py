@@ -26,6 +26,7 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 
 from airflow_provider_eshopbox.api import Endpoint, error_message
 from airflow_provider_eshopbox.exceptions import EshopboxAmbiguousWriteError, EshopboxApiError
+from airflow_provider_eshopbox.rawjson import loads_keeping_items
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +124,16 @@ class RequestSpec:
 
 @dataclass(frozen=True)
 class Reply:
-    """A final (non-retried) HTTP answer with its JSON body parsed when there was one."""
+    """A final (non-retried) HTTP answer with its JSON body parsed when there was one.
+
+    ``item_texts``: for an endpoint with ``items``, the JSON text of each row of that list, as sent.
+    """
 
     status: int
     data: Any
     is_json: bool
     content_type: str
+    item_texts: list[str] | None = None
 
 
 class _Retry(Exception):
@@ -158,19 +163,21 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
-def _decode(response: httpx.Response) -> tuple[bool, Any]:
+def _decode(response: httpx.Response, items: str | None) -> tuple[bool, Any, list[str] | None]:
     if not response.content:
-        return False, None
+        return False, None, None
     try:
-        return True, json.loads(response.content)
-    except ValueError:
-        return False, None
+        if items is None:
+            return True, json.loads(response.content), None
+        return True, *loads_keeping_items(response.content.decode("utf-8-sig"), items)
+    except ValueError:  # UnicodeDecodeError included
+        return False, None, None
 
 
 def classify_response(spec: RequestSpec, response: httpx.Response) -> Reply:
     """A Reply for final answers; raises _Retry for retryable ones, ambiguity for unsafe writes."""
     status = response.status_code
-    is_json, data = _decode(response)
+    is_json, data, item_texts = _decode(response, spec.endpoint.items)
     ctype = response.headers.get("content-type", "").split(";")[0].strip() or "no content-type"
     if status == 429:
         msg = error_message(data) or "rate limited"
@@ -197,7 +204,7 @@ def classify_response(spec: RequestSpec, response: httpx.Response) -> Reply:
             EshopboxApiError(status, spec.label, msg or "server error", details=data),
             parse_retry_after(response.headers.get("retry-after")),
         )
-    return Reply(status, data, is_json, ctype)
+    return Reply(status, data, is_json, ctype, item_texts)
 
 
 def classify_exception(spec: RequestSpec, exc: httpx.HTTPError) -> Exception:

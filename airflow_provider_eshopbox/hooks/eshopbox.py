@@ -80,6 +80,8 @@ class OrdersPage:
     hits: list[dict[str, Any]]
     has_next: bool
     per_page: int = api.ORDERS_PER_PAGE_MAX
+    #: each hit's JSON text exactly as the API sent it (lets a sync write rows without re-encoding)
+    hit_texts: list[str] | None = None
 
     @property
     def reached_hit_cap(self) -> bool:
@@ -134,7 +136,7 @@ def parse_token_reply(conn_id: str, reply: Reply) -> tuple[str, float, str | Non
     return access, expires_in, new_refresh if isinstance(new_refresh, str) and new_refresh else None
 
 
-def parse_orders_page(data: Any, page: int, per_page: int) -> OrdersPage:
+def parse_orders_page(data: Any, page: int, per_page: int, hit_texts: list[str] | None = None) -> OrdersPage:
     """Validate an orders/erp reply ``{"hits": [...], "hasNext": bool}``; errors name what is wrong."""
 
     def bad(problem: str) -> EshopboxApiError:
@@ -157,7 +159,10 @@ def parse_orders_page(data: Any, page: int, per_page: int) -> OrdersPage:
     for index, hit in enumerate(data["hits"]):
         if not isinstance(hit, Mapping):
             raise bad(f"hit {index} is not an object (got {_json_type(hit)})")
-    return OrdersPage(page=page, hits=list(data["hits"]), has_next=data["hasNext"], per_page=per_page)
+    hits = list(data["hits"])
+    if hit_texts is not None and len(hit_texts) != len(hits):
+        hit_texts = None
+    return OrdersPage(page=page, hits=hits, has_next=data["hasNext"], per_page=per_page, hit_texts=hit_texts)
 
 
 def next_orders_page(result: OrdersPage) -> int | None:
@@ -421,6 +426,22 @@ class EshopboxHook(BaseHook):
         json: Any = None,
         allow_404: bool = False,
     ) -> Flow[Any]:
+        """The decoded JSON of a successful call (None for an allowed 404)."""
+        reply = yield from self._reply_flow(
+            endpoint, path_params=path_params, params=params, json=json, allow_404=allow_404
+        )
+        return None if reply is None else reply.data
+
+    def _reply_flow(
+        self,
+        endpoint: api.Endpoint,
+        *,
+        path_params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        allow_404: bool = False,
+    ) -> Flow[Reply | None]:
+        """One authenticated call, retried once with a fresh token on 401; errors raise."""
         token = yield _GetToken()
         reply: Reply = yield _Send(
             self._spec(endpoint, token, path_params=path_params, params=params, json=json)
@@ -449,7 +470,7 @@ class EshopboxHook(BaseHook):
                 message or f"request failed (body not JSON: {reply.content_type})",
                 details=reply.data if reply.is_json else None,
             )
-        return reply.data
+        return reply
 
     def _orders_page_flow(
         self, filters: str, page: int, per_page: int, fields: str | Sequence[str] | None
@@ -468,8 +489,9 @@ class EshopboxHook(BaseHook):
         }
         if fields:
             params[api.ORDERS_PARAM_FIELDS] = fields if isinstance(fields, str) else ",".join(fields)
-        data = yield from self._call_flow(api.ORDERS_LIST, params=params)
-        return parse_orders_page(data, page, per_page)
+        reply = yield from self._reply_flow(api.ORDERS_LIST, params=params)
+        assert reply is not None
+        return parse_orders_page(reply.data, page, per_page, reply.item_texts)
 
     def _inventory_page_flow(
         self, updated_on: UpdatedOn, page: int, per_page: int, esin: str | None = None

@@ -123,26 +123,30 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
 
         progress = ProgressLog(self.log, "orders")
 
-        async def fetch(start_ms: int, end_ms: int, page: int) -> tuple[list[dict[str, Any]], bool]:
+        # A hit is (row, its JSON text as sent): the text is what gets written, the row is read.
+        Hit = tuple[dict[str, Any], str | None]
+
+        async def fetch(start_ms: int, end_ms: int, page: int) -> tuple[list[Hit], bool]:
             result = await hook.afetch_orders_page(
                 api.orders_window_filter(start_ms, end_ms),
                 page=page,
                 per_page=api.ORDERS_PER_PAGE_MAX,
                 fields=fields,
             )
-            return result.hits, result.has_next
+            texts = result.hit_texts or [None] * len(result.hits)
+            return list(zip(result.hits, texts, strict=True)), result.has_next
 
-        def on_rows(rows: list[dict[str, Any]]) -> None:
-            for row in rows:
-                spool.add(row)
+        def on_rows(hits: list[Hit]) -> None:
+            for row, text in hits:
+                spool.add(row, text)
 
         def on_progress(stats: SliceStats, regions: int) -> None:
             progress.update(stats.rows, slices_done=stats.slices, regions=regions, requests=stats.requests)
 
         reader = WindowReader(
             fetch,
-            timestamp=api.order_row_updated_at,
-            row_id=api.order_row_id,
+            timestamp=lambda hit: api.order_row_updated_at(hit[0]),
+            row_id=lambda hit: api.order_row_id(hit[0]),
             per_page=api.ORDERS_PER_PAGE_MAX,
             hit_cap=api.ORDERS_HIT_CAP,
             max_concurrency=self.max_concurrency,

@@ -127,6 +127,37 @@ def test_has_next_on_empty_page_is_an_error():
             list(EshopboxHook(retry_policy=FAST).iter_order_pages("(f)"))
 
 
+def test_order_rows_keep_their_json_text_as_sent_and_spool_writes_it_unchanged(tmp_path):
+    """A sync writes each row as the API sent it; a multi-line row is written compact on one line."""
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_eshopbox.storage import RowSpool
+
+    one_line = '{ "orderItemID" : "1-1", "updatedAt" : 5, "price" : 1.50, "name" : "caf\\u00e9" }'
+    multi_line = '{"orderItemID": "1-2",\n "updatedAt": 6}'
+    body = '{"hasNext": false,\n "hits": [ ' + one_line + " ,\n" + multi_line + " ]}"
+    with respx.mock() as mock:
+        mock.post(AUTH_URL).mock(side_effect=TokenMinter())
+        mock.get(f"{API}/api/v1/orders/erp").respond(
+            200, text=body, headers={"content-type": "application/json"}
+        )
+        page = EshopboxHook(retry_policy=FAST).fetch_orders_page("(f)")
+
+    assert page.hits == json.loads(body)["hits"]
+    assert page.hit_texts == [one_line, multi_line]
+    destination = ObjectStoragePath(f"file://{tmp_path}/rows.jsonl")
+    with RowSpool(
+        key=api.order_row_id, version=api.order_row_updated_at, sort_key=api.order_row_sort_key
+    ) as spool:
+        for row, text in zip(page.hits, page.hit_texts, strict=True):
+            spool.add(row, text)
+        spool.write_to(destination)
+    assert (tmp_path / "rows.jsonl").read_text().splitlines() == [
+        one_line,
+        '{"orderItemID":"1-2","updatedAt":6}',
+    ]
+
+
 def test_inventory_pages_stop_on_short_page_and_updated_on_format():
     pages = [{f"E{i}": {"inventories": {}} for i in range(3)}, {"E9": {"inventories": {}}}]
     with respx.mock() as mock:

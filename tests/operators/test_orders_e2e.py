@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -45,6 +46,10 @@ def test_hourly_window_below_the_cap_lands_exactly_the_truth(
     assert 0 < len(truth) < 1000
     # Exactly the truth, each row whole as the API returns it (nested objects kept), sorted.
     assert rows == sorted(truth, key=lambda r: (r["updatedAt"], r["orderItemID"]))
+    # ...and byte for byte the JSON the API sent: rows are written from the reply, not re-encoded.
+    with gzip.open(path, "rb") as fh:
+        lines = fh.read().splitlines()
+    assert lines == [sandbox.store.encoded_row(row["orderItemID"]) for row in rows]
     manifest = result.returns["sync_orders"]
     assert manifest["path"] == f"file://{path}"
     assert manifest["rows"] == len(truth)
