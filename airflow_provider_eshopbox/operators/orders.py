@@ -66,6 +66,7 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         import time
 
         from airflow_provider_eshopbox.arguments import check_max_concurrency
+        from airflow_provider_eshopbox.heap import existing_heap_frozen
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.outlets import attach_to_outlet_events
         from airflow_provider_eshopbox.storage import RowSpool, resolve_destination
@@ -91,7 +92,7 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         spool = RowSpool(
             key=api.order_row_id, version=api.order_row_updated_at, sort_key=api.order_row_sort_key
         )
-        with spool:
+        with spool, existing_heap_frozen():
             stats = asyncio.run(self._read(hook, window, fields, spool))
             rows = spool.write_to(destination)
         manifest = {
