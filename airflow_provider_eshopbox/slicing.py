@@ -8,13 +8,14 @@ passes agree.
 
 How slices are sized (the speed part; exactness never depends on it):
 1. Page 1 of the whole window either holds everything (done) or is a random sample of its rows.
-2. The window is cut into ``max_concurrency`` regions of equal sample mass. Each region is crawled
+2. The window is cut into a few regions of equal sample mass. Each region is crawled
    by one worker, front to back, each request sized to hold ``target_fill`` of a page at the density
    the worker measured on its previous slices (exact counts, so the estimate tracks the data).
 3. Before any density is known, regions start from a ladder of scale guesses; the first slice that
    fits calibrates them all.
-4. A slice that overflows is re-cut at the sample rank that holds a target page; one whose sample is
-   all one millisecond is isolated as a one-millisecond slice.
+4. A slice that overflows is re-cut at the sample rank that holds a target page if it held just
+   over a page (a guess that grows fourfold with each overflow in a row); one whose sample is
+   crowded on one millisecond is read up to it, then that millisecond alone.
 5. A worker that runs out of region steals the back half of the largest remaining one.
 """
 
@@ -32,7 +33,7 @@ from typing import Any
 
 from airflow_provider_eshopbox.exceptions import EshopboxIncompleteReadError
 
-Row = dict[str, Any]
+Row = Any  # one hit as ``fetch`` returns it: only ``timestamp`` and ``row_id`` look inside
 #: ``fetch(start_ms, end_ms, page) -> (hits, has_next)`` for rows with start_ms <= updatedAt < end_ms.
 FetchPage = Callable[[int, int, int], Awaitable[tuple[list[Row], bool]]]
 
@@ -41,6 +42,12 @@ _MAX_STABILITY_PASSES = 8
 _OBSERVATIONS = 4  # recent (rows, width) pairs a region's density is measured over
 _INITIAL_REGIONS = 4  # more come from stealing once the density is measured, so small windows stay cheap
 _CROWD_SHARE = 0.1  # a sample this concentrated on one millisecond marks a burst to read on its own
+# After an overflow the slice is assumed to have held just over a page; each further overflow in a
+# row multiplies that guess, so a badly underestimated density is found in a few steps, not many.
+_OVERFLOW_GROWTH = 4.0
+# A slice whose count is this many standard deviations (sqrt of the expected count) off the region's
+# density marks a change in the data's rate: older observations are dropped rather than averaged in.
+_CHANGE_SIGMAS = 2.5
 
 
 @dataclass
@@ -74,6 +81,7 @@ class _Region:
     guessed: bool = False  # density is still a ladder guess, not a measurement
     next_widths: list[int] = field(default_factory=list)  # set after an overflow, from its sample
     observed: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=_OBSERVATIONS))
+    overflows: int = 0  # consecutive overflows: each one means the density is further off
 
     @property
     def remaining(self) -> int:
@@ -168,13 +176,18 @@ class WindowReader:
         """Fold a count over ``width`` ms into the region's density (and, once, into the global scale).
 
         The density is total rows over total width of the last few observations, so a tiny or empty
-        slice moves it little and a burst (read as its own one-millisecond slice) never enters it.
+        slice moves it little and a burst (read as its own one-millisecond slice) never enters it;
+        a count far from what the density predicted (a change of rate) starts the average afresh.
         """
         if self._scale is None and rows > 0:
             self._scale = (rows / width) / region.sample_rate
             for other in self._regions:
                 if other.guessed:
                     other.density, other.guessed = other.sample_rate * self._scale, False
+        if region.density is not None and not region.guessed and rows < self._per_page:
+            expected = region.density * width
+            if abs(rows - expected) > _CHANGE_SIGMAS * math.sqrt(max(expected, 1.0)):
+                region.observed.clear()
         region.observed.append((rows, width))
         total_rows = sum(r for r, _ in region.observed)
         total_width = sum(w for _, w in region.observed)
@@ -241,6 +254,7 @@ class WindowReader:
         hits, has_next = await self._get(start, end, 1)
         region.busy_until = None
         if not has_next:
+            region.overflows = 0
             self._deliver(hits)
             if width > 1:
                 self._observe(region, len(hits), width)
@@ -262,8 +276,10 @@ class WindowReader:
             # about the density around it, so the estimate is left alone.
             region.next_widths = [crowd - start, 1] if crowd > start else [1]
             return
-        # The sample rank that would hold a target page if the slice held just over a page...
-        rank = max(0, min(len(stamps) - 1, int(self._target * len(stamps) / (self._per_page * 1.15))))
+        # The sample rank that would hold a target page if the slice held ``assumed`` rows...
+        assumed = self._per_page * 1.15 * _OVERFLOW_GROWTH**region.overflows
+        region.overflows += 1
+        rank = max(0, min(len(stamps) - 1, int(self._target * len(stamps) / assumed)))
         by_rank = max(1, stamps[rank] - start)
         # ...but it may hold far more: then the calibrated scale, or (before that) a steep cut, rules.
         if self._scale is not None:
@@ -271,7 +287,7 @@ class WindowReader:
         else:
             floor = self._target * 8 / (end - start)
         region.next_widths = [by_rank]
-        self._observe(region, self._per_page * 1.15, end - start)
+        self._observe(region, assumed, end - start)
         region.density = max(self._density(region), floor)
 
     async def _read_one_millisecond(self, ms: int, first_page: list[Row]) -> None:
