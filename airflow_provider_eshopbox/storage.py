@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import mmap
+import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -141,16 +141,13 @@ class RowSpool:
         """Write the de-duplicated rows, sorted, atomically to ``destination``; return the row count."""
         entries = sorted(self._index.values(), key=lambda entry: entry[1])
         self._file.flush()
-        with (
-            (
-                mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if self._end else memoryview(b"")
-            ) as spooled,
-            atomic_open(destination) as out,
-        ):
+        descriptor = self._file.fileno()
+        with atomic_open(destination) as out:
             chunk: list[bytes] = []
             size = 0
             for _version, _sort, offset, length in entries:
-                chunk.append(spooled[offset : offset + length])
+                # pread, not mmap: mapped pages would count against the task's memory (RSS).
+                chunk.append(os.pread(descriptor, length, offset))
                 size += length
                 if size >= _WRITE_CHUNK:  # few large writes: each write through fsspec costs
                     out.write(b"".join(chunk))
