@@ -230,6 +230,15 @@ def _exhausted(error: EshopboxApiError, attempts: int) -> EshopboxApiError:
     )
 
 
+# What httpx's clients send by default; the async path builds requests without a client.
+_CLIENT_HEADERS = {
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",
+    "Connection": "keep-alive",
+    "User-Agent": f"python-httpx/{httpx.__version__}",
+}
+
+
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """One TLS context per process: each new one loads the CA bundle again (~30 ms)."""
@@ -237,14 +246,15 @@ def _tls_context() -> ssl.SSLContext:
 
 
 class Transport:
-    """Pooled sync client plus one async client per event loop, with the retry policy applied."""
+    """Pooled sync client plus a few async connection pools per event loop, with the retry policy."""
 
     def __init__(self, *, timeout: float, policy: RetryPolicy, limiter: RateLimiter) -> None:
         self.timeout = httpx.Timeout(timeout)
         self.policy = policy
         self.limiter = limiter
         self._client: httpx.Client | None = None
-        self._aclients: list[httpx.AsyncClient] = []
+        self._aclients: list[httpx.AsyncHTTPTransport] = []
+        self._timeouts = self.timeout.as_dict()
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
         self._in_flight: list[int] = []
         self._guard = threading.Lock()
@@ -283,21 +293,23 @@ class Transport:
             return self._client
 
     def _async_pool(self) -> int:
-        """The least busy of a few async clients of the running loop (created as needed).
+        """The least busy of a few async connection pools of the running loop (created as needed).
 
         httpcore scans its whole pool for every request it places, at a cost that grows with the
         square of its connections: with 16 requests in flight one pool doubled the client's CPU per
         request (measured). Several small pools keep that cost flat; a lone caller keeps reusing
         the first one's connection.
+
+        Requests go to httpx's transport directly: ``AsyncClient`` adds auth, cookie, redirect and
+        URL-merging steps this client never uses, which cost a third of its CPU per request
+        (1.4 vs 0.9 ms measured at 16 in flight).
         """
         loop = asyncio.get_running_loop()
         if self._aclient_loop is not loop:
             self._aclients, self._in_flight, self._aclient_loop = [], [], loop
         index = min(range(len(self._in_flight)), key=self._in_flight.__getitem__, default=None)
         if index is None or (self._in_flight[index] and len(self._aclients) < _ASYNC_POOLS):
-            self._aclients.append(
-                httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, verify=_tls_context())
-            )
+            self._aclients.append(httpx.AsyncHTTPTransport(verify=_tls_context()))
             self._in_flight.append(0)
             index = len(self._aclients) - 1
         return index
@@ -316,10 +328,20 @@ class Transport:
         await self.limiter.aacquire()
         pool = self._async_pool()
         self._in_flight[pool] += 1
+        request = httpx.Request(
+            spec.endpoint.method,
+            spec.url,
+            params=spec.params,
+            json=spec.json,
+            headers={**_CLIENT_HEADERS, **spec.headers},
+            extensions={"timeout": self._timeouts},
+        )
         try:
-            response = await self._aclients[pool].request(
-                spec.endpoint.method, spec.url, params=spec.params, json=spec.json, headers=spec.headers
-            )
+            response = await self._aclients[pool].handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
         except httpx.HTTPError as exc:
             raise classify_exception(spec, exc) from None
         finally:
