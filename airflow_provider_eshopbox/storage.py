@@ -14,7 +14,9 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_eshopbox.exceptions import EshopboxConfigError
@@ -116,20 +118,30 @@ class RowSpool:
         ``text`` is the row's JSON as the API sent it: written as is (no re-encoding) when it fits
         on one line.
         """
-        key = self._key(row)
-        version = self._version(row)
-        self.received += 1
-        previous = self._index.get(key)
-        if previous is not None:
-            self.superseded += 1
-            if previous[0] >= version:
-                return
-        if text is None or "\n" in text or "\r" in text:
-            text = _encode(row)
-        line = text.encode() + b"\n"
-        self._file.write(line)
-        self._index[key] = (version, self._sort_key(row), self._end, len(line))
-        self._end += len(line)
+        self.extend(((row, text),))
+
+    def extend(self, rows: Iterable[tuple[dict[str, Any], str | None]]) -> None:
+        """``add`` for each ``(row, text)``, with one write for all of them (a page at a time)."""
+        key_of, version_of, sort_key_of, index = self._key, self._version, self._sort_key, self._index
+        lines: list[bytes] = []
+        end = self._end
+        for row, text in rows:
+            key = key_of(row)
+            version = version_of(row)
+            self.received += 1
+            previous = index.get(key)
+            if previous is not None:
+                self.superseded += 1
+                if previous[0] >= version:
+                    continue
+            if text is None or "\n" in text or "\r" in text:
+                text = _encode(row)
+            line = text.encode() + b"\n"
+            lines.append(line)
+            index[key] = (version, sort_key_of(row), end, len(line))
+            end += len(line)
+        self._file.write(b"".join(lines))
+        self._end = end
 
     def __len__(self) -> int:
         return len(self._index)
@@ -142,7 +154,10 @@ class RowSpool:
         entries = sorted(self._index.values(), key=lambda entry: entry[1])
         self._file.flush()
         descriptor = self._file.fileno()
-        with atomic_open(destination) as out:
+        with atomic_open(destination) as out, ThreadPoolExecutor(1, "eshopbox-write") as writer:
+            # Reading rows back and compressing/uploading them overlap: zlib and I/O release the GIL.
+            # One writer thread keeps chunks in order; at most two wait, so memory stays flat.
+            pending: deque[Future[int]] = deque()
             chunk: list[bytes] = []
             size = 0
             for _version, _sort, offset, length in entries:
@@ -150,9 +165,13 @@ class RowSpool:
                 chunk.append(os.pread(descriptor, length, offset))
                 size += length
                 if size >= _WRITE_CHUNK:  # few large writes: each write through fsspec costs
-                    out.write(b"".join(chunk))
+                    pending.append(writer.submit(out.write, b"".join(chunk)))
                     chunk, size = [], 0
-            out.write(b"".join(chunk))
+                    if len(pending) > 2:
+                        pending.popleft().result()
+            pending.append(writer.submit(out.write, b"".join(chunk)))
+            for write in pending:
+                write.result()
         return len(entries)
 
     def close(self) -> None:

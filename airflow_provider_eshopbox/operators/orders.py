@@ -138,8 +138,7 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
             return list(zip(result.hits, texts, strict=True)), result.has_next
 
         def on_rows(hits: list[Hit]) -> None:
-            for row, text in hits:
-                spool.add(row, text)
+            spool.extend(hits)
 
         def on_progress(stats: SliceStats, regions: int) -> None:
             progress.update(stats.rows, slices_done=stats.slices, regions=regions, requests=stats.requests)
