@@ -12,7 +12,9 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv
-	$(BIN)/uv pip install -q --python $(BIN)/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,bench]"
+	# --compile-bytecode: as pip does by default; without .pyc files (and with PYTHONDONTWRITEBYTECODE
+	# set, as on CI) every Airflow process would compile its imports from source again.
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,bench]"
 	touch $(STAMP)
 
 install: $(STAMP)
