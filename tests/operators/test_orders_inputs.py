@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import random
+import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.exceptions import EshopboxConfigError
 from airflow_provider_eshopbox.operators.orders import _resolve_fields
-from airflow_provider_eshopbox.storage import RowSpool, atomic_open, resolve_destination
+from airflow_provider_eshopbox.storage import ParallelGzip, RowSpool, atomic_open, resolve_destination
 from airflow_provider_eshopbox.window import resolve_window
 
 UTC = timezone.utc
@@ -116,3 +119,23 @@ def test_spool_keeps_the_newest_version_and_writes_sorted_deterministic_gzip(tmp
         {"orderItemID": "a", "updatedAt": 7, "v": "only"},
         {"orderItemID": "b", "updatedAt": 9, "v": "new"},
     ]
+
+
+@pytest.mark.parametrize("size", [0, 1, 70_000, 300_000])
+def test_parallel_gzip_is_one_standard_member_and_the_same_bytes_however_it_is_fed(size: int) -> None:
+    rng = random.Random(size)
+    # Compressible but not trivial, like JSON lines: repeated keys, varying values.
+    lines = (b'{"orderItemID":"%d-1","updatedAt":%d}\n' % (rng.randrange(10**6), i) for i in range(size))
+    data = b"".join(lines)[:size]
+    outputs = []
+    for piece in (1 << 20, 4093, 977):
+        raw = io.BytesIO()
+        with ParallelGzip(raw, chunk_size=65_536) as zipped:
+            for start in range(0, len(data), piece):
+                zipped.write(data[start : start + piece])
+        outputs.append(raw.getvalue())
+    assert outputs[0] == outputs[1] == outputs[2]
+    reader = zlib.decompressobj(zlib.MAX_WBITS | 16)  # gzip framing: exactly one member
+    assert reader.decompress(outputs[0]) == data
+    assert reader.eof and reader.unused_data == b""
+    assert gzip.decompress(outputs[0]) == data
