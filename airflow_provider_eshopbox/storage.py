@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 _GZIP_SUFFIXES = (".gz", ".gzip")
 _WRITE_CHUNK = 1 << 20
-_GZIP_CHUNK = 1 << 20  # input bytes deflated per thread task
+_GZIP_CHUNK = 1 << 18  # input bytes deflated per thread task
 _GZIP_THREADS = 4
 # One encoder for every row (json.dumps builds a new one per call when given options).
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
