@@ -223,3 +223,24 @@ def test_headers_and_paths(mock, hook):
     assert request.url.params["filters"] == "(updatedAt >= 1 AND updatedAt < 2)"
     assert request.url.params["fields"] == "account,orderItemID" and request.url.params["per_page"] == "100"
     assert product.called
+
+
+def test_a_server_slower_than_the_timeout_fails_both_paths_after_the_attempts(monkeypatch):
+    """The connection's timeout reaches the wire on the sync client and on the bare async transports."""
+    import json
+
+    from airflow_provider_eshopbox.sandbox import EshopboxSandbox
+
+    with EshopboxSandbox(order_items=50, seed=5) as sb:
+        conn = json.loads(sb.connection_json())
+        conn["extra"]["timeout"] = 0.3
+        monkeypatch.setenv("AIRFLOW_CONN_ESHOPBOX_DEFAULT", json.dumps(conn))
+        hook = EshopboxHook(retry_policy=FAST)
+        everything = api.orders_window_filter(0, 2**42)
+        assert hook.fetch_orders_page(everything).hits  # fast enough without the fault
+        sb.faults.configure(latency_ms=2000)  # every reply now comes after the 0.3 s timeout
+        with pytest.raises(EshopboxApiError, match=r"ReadTimeout.*gave up after 5 attempts"):
+            hook.fetch_orders_page(everything)
+        with pytest.raises(EshopboxApiError, match=r"ReadTimeout.*gave up after 5 attempts"):
+            asyncio.run(hook.afetch_orders_page(everything))
+        assert sb.stats()["by_route"]["orders_list"] == 1 + 2 * 5
