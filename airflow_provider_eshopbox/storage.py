@@ -11,24 +11,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import struct
 import tempfile
 import uuid
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_eshopbox.exceptions import EshopboxConfigError
+from airflow_provider_eshopbox.parallel_gzip import ParallelGzip
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 _GZIP_SUFFIXES = (".gz", ".gzip")
 _WRITE_CHUNK = 1 << 20
-_GZIP_CHUNK = 1 << 18  # input bytes deflated per thread task
-_GZIP_THREADS = 4
 # One encoder for every row (json.dumps builds a new one per call when given options).
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
@@ -88,76 +85,6 @@ def atomic_open(destination: ObjectStoragePath) -> Iterator[IO[bytes]]:
         with contextlib.suppress(Exception):
             temporary.unlink()
         raise
-
-
-class ParallelGzip:
-    """A gzip writer that compresses on a few threads and still writes ONE standard gzip member.
-
-    The ``pigz`` technique: input is cut into chunks of ``chunk_size`` bytes, each deflated on its
-    own thread (zlib releases the GIL) with the previous 32 KiB as its preset dictionary and ended
-    by a sync flush, so the pieces join into one deflate stream as good as a serial one. The header
-    has no time or name and chunks are cut by byte count: the same input gives the same bytes.
-    """
-
-    _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no flags, mtime 0, unknown OS
-    _WINDOW = 32 * 1024
-
-    def __init__(self, raw: IO[bytes], *, level: int = 6, chunk_size: int = _GZIP_CHUNK) -> None:
-        self._raw = raw
-        self._level = level
-        self._chunk_size = chunk_size
-        self._buffer = bytearray()
-        self._dictionary = b""
-        self._crc = 0
-        self._size = 0
-        threads = max(1, min(_GZIP_THREADS, os.cpu_count() or 1))
-        self._pool = ThreadPoolExecutor(threads, "eshopbox-gzip")
-        self._pending: deque[Future[bytes]] = deque()
-        self._limit = 2 * threads  # chunks compressed ahead of the writer, at most
-        raw.write(self._HEADER)
-
-    def write(self, data: bytes) -> int:
-        self._buffer += data
-        while len(self._buffer) >= self._chunk_size:
-            self._submit(bytes(self._buffer[: self._chunk_size]))
-            del self._buffer[: self._chunk_size]
-        return len(data)
-
-    def _submit(self, chunk: bytes) -> None:
-        self._crc = zlib.crc32(chunk, self._crc)
-        self._size += len(chunk)
-        self._pending.append(self._pool.submit(_deflate_chunk, chunk, self._dictionary, self._level))
-        self._dictionary = chunk[-self._WINDOW :]
-        while len(self._pending) > self._limit:
-            self._raw.write(self._pending.popleft().result())
-
-    def close(self) -> None:
-        """Compress the rest, end the stream (an empty final block) and write the gzip trailer."""
-        if self._buffer:
-            self._submit(bytes(self._buffer))
-            self._buffer.clear()
-        while self._pending:
-            self._raw.write(self._pending.popleft().result())
-        self._pool.shutdown()
-        ending = zlib.compressobj(self._level, zlib.DEFLATED, -zlib.MAX_WBITS).flush(zlib.Z_FINISH)
-        self._raw.write(ending + struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
-
-    def __enter__(self) -> ParallelGzip:
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._pool.shutdown(cancel_futures=True)
-
-
-def _deflate_chunk(chunk: bytes, dictionary: bytes, level: int) -> bytes:
-    if dictionary:
-        compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, zdict=dictionary)
-    else:
-        compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
-    return compressor.compress(chunk) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
 
 class RowSpool:

@@ -17,7 +17,8 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.exceptions import EshopboxConfigError
 from airflow_provider_eshopbox.operators.orders import _resolve_fields
-from airflow_provider_eshopbox.storage import ParallelGzip, RowSpool, atomic_open, resolve_destination
+from airflow_provider_eshopbox.parallel_gzip import ParallelGzip
+from airflow_provider_eshopbox.storage import RowSpool, atomic_open, resolve_destination
 from airflow_provider_eshopbox.window import resolve_window
 
 UTC = timezone.utc
