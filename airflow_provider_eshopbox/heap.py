@@ -16,7 +16,9 @@ from collections.abc import Iterator
 @contextlib.contextmanager
 def existing_heap_frozen() -> Iterator[None]:
     """Exclude objects alive now from collection until the block ends (no-op if already frozen)."""
-    if gc.get_freeze_count():  # someone else manages freezing in this process: leave it to them
+    if gc.get_freeze_count():
+        # Already frozen, e.g. inherited from LocalExecutor, which freezes before forking workers:
+        # the old heap is skipped anyway, and unfreezing it would copy shared pages in every fork.
         yield
         return
     gc.freeze()

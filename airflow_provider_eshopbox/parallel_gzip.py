@@ -57,12 +57,14 @@ class ParallelGzip:
 
     def close(self) -> None:
         """Compress the rest, end the stream (an empty final block) and write the gzip trailer."""
-        if self._buffer:
-            self._submit(bytes(self._buffer))
-            self._buffer.clear()
-        while self._pending:
-            self._raw.write(self._pending.popleft().result())
-        self._pool.shutdown()
+        try:
+            if self._buffer:
+                self._submit(bytes(self._buffer))
+                self._buffer.clear()
+            while self._pending:
+                self._raw.write(self._pending.popleft().result())
+        finally:
+            self._pool.shutdown(cancel_futures=True)
         ending = zlib.compressobj(self._level, zlib.DEFLATED, -zlib.MAX_WBITS).flush(zlib.Z_FINISH)
         self._raw.write(ending + struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
 

@@ -263,6 +263,7 @@ class WindowReader:
         if width == 1:
             await self._read_one_millisecond(start, hits)
             region.cursor = end
+            region.overflows = 0  # the overflow that led here was the burst, not a wrong rate
             return
         self.stats.overflows += 1
         self._recut(region, start, end, hits)

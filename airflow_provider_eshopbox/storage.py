@@ -120,27 +120,36 @@ class RowSpool:
         self.extend(((row, text),))
 
     def extend(self, rows: Iterable[tuple[dict[str, Any], str | None]]) -> None:
-        """``add`` for each ``(row, text)``, with one write for all of them (a page at a time)."""
+        """``add`` for each ``(row, text)``, with one write for all of them (a page at a time).
+
+        All or nothing: the index changes only after the batch is written, so a row that fails
+        (a missing key, say) leaves the spool as it was.
+        """
         key_of, version_of, sort_key_of, index = self._key, self._version, self._sort_key, self._index
+        batch: dict[str, tuple[Any, Any, int, int]] = {}  # this batch's newest versions, offsets relative
         lines: list[bytes] = []
-        end = self._end
+        size = received = superseded = 0
         for row, text in rows:
             key = key_of(row)
             version = version_of(row)
-            self.received += 1
-            previous = index.get(key)
+            received += 1
+            previous = batch.get(key) or index.get(key)
             if previous is not None:
-                self.superseded += 1
+                superseded += 1
                 if previous[0] >= version:
                     continue
             if text is None or "\n" in text or "\r" in text:
                 text = _encode(row)
             line = text.encode() + b"\n"
             lines.append(line)
-            index[key] = (version, sort_key_of(row), end, len(line))
-            end += len(line)
+            batch[key] = (version, sort_key_of(row), size, len(line))
+            size += len(line)
         self._file.write(b"".join(lines))
-        self._end = end
+        for key, (version, sort_key, offset, length) in batch.items():
+            index[key] = (version, sort_key, self._end + offset, length)
+        self._end += size
+        self.received += received
+        self.superseded += superseded
 
     def __len__(self) -> int:
         return len(self._index)

@@ -15,6 +15,7 @@ import random
 import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -36,7 +37,7 @@ for _name in ("httpx", "httpcore"):
     if logging.getLogger(_name).level == logging.NOTSET:
         logging.getLogger(_name).setLevel(logging.WARNING)
 
-_ASYNC_POOLS = 8  # at most this many async clients per event loop (see Transport._async_pool)
+_ASYNC_POOLS = 8  # at most this many async connection pools per event loop (see Transport._async_pool)
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _MAYBE_SENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
@@ -164,12 +165,14 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 def _decode(response: httpx.Response, items: str | None) -> tuple[bool, Any, list[str] | None]:
-    if not response.content:
+    content = response.content
+    if not content:
         return False, None, None
     try:
         if items is None:
-            return True, json.loads(response.content), None
-        return True, *loads_keeping_items(response.content.decode("utf-8-sig"), items)
+            return True, json.loads(content), None
+        # The encodings json.loads(bytes) accepts (UTF-8 with or without BOM, UTF-16, UTF-32).
+        return True, *loads_keeping_items(content.decode(json.detect_encoding(content)), items)
     except ValueError:  # UnicodeDecodeError included
         return False, None, None
 
@@ -239,6 +242,11 @@ _CLIENT_HEADERS = {
 }
 
 
+def _environment_proxies() -> bool:
+    """Whether the environment names an HTTP(S) proxy, which httpx's clients would honour."""
+    return any(scheme in ("http", "https", "all") for scheme in urllib.request.getproxies())
+
+
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """One TLS context per process: each new one loads the CA bundle again (~30 ms)."""
@@ -253,7 +261,7 @@ class Transport:
         self.policy = policy
         self.limiter = limiter
         self._client: httpx.Client | None = None
-        self._aclients: list[httpx.AsyncHTTPTransport] = []
+        self._aclients: list[httpx.AsyncHTTPTransport | httpx.AsyncClient] = []
         self._timeouts = self.timeout.as_dict()
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
         self._in_flight: list[int] = []
@@ -302,14 +310,22 @@ class Transport:
 
         Requests go to httpx's transport directly: ``AsyncClient`` adds auth, cookie, redirect and
         URL-merging steps this client never uses, which cost a third of its CPU per request
-        (1.4 vs 0.9 ms measured at 16 in flight).
+        (1.4 vs 0.9 ms measured at 16 in flight). Its one step that matters, proxies from the
+        environment (``HTTPS_PROXY``, ``NO_PROXY``...), is kept by using ``AsyncClient`` whenever
+        one is set, exactly as the sync client does.
         """
         loop = asyncio.get_running_loop()
         if self._aclient_loop is not loop:
             self._aclients, self._in_flight, self._aclient_loop = [], [], loop
         index = min(range(len(self._in_flight)), key=self._in_flight.__getitem__, default=None)
         if index is None or (self._in_flight[index] and len(self._aclients) < _ASYNC_POOLS):
-            self._aclients.append(httpx.AsyncHTTPTransport(verify=_tls_context()))
+            if _environment_proxies():
+                pool: httpx.AsyncHTTPTransport | httpx.AsyncClient = httpx.AsyncClient(
+                    timeout=self.timeout, follow_redirects=False, verify=_tls_context()
+                )
+            else:
+                pool = httpx.AsyncHTTPTransport(verify=_tls_context())
+            self._aclients.append(pool)
             self._in_flight.append(0)
             index = len(self._aclients) - 1
         return index
@@ -326,8 +342,6 @@ class Transport:
 
     async def _aattempt(self, spec: RequestSpec) -> Reply:
         await self.limiter.aacquire()
-        pool = self._async_pool()
-        self._in_flight[pool] += 1
         request = httpx.Request(
             spec.endpoint.method,
             spec.url,
@@ -336,12 +350,18 @@ class Transport:
             headers={**_CLIENT_HEADERS, **spec.headers},
             extensions={"timeout": self._timeouts},
         )
+        pool = self._async_pool()
+        self._in_flight[pool] += 1
         try:
-            response = await self._aclients[pool].handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
+            sender = self._aclients[pool]
+            if isinstance(sender, httpx.AsyncClient):
+                response = await sender.send(request)  # reads the body and closes the response
+            else:
+                response = await sender.handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
         except httpx.HTTPError as exc:
             raise classify_exception(spec, exc) from None
         finally:
@@ -375,14 +395,14 @@ class Transport:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
-        """Close the sync client (the async one is closed by ``aclose``)."""
+        """Close the sync client (the async pools are closed by ``aclose``)."""
         with self._guard:
             if self._client is not None:
                 self._client.close()
                 self._client = None
 
     async def aclose(self) -> None:
-        """Close the async client of the running loop, and the sync client."""
+        """Close the async pools of the running loop, and the sync client."""
         if self._aclient_loop is asyncio.get_running_loop():
             for client in self._aclients:
                 await client.aclose()

@@ -23,7 +23,8 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
     The window defaults to the run's data interval, widened by ``lookback``. Rows are read in time
     slices that each fit one page (see ``slicing``), ``max_concurrency`` at a time within the
     connection's rate limit, de-duplicated on ``orderItemID`` (newest ``updatedAt`` wins), sorted,
-    and written atomically: nothing appears at ``destination`` unless every row was read. Returns a
+    and written atomically: nothing appears at ``destination`` unless every row was read. Each
+    line is the row's JSON exactly as the API sent it (re-encoded only if it spanned lines). Returns a
     small manifest; with ``outlets=[Asset(...)]`` the manifest also rides on the asset event.
 
     :param destination: object-storage URL or ``ObjectStoragePath`` of the output file

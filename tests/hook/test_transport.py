@@ -244,3 +244,61 @@ def test_a_server_slower_than_the_timeout_fails_both_paths_after_the_attempts(mo
         with pytest.raises(EshopboxApiError, match=r"ReadTimeout.*gave up after 5 attempts"):
             asyncio.run(hook.afetch_orders_page(everything))
         assert sb.stats()["by_route"]["orders_list"] == 1 + 2 * 5
+
+
+def test_a_proxy_from_the_environment_carries_sync_and_async_requests(monkeypatch):
+    """Workers whose only way out is HTTP(S)_PROXY: both paths must go through it, as httpx's clients do."""
+    import socketserver
+    import threading
+
+    from airflow_provider_eshopbox.transport import RateLimiter, RequestSpec, Transport
+
+    seen: list[str] = []
+
+    class Proxy(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            seen.append(self.rfile.readline().decode().strip())
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+            body = b'{"hits": [], "hasNext": false}'
+            self.wfile.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+            )
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Proxy)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        transport = Transport(timeout=5, policy=FAST, limiter=RateLimiter(None))
+        spec = RequestSpec(api.ORDERS_LIST, "http://orders.eshopbox.invalid/api/v1/orders/erp")
+
+        async def both() -> tuple[int, int]:
+            reply = await transport.asend(spec)
+            await transport.aclose()
+            return transport.send(spec).status, reply.status
+
+        assert asyncio.run(both()) == (200, 200)
+        assert seen == ["GET http://orders.eshopbox.invalid/api/v1/orders/erp HTTP/1.1"] * 2
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_request_that_cannot_be_built_leaves_no_pool_marked_busy():
+    from airflow_provider_eshopbox.transport import RateLimiter, RequestSpec, Transport
+
+    transport = Transport(timeout=5, policy=FAST, limiter=RateLimiter(None))
+    unsendable = RequestSpec(api.ORDER_CREATE, f"{WMS}/api/order", json={"items": {1, 2}}, idempotent=False)
+
+    async def attempt() -> list[int]:
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            await transport.asend(unsendable)
+        busy = list(transport._in_flight)
+        await transport.aclose()
+        return busy
+
+    assert sum(asyncio.run(attempt())) == 0

@@ -140,3 +140,19 @@ def test_parallel_gzip_is_one_standard_member_and_the_same_bytes_however_it_is_f
     assert reader.decompress(outputs[0]) == data
     assert reader.eof and reader.unused_data == b""
     assert gzip.decompress(outputs[0]) == data
+
+
+def test_a_batch_that_fails_half_way_leaves_the_spool_as_it_was(tmp_path: Path) -> None:
+    destination = ObjectStoragePath(f"file://{tmp_path}/rows.jsonl")
+    with RowSpool(
+        key=api.order_row_id, version=api.order_row_updated_at, sort_key=api.order_row_sort_key
+    ) as spool:
+        spool.extend([({"orderItemID": "a", "updatedAt": 1}, None)])
+        with pytest.raises(KeyError):
+            spool.extend([({"orderItemID": "b", "updatedAt": 2}, None), ({"updatedAt": 3}, None)])
+        spool.extend([({"orderItemID": "c", "updatedAt": 4}, '{"orderItemID": "c", "updatedAt": 4}')])
+        assert spool.write_to(destination) == 2
+    assert Path(destination.path).read_text().splitlines() == [
+        '{"orderItemID":"a","updatedAt":1}',
+        '{"orderItemID": "c", "updatedAt": 4}',
+    ]
