@@ -2,10 +2,11 @@
 
 import sys
 
-from bench import imports, load, orders_sync, tokens
+from bench import imports, load, orders_sync, slicing, tokens
 
 BENCHES = (
     ("orders_sync", orders_sync.main),
+    ("slicing", slicing.main),
     ("load", load.main),
     ("tokens", tokens.main),
     ("imports", imports.main),
