@@ -92,7 +92,7 @@ def _run_one(logical_date: datetime, template_db: Path, root: Path, env: dict[st
     }
 
 
-_WROTE = re.compile(r"^(\S+Z) .*Wrote \d+ rows to .*\((\d+) requests, .*, ([\d.]+) s\)", re.M)
+_WROTE = re.compile(r"^(\S+Z) .*Wrote \d+ rows to .*\((\d+) requests, .*read in ([\d.]+) s\)", re.M)
 
 
 def _paging_interval(log: str) -> tuple[float, float] | None:
