@@ -13,9 +13,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_eshopbox.exceptions import EshopboxConfigError
@@ -162,10 +160,7 @@ class RowSpool:
         entries = sorted(self._index.values(), key=lambda entry: entry[1])
         self._file.flush()
         descriptor = self._file.fileno()
-        with atomic_open(destination) as out, ThreadPoolExecutor(1, "eshopbox-write") as writer:
-            # Reading rows back and compressing/uploading them overlap: zlib and I/O release the GIL.
-            # One writer thread keeps chunks in order; at most two wait, so memory stays flat.
-            pending: deque[Future[int]] = deque()
+        with atomic_open(destination) as out:  # a .gz destination compresses on its own threads
             chunk: list[bytes] = []
             size = 0
             for _version, _sort, offset, length in entries:
@@ -173,13 +168,9 @@ class RowSpool:
                 chunk.append(os.pread(descriptor, length, offset))
                 size += length
                 if size >= _WRITE_CHUNK:  # few large writes: each write through fsspec costs
-                    pending.append(writer.submit(out.write, b"".join(chunk)))
+                    out.write(b"".join(chunk))
                     chunk, size = [], 0
-                    if len(pending) > 2:
-                        pending.popleft().result()
-            pending.append(writer.submit(out.write, b"".join(chunk)))
-            for write in pending:
-                write.result()
+            out.write(b"".join(chunk))
         return len(entries)
 
     def close(self) -> None:
