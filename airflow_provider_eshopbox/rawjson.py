@@ -1,36 +1,66 @@
 """Decode a JSON reply and keep, for one list in it, each element's JSON text exactly as sent.
 
 The orders sync writes every row "as the API returns it". Decoding a page and encoding each row
-again costs as much CPU as the decoding itself, so the reply is walked once with the standard
-library's C scanner: every value is decoded as ``json.loads`` would, and the elements of the named
-top-level list also keep their source text, which the sync writes out unchanged.
+again costs as much CPU as the decoding itself, so each element's source text is kept instead.
+
+Two paths, same result as ``json.loads``: msgspec (already installed with Airflow's task SDK) decodes
+strict UTF-8 JSON in C, a third of the standard library's time per page; anything it refuses (other
+encodings, ``NaN``, lone surrogates, invalid JSON) is walked with the standard library's C scanner,
+which accepts and rejects exactly what ``json.loads`` does.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import json.scanner
 import re
 from typing import Any
 
+import msgspec
+
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _scan = json.scanner.make_scanner(json.JSONDecoder())
+_decoder = msgspec.json.Decoder()
 
 
-def loads_keeping_items(text: str, key: str) -> tuple[Any, list[str] | None]:
-    """``(json.loads(text), texts)``: ``texts`` are the source of each element of ``text[key]``.
+@functools.cache
+def _items_decoder(key: str) -> msgspec.json.Decoder[Any]:
+    """Decodes ``{key: [...]}`` to each element's raw source, skipping (but checking) the rest."""
+    items = msgspec.defstruct("Items", [(key, list[msgspec.Raw] | None, None)])
+    return msgspec.json.Decoder(items)
+
+
+def loads_keeping_items(content: bytes, key: str) -> tuple[Any, list[bytes] | None]:
+    """``(json.loads(content), texts)``: ``texts`` are the UTF-8 source of each element of ``[key]``.
 
     ``texts`` is None when the reply is not an object holding a list under ``key``. Invalid JSON
     raises ``ValueError`` like ``json.loads``.
     """
+    try:
+        data = _decoder.decode(content)
+        if not isinstance(data, dict) or not isinstance(data.get(key), list):
+            return data, None
+        raws = getattr(_items_decoder(key).decode(content), key)
+    except msgspec.MsgspecError:
+        return _loads_exactly(content, key)
+    if raws is None or len(raws) != len(data[key]):  # a guard: both keep the last of duplicate keys
+        return data, None
+    return data, [bytes(raw) for raw in raws]
+
+
+def _loads_exactly(content: bytes, key: str) -> tuple[Any, list[bytes] | None]:
+    """The standard library's path: every encoding ``json.loads(bytes)`` accepts, and its errors."""
+    text = content.decode(json.detect_encoding(content))  # UnicodeDecodeError is a ValueError
     skip = _WHITESPACE.match
     position = skip(text, 0).end()
     if not text.startswith("{", position):
         return json.loads(text), None
     try:
-        return _object_keeping_items(text, position + 1, key)
+        data, texts = _object_keeping_items(text, position + 1, key)
     except (StopIteration, IndexError) as error:
         raise ValueError(f"invalid JSON near character {getattr(error, 'value', position)}") from None
+    return data, None if texts is None else [text.encode() for text in texts]
 
 
 def _object_keeping_items(text: str, position: int, key: str) -> tuple[Any, list[str] | None]:

@@ -109,15 +109,15 @@ class RowSpool:
         self.received = 0
         self.superseded = 0
 
-    def add(self, row: dict[str, Any], text: str | None = None) -> None:
+    def add(self, row: dict[str, Any], text: bytes | None = None) -> None:
         """Spool one row; an older version of an already-spooled key is dropped from the output.
 
-        ``text`` is the row's JSON as the API sent it: written as is (no re-encoding) when it fits
-        on one line.
+        ``text`` is the row's JSON as the API sent it (UTF-8): written as is (no re-encoding) when
+        it fits on one line.
         """
         self.extend(((row, text),))
 
-    def extend(self, rows: Iterable[tuple[dict[str, Any], str | None]]) -> None:
+    def extend(self, rows: Iterable[tuple[dict[str, Any], bytes | None]]) -> None:
         """``add`` for each ``(row, text)``, with one write for all of them (a page at a time).
 
         All or nothing: the index changes only after the batch is written, so a row that fails
@@ -136,9 +136,9 @@ class RowSpool:
                 superseded += 1
                 if previous[0] >= version:
                     continue
-            if text is None or "\n" in text or "\r" in text:
-                text = _encode(row)
-            line = text.encode() + b"\n"
+            if text is None or b"\n" in text or b"\r" in text:
+                text = _encode(row).encode()
+            line = text + b"\n"
             lines.append(line)
             batch[key] = (version, sort_key_of(row), size, len(line))
             size += len(line)

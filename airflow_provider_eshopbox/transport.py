@@ -134,7 +134,7 @@ class Reply:
     data: Any
     is_json: bool
     content_type: str
-    item_texts: list[str] | None = None
+    item_texts: list[bytes] | None = None
 
 
 class _Retry(Exception):
@@ -164,15 +164,14 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
-def _decode(response: httpx.Response, items: str | None) -> tuple[bool, Any, list[str] | None]:
+def _decode(response: httpx.Response, items: str | None) -> tuple[bool, Any, list[bytes] | None]:
     content = response.content
     if not content:
         return False, None, None
     try:
         if items is None:
             return True, json.loads(content), None
-        # The encodings json.loads(bytes) accepts (UTF-8 with or without BOM, UTF-16, UTF-32).
-        return True, *loads_keeping_items(content.decode(json.detect_encoding(content)), items)
+        return True, *loads_keeping_items(content, items)
     except ValueError:  # UnicodeDecodeError included
         return False, None, None
 

@@ -80,8 +80,8 @@ class OrdersPage:
     hits: list[dict[str, Any]]
     has_next: bool
     per_page: int = api.ORDERS_PER_PAGE_MAX
-    #: each hit's JSON text exactly as the API sent it (lets a sync write rows without re-encoding)
-    hit_texts: list[str] | None = None
+    #: each hit's JSON text (UTF-8) exactly as the API sent it: a sync writes rows without re-encoding
+    hit_texts: list[bytes] | None = None
 
     @property
     def reached_hit_cap(self) -> bool:
@@ -136,7 +136,9 @@ def parse_token_reply(conn_id: str, reply: Reply) -> tuple[str, float, str | Non
     return access, expires_in, new_refresh if isinstance(new_refresh, str) and new_refresh else None
 
 
-def parse_orders_page(data: Any, page: int, per_page: int, hit_texts: list[str] | None = None) -> OrdersPage:
+def parse_orders_page(
+    data: Any, page: int, per_page: int, hit_texts: list[bytes] | None = None
+) -> OrdersPage:
     """Validate an orders/erp reply ``{"hits": [...], "hasNext": bool}``; errors name what is wrong."""
 
     def bad(problem: str) -> EshopboxApiError:
@@ -157,7 +159,7 @@ def parse_orders_page(data: Any, page: int, per_page: int, hit_texts: list[str] 
     if not isinstance(data["hasNext"], bool):
         raise bad(f"'hasNext' is not a bool (got {_json_type(data['hasNext'])})")
     for index, hit in enumerate(data["hits"]):
-        if not isinstance(hit, Mapping):
+        if type(hit) is not dict and not isinstance(hit, Mapping):  # the exact check first: it is cheap
             raise bad(f"hit {index} is not an object (got {_json_type(hit)})")
     hits = list(data["hits"])
     if hit_texts is not None and len(hit_texts) != len(hits):

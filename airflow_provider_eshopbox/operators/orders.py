@@ -126,7 +126,7 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         progress = ProgressLog(self.log, "orders")
 
         # A hit is (row, its JSON text as sent): the text is what gets written, the row is read.
-        Hit = tuple[dict[str, Any], str | None]
+        Hit = tuple[dict[str, Any], bytes | None]
 
         async def fetch(start_ms: int, end_ms: int, page: int) -> tuple[list[Hit], bool]:
             result = await hook.afetch_orders_page(

@@ -144,7 +144,7 @@ def test_order_rows_keep_their_json_text_as_sent_and_spool_writes_it_unchanged(t
         page = EshopboxHook(retry_policy=FAST).fetch_orders_page("(f)")
 
     assert page.hits == json.loads(body)["hits"]
-    assert page.hit_texts == [one_line, multi_line]
+    assert page.hit_texts == [one_line.encode(), multi_line.encode()]
     destination = ObjectStoragePath(f"file://{tmp_path}/rows.jsonl")
     with RowSpool(
         key=api.order_row_id, version=api.order_row_updated_at, sort_key=api.order_row_sort_key

@@ -1,4 +1,4 @@
-"""rawjson: decoding equals json.loads, and each kept element text is exactly its source."""
+"""rawjson: decoding equals json.loads, and each kept element text is exactly its source (both paths)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,7 @@ def _random_value(rng: random.Random, depth: int = 0) -> object:
     return {f"k{i}": _random_value(rng, depth + 1) for i in range(rng.randint(0, 4))}
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_decoding_matches_json_loads_and_texts_are_the_source(seed: int) -> None:
+def _random_document(seed: int) -> tuple[str, list[object]]:
     rng = random.Random(seed)
     hits = [_random_value(rng) for _ in range(rng.randint(0, 6))]
     document = {"hasNext": rng.random() < 0.5, "hits": hits, "other": _random_value(rng)}
@@ -39,16 +38,38 @@ def test_decoding_matches_json_loads_and_texts_are_the_source(seed: int) -> None
         indent=rng.choice([None, 2]),
         separators=rng.choice([None, (",", ":"), (" , ", " : ")]),
     )
+    return text, hits
 
-    data, texts = loads_keeping_items(text, "hits")
 
-    assert data == json.loads(text)
+@pytest.mark.parametrize("seed", range(40))
+def test_decoding_matches_json_loads_and_texts_are_the_source(seed: int) -> None:
+    text, hits = _random_document(seed)
+    content = text.encode()
+
+    data, texts = loads_keeping_items(content, "hits")
+
+    assert data == json.loads(content)
     assert texts is not None and len(texts) == len(hits)
     position = 0
     for hit, source in zip(hits, texts, strict=True):
         assert json.loads(source) == hit
-        position = text.index(source, position)  # a verbatim piece of the reply, in order
+        position = content.index(source, position)  # a verbatim piece of the reply, in order
         position += len(source)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_what_msgspec_refuses_takes_the_standard_librarys_path_with_the_same_result(seed: int) -> None:
+    text, hits = _random_document(seed)
+    # UTF-16 (which json.loads accepts) and Infinity (a Python extension) are refused by msgspec.
+    for content in (text.encode("utf-16"), text.replace('"hasNext"', '"inf": Infinity, "hasNext"').encode()):
+        data, texts = loads_keeping_items(content, "hits")
+
+        assert data == json.loads(content)
+        assert texts is not None and [json.loads(source) for source in texts] == hits
+        decoded = content.decode(json.detect_encoding(content))
+        position = 0
+        for source in texts:  # UTF-8 of a verbatim piece of the reply, in order
+            position = decoded.index(source.decode(), position) + len(source.decode())
 
 
 @pytest.mark.parametrize(
@@ -58,22 +79,35 @@ def test_decoding_matches_json_loads_and_texts_are_the_source(seed: int) -> None
         ('{"hasNext": false}', None),
         ('{"hits": 3}', None),
         ('{"hits": [1], "hits": 2}', None),  # the later duplicate wins, as in json.loads
+        ('{"hits": 2, "hits": [1 ,2]}', [b"1", b"2"]),
         ('[{"hits": [1]}]', None),
         ("{}", None),
+        ('{"hits": [-Infinity]}', [b"-Infinity"]),  # json.loads's extension, through its own path
     ],
 )
-def test_texts_only_for_a_list_under_the_key(text: str, texts: list[str] | None) -> None:
-    data, kept = loads_keeping_items(text, "hits")
+def test_texts_only_for_a_list_under_the_key(text: str, texts: list[bytes] | None) -> None:
+    data, kept = loads_keeping_items(text.encode(), "hits")
     assert data == json.loads(text)
     assert kept == texts
 
 
 @pytest.mark.parametrize(
-    "text",
-    ['{"hits": [1,]}', '{"hits": [1', '{"a": 1} x', '{"a" 1}', "{", '{"hits": [{"a": }]}', "", '{"a": 1,}'],
+    "content",
+    [
+        b'{"hits": [1,]}',
+        b'{"hits": [1',
+        b'{"a": 1} x',
+        b'{"a" 1}',
+        b"{",
+        b'{"hits": [{"a": }]}',
+        b"",
+        b'{"a": 1,}',
+        b'{"hits": ["\xff"]}',
+        b'{"hits": [tru]}',
+    ],
 )
-def test_invalid_json_raises_value_error_like_json_loads(text: str) -> None:
+def test_invalid_json_raises_value_error_like_json_loads(content: bytes) -> None:
     with pytest.raises(ValueError):
-        json.loads(text)
+        json.loads(content)
     with pytest.raises(ValueError):
-        loads_keeping_items(text, "hits")
+        loads_keeping_items(content, "hits")

@@ -150,7 +150,7 @@ def test_a_batch_that_fails_half_way_leaves_the_spool_as_it_was(tmp_path: Path) 
         spool.extend([({"orderItemID": "a", "updatedAt": 1}, None)])
         with pytest.raises(KeyError):
             spool.extend([({"orderItemID": "b", "updatedAt": 2}, None), ({"updatedAt": 3}, None)])
-        spool.extend([({"orderItemID": "c", "updatedAt": 4}, '{"orderItemID": "c", "updatedAt": 4}')])
+        spool.extend([({"orderItemID": "c", "updatedAt": 4}, b'{"orderItemID": "c", "updatedAt": 4}')])
         assert spool.write_to(destination) == 2
     assert Path(destination.path).read_text().splitlines() == [
         '{"orderItemID":"a","updatedAt":1}',
