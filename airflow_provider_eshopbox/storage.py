@@ -9,6 +9,7 @@ therefore leaves nothing at the destination, and a re-run of the same input writ
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import tempfile
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 _GZIP_SUFFIXES = (".gz", ".gzip")
 _WRITE_CHUNK = 1 << 20
+_RUN_SLACK = 4  # read a run of rows as one span while the span is at most this many times their size
 # One encoder for every row (json.dumps builds a new one per call when given options).
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
@@ -103,9 +105,10 @@ class RowSpool:
         self._version = version
         self._sort_key = sort_key
         self._file = tempfile.TemporaryFile(prefix="eshopbox-spool-")  # noqa: SIM115 - closed in close()
-        # key -> (version, sort key, offset, length) of the newest version seen
-        self._index: dict[str, tuple[Any, Any, int, int]] = {}
+        # key -> (version, sort key, offset, length, batch) of the newest version seen
+        self._index: dict[str, tuple[Any, Any, int, int, int]] = {}
         self._end = 0  # spool size (tracked: seeking to the end would flush the write buffer)
+        self._batches = 0  # rows written by one ``extend`` are contiguous: write_to reads them at once
         self.received = 0
         self.superseded = 0
 
@@ -143,9 +146,11 @@ class RowSpool:
             batch[key] = (version, sort_key_of(row), size, len(line))
             size += len(line)
         self._file.write(b"".join(lines))
+        number = self._batches
         for key, (version, sort_key, offset, length) in batch.items():
-            index[key] = (version, sort_key, self._end + offset, length)
+            index[key] = (version, sort_key, self._end + offset, length, number)
         self._end += size
+        self._batches += 1
         self.received += received
         self.superseded += superseded
 
@@ -163,10 +168,19 @@ class RowSpool:
         with atomic_open(destination) as out:  # a .gz destination compresses on its own threads
             chunk: list[bytes] = []
             size = 0
-            for _version, _sort, offset, length in entries:
-                # pread, not mmap: mapped pages would count against the task's memory (RSS).
-                chunk.append(os.pread(descriptor, length, offset))
-                size += length
+            # Rows next to each other in the output mostly came in one page (one batch, contiguous
+            # on disk): one read per such run, not per row. pread, not mmap: mapped pages would
+            # count against the task's memory (RSS).
+            for _batch, run in itertools.groupby(entries, key=lambda entry: entry[4]):
+                rows = [(offset, length) for _version, _sort, offset, length, _ in run]
+                low = min(offset for offset, _ in rows)
+                high = max(offset + length for offset, length in rows)
+                if len(rows) > 1 and high - low <= _RUN_SLACK * sum(length for _, length in rows):
+                    block = os.pread(descriptor, high - low, low)
+                    chunk.extend(block[offset - low : offset - low + length] for offset, length in rows)
+                else:  # scattered rows of a batch: reading the whole span would read mostly others
+                    chunk.extend(os.pread(descriptor, length, offset) for offset, length in rows)
+                size += high - low
                 if size >= _WRITE_CHUNK:  # few large writes: each write through fsspec costs
                     out.write(b"".join(chunk))
                     chunk, size = [], 0

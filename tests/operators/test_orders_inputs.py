@@ -156,3 +156,40 @@ def test_a_batch_that_fails_half_way_leaves_the_spool_as_it_was(tmp_path: Path) 
         '{"orderItemID":"a","updatedAt":1}',
         '{"orderItemID": "c", "updatedAt": 4}',
     ]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_spooled_pages_in_any_order_and_overlap_come_out_sorted_newest_only(
+    tmp_path: Path, seed: int
+) -> None:
+    """Rows are read back a page-run at a time; pages that overlap in time, or hold rows far apart,
+    and newer versions arriving in later pages must not change what is written."""
+    rng = random.Random(seed)
+    pages: list[list[dict[str, object]]] = []
+    truth: dict[str, dict[str, object]] = {}
+    for page in range(30):
+        base = rng.choice([page * 100, rng.randrange(3000)])  # mostly time-local, some overlapping
+        rows = []
+        for _ in range(rng.randint(1, 40)):
+            row = {
+                "orderItemID": f"i{rng.randrange(400)}",
+                "updatedAt": base + rng.randrange(100 if rng.random() < 0.9 else 5000),
+                "pad": "x" * rng.randrange(300),
+            }
+            rows.append(row)
+        pages.append(rows)
+    rng.shuffle(pages)
+    for rows in pages:
+        for row in rows:
+            known = truth.get(str(row["orderItemID"]))
+            if known is None or int(known["updatedAt"]) < int(row["updatedAt"]):  # type: ignore[call-overload]
+                truth[str(row["orderItemID"])] = row
+    destination = ObjectStoragePath(f"file://{tmp_path}/rows.jsonl")
+    with RowSpool(
+        key=api.order_row_id, version=api.order_row_updated_at, sort_key=api.order_row_sort_key
+    ) as spool:
+        for rows in pages:
+            spool.extend((row, json.dumps(row).encode()) for row in rows)
+        assert spool.write_to(destination) == len(truth)
+    written = [json.loads(line) for line in Path(destination.path).read_text().splitlines()]
+    assert written == sorted(truth.values(), key=api.order_row_sort_key)
