@@ -8,17 +8,20 @@ therefore leaves nothing at the destination, and a re-run of the same input writ
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import json
+import operator
 import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_eshopbox.exceptions import EshopboxConfigError
-from airflow_provider_eshopbox.parallel_gzip import ParallelGzip
+from airflow_provider_eshopbox.parallel_gzip import Deflated, ParallelGzip, deflate_section
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -92,6 +95,11 @@ class RowSpool:
 
     ``key`` names the row's identity (``orderItemID``), ``version`` orders versions of one row
     (``updatedAt``), ``sort_key`` orders the output. Memory holds one small index entry per row.
+
+    ``section`` (optional) cuts the output into consecutive parts, in the order of ``sort_key``
+    (an hour of ``updatedAt``, say). With ``deflate_ahead``, a section the caller ``seal``s is
+    gzip-compressed on a thread while rows still arrive, so a large .gz write is mostly done when
+    the last row comes; the file's bytes are the same either way.
     """
 
     def __init__(
@@ -100,15 +108,25 @@ class RowSpool:
         key: Callable[[dict[str, Any]], str],
         version: Callable[[dict[str, Any]], Any],
         sort_key: Callable[[dict[str, Any]], Any],
+        section: Callable[[dict[str, Any]], int] | None = None,
+        deflate_ahead: bool = False,
     ) -> None:
         self._key = key
         self._version = version
         self._sort_key = sort_key
+        self._section = section
         self._file = tempfile.TemporaryFile(prefix="eshopbox-spool-")  # noqa: SIM115 - closed in close()
-        # key -> (version, sort key, offset, length, batch) of the newest version seen
-        self._index: dict[str, tuple[Any, Any, int, int, int]] = {}
+        # key -> (version, sort key, offset, length, batch, section) of the newest version seen
+        self._index: dict[str, tuple[Any, Any, int, int, int, int]] = {}
         self._end = 0  # spool size (tracked: seeking to the end would flush the write buffer)
         self._batches = 0  # rows written by one ``extend`` are contiguous: write_to reads them at once
+        self._members: dict[int, list[str]] = collections.defaultdict(list)  # keys a section ever had
+        self._ahead: dict[int, Future[tuple[int, int, int, int]]] = {}  # sealed, valid while unchanged
+        self._sealed: collections.deque[int] = collections.deque()  # sealed, waiting for the thread
+        self._deflater = ThreadPoolExecutor(1, "eshopbox-deflate-ahead") if deflate_ahead else None
+        # deflated sections wait on disk too, not in memory: (offset, length, crc, size) each
+        self._deflated = tempfile.TemporaryFile(prefix="eshopbox-deflated-") if deflate_ahead else None  # noqa: SIM115
+        self._deflated_end = 0
         self.received = 0
         self.superseded = 0
 
@@ -127,7 +145,9 @@ class RowSpool:
         (a missing key, say) leaves the spool as it was.
         """
         key_of, version_of, sort_key_of, index = self._key, self._version, self._sort_key, self._index
-        batch: dict[str, tuple[Any, Any, int, int]] = {}  # this batch's newest versions, offsets relative
+        section_of = self._section
+        # this batch's newest versions, offsets relative
+        batch: dict[str, tuple[Any, Any, int, int, int]] = {}
         lines: list[bytes] = []
         size = received = superseded = 0
         for row, text in rows:
@@ -143,16 +163,53 @@ class RowSpool:
                 text = _encode(row).encode()
             line = text + b"\n"
             lines.append(line)
-            batch[key] = (version, sort_key_of(row), size, len(line))
+            section = section_of(row) if section_of is not None else 0
+            batch[key] = (version, sort_key_of(row), size, len(line), section)
             size += len(line)
         self._file.write(b"".join(lines))
-        number = self._batches
-        for key, (version, sort_key, offset, length) in batch.items():
-            index[key] = (version, sort_key, self._end + offset, length, number)
+        number, ahead, members = self._batches, self._ahead, self._members
+        for key, (version, sort_key, offset, length, section) in batch.items():
+            previous = index.get(key)
+            if previous is not None and ahead:
+                ahead.pop(previous[5], None)  # that section lost a row: deflated ahead in vain
+            index[key] = (version, sort_key, self._end + offset, length, number, section)
+            members[section].append(key)
+            if ahead:
+                ahead.pop(section, None)
         self._end += size
         self._batches += 1
         self.received += received
         self.superseded += superseded
+        if self._sealed:
+            self._deflate_sealed()
+
+    def seal(self, section: int) -> None:
+        """Say no more rows will come for ``section``: with ``deflate_ahead``, compress it now.
+
+        A row that comes anyway only costs the early work: the section is written afresh.
+        """
+        if self._deflater is not None and section not in self._ahead:
+            self._sealed.append(section)
+            self._deflate_sealed()
+
+    def _deflate_sealed(self) -> None:
+        """Hand sealed sections to the thread, a couple at a time (each is held in memory till done)."""
+        while self._sealed and sum(not future.done() for future in self._ahead.values()) < 2:
+            section = self._sealed.popleft()
+            index = self._index
+            rows = {key: index[key] for key in self._members.get(section, ()) if index[key][5] == section}
+            data = b"".join(self._read(sorted(rows.values(), key=lambda entry: entry[1])))
+            assert self._deflater is not None
+            self._ahead[section] = self._deflater.submit(self._deflate_to_disk, data)
+
+    def _deflate_to_disk(self, data: bytes) -> tuple[int, int, int, int]:
+        """(On the thread) deflate a section; keep it in the deflated file."""
+        deflated = deflate_section(data)
+        assert self._deflated is not None
+        offset = self._deflated_end
+        self._deflated_end += len(deflated.data)
+        os.pwrite(self._deflated.fileno(), deflated.data, offset)
+        return offset, len(deflated.data), deflated.crc, deflated.size
 
     def __len__(self) -> int:
         return len(self._index)
@@ -162,32 +219,56 @@ class RowSpool:
 
     def write_to(self, destination: ObjectStoragePath) -> int:
         """Write the de-duplicated rows, sorted, atomically to ``destination``; return the row count."""
-        entries = sorted(self._index.values(), key=lambda entry: entry[1])
-        self._file.flush()
-        descriptor = self._file.fileno()
+        # By sort key, then (stable) by section: keys taken as they are, no tuple built per row.
+        entries = sorted(self._index.values(), key=operator.itemgetter(1))
+        entries.sort(key=operator.itemgetter(5))
         with atomic_open(destination) as out:  # a .gz destination compresses on its own threads
-            chunk: list[bytes] = []
-            size = 0
-            # Rows next to each other in the output mostly came in one page (one batch, contiguous
-            # on disk): one read per such run, not per row. pread, not mmap: mapped pages would
-            # count against the task's memory (RSS).
-            for _batch, run in itertools.groupby(entries, key=lambda entry: entry[4]):
-                rows = [(offset, length) for _version, _sort, offset, length, _ in run]
-                low = min(offset for offset, _ in rows)
-                high = max(offset + length for offset, length in rows)
-                if len(rows) > 1 and high - low <= _RUN_SLACK * sum(length for _, length in rows):
-                    block = os.pread(descriptor, high - low, low)
-                    chunk.extend(block[offset - low : offset - low + length] for offset, length in rows)
-                else:  # scattered rows of a batch: reading the whole span would read mostly others
-                    chunk.extend(os.pread(descriptor, length, offset) for offset, length in rows)
-                size += high - low
-                if size >= _WRITE_CHUNK:  # few large writes: each write through fsspec costs
-                    out.write(b"".join(chunk))
-                    chunk, size = [], 0
-            out.write(b"".join(chunk))
+            zipped = out if isinstance(out, ParallelGzip) else None
+            for section, rows in itertools.groupby(entries, key=lambda entry: entry[5]):
+                ahead = self._ahead.get(section) if zipped is not None else None
+                if ahead is not None and self._deflated is not None:
+                    offset, length, crc, size = ahead.result()
+                    data = os.pread(self._deflated.fileno(), length, offset)
+                    zipped.write_deflated(Deflated(data, crc, size))  # type: ignore[union-attr]
+                    continue
+                chunk: list[bytes] = []
+                size = 0
+                for block in self._read(rows):
+                    chunk.append(block)
+                    size += len(block)
+                    if size >= _WRITE_CHUNK:  # few large writes: each write through fsspec costs
+                        out.write(b"".join(chunk))
+                        chunk, size = [], 0
+                out.write(b"".join(chunk))
+                if zipped is not None:
+                    zipped.end_section()
         return len(entries)
 
+    def _read(self, entries: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
+        """The spooled lines of ``entries``, in their order.
+
+        Rows next to each other in the output mostly came in one page (one batch, contiguous on
+        disk): one read per such run, not per row. pread, not mmap: mapped pages would count
+        against the task's memory (RSS).
+        """
+        self._file.flush()
+        descriptor = self._file.fileno()
+        for _batch, run in itertools.groupby(entries, key=lambda entry: entry[4]):
+            rows = [(entry[2], entry[3]) for entry in run]
+            low = min(offset for offset, _ in rows)
+            high = max(offset + length for offset, length in rows)
+            if len(rows) > 1 and high - low <= _RUN_SLACK * sum(length for _, length in rows):
+                block = os.pread(descriptor, high - low, low)
+                yield from (block[offset - low : offset - low + length] for offset, length in rows)
+            else:  # scattered rows of a batch: reading the whole span would read mostly others
+                yield from (os.pread(descriptor, length, offset) for offset, length in rows)
+
     def close(self) -> None:
+        if self._deflater is not None:
+            self._deflater.shutdown(cancel_futures=True)
+        if self._deflated is not None:
+            self._deflated.close()
+        self._ahead.clear()
         self._file.close()
         self._index.clear()
 

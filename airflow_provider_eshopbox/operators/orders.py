@@ -12,9 +12,12 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
-    from airflow_provider_eshopbox.slicing import SliceStats
+    from airflow_provider_eshopbox.slicing import Sections, SliceStats
     from airflow_provider_eshopbox.storage import RowSpool
     from airflow_provider_eshopbox.window import Window
+
+_SECTION_MS = 3_600_000  # a .gz output is compressed an hour of updatedAt at a time...
+_MAX_SECTIONS = 256  # ...or in this many sections of a longer window
 
 
 class EshopboxOrdersToStorageOperator(BaseOperator):
@@ -70,7 +73,8 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         from airflow_provider_eshopbox.heap import existing_heap_frozen
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.outlets import attach_to_outlet_events
-        from airflow_provider_eshopbox.storage import RowSpool, resolve_destination
+        from airflow_provider_eshopbox.slicing import Sections
+        from airflow_provider_eshopbox.storage import RowSpool, is_gzip, resolve_destination
         from airflow_provider_eshopbox.window import resolve_window
 
         # Everything local is checked before the first request.
@@ -90,11 +94,19 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         from airflow_provider_eshopbox import api
 
         started = time.monotonic()
+        # A .gz output is compressed a section (an hour of updatedAt, or more for long windows) at
+        # a time, each as soon as it is fully read: the write at the end is then mostly done.
+        width = max(_SECTION_MS, -(-(window.end_ms - window.start_ms) // _MAX_SECTIONS))
+        sections = Sections(window.start_ms, window.end_ms, width)
         spool = RowSpool(
-            key=api.order_row_id, version=api.order_row_updated_at, sort_key=api.order_row_sort_key
+            key=api.order_row_id,
+            version=api.order_row_updated_at,
+            sort_key=api.order_row_sort_key,
+            section=lambda row: sections.of(api.order_row_updated_at(row)),
+            deflate_ahead=is_gzip(destination),
         )
         with spool, existing_heap_frozen():
-            stats = asyncio.run(self._read(hook, window, fields, spool))
+            stats = asyncio.run(self._read(hook, window, fields, spool, sections))
             rows = spool.write_to(destination)
         manifest = {
             "path": str(destination),
@@ -117,7 +129,12 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         return manifest
 
     async def _read(
-        self, hook: EshopboxHook, window: Window, fields: list[str] | None, spool: RowSpool
+        self,
+        hook: EshopboxHook,
+        window: Window,
+        fields: list[str] | None,
+        spool: RowSpool,
+        sections: Sections,
     ) -> SliceStats:
         from airflow_provider_eshopbox import api
         from airflow_provider_eshopbox.progress import ProgressLog
@@ -141,6 +158,10 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         def on_rows(hits: list[Hit]) -> None:
             spool.extend(hits)
 
+        def on_covered(start_ms: int, end_ms: int) -> None:
+            for section in sections.cover(start_ms, end_ms):
+                spool.seal(section)
+
         def on_progress(stats: SliceStats, regions: int) -> None:
             progress.update(stats.rows, slices_done=stats.slices, regions=regions, requests=stats.requests)
 
@@ -153,6 +174,7 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
             max_concurrency=self.max_concurrency,
             on_rows=on_rows,
             on_progress=on_progress,
+            on_covered=on_covered,
         )
         try:
             stats = await reader.read(window.start_ms, window.end_ms)

@@ -63,20 +63,23 @@ def test_hourly_window_below_the_cap_lands_exactly_the_truth(
 
 def test_window_ten_times_the_cap_is_exact(sandbox: EshopboxSandbox, output_dir: Path) -> None:
     start, end = datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 6, tzinfo=UTC)
-    destination = output_dir / "wide.jsonl"
+    destination = output_dir / "wide.jsonl.gz"
     truth = sandbox.truth_order_item_ids(start, end)
     assert len(truth) >= 10 * 1000
+    conf = {"start": start.isoformat(), "end": end.isoformat(), "destination": f"file://{destination}"}
 
-    result = run_dag(
-        "eshopbox_orders_resync",
-        run_conf={"start": start.isoformat(), "end": end.isoformat(), "destination": f"file://{destination}"},
-    )
+    result = run_dag("eshopbox_orders_resync", run_conf=conf)
 
     assert result.state == "success"
     ids = _ids(read_jsonl(destination))
     assert len(ids) == len(set(ids))
     assert set(ids) == truth
     assert result.returns["resync_orders"]["rows"] == len(truth)
+    # 96 hourly sections were compressed as each was read, in whatever order the slices finished:
+    # a re-run (other slices, other timing) writes the same bytes.
+    first = destination.read_bytes()
+    assert run_dag("eshopbox_orders_resync", run_conf=conf).state == "success"
+    assert destination.read_bytes() == first
 
 
 def test_rows_updated_during_the_sync_are_never_lost_or_doubled(
@@ -84,7 +87,7 @@ def test_rows_updated_during_the_sync_are_never_lost_or_doubled(
 ) -> None:
     start, end = datetime(2026, 11, 6, tzinfo=UTC), datetime(2026, 11, 7, 12, tzinfo=UTC)
     before = {row["orderItemID"]: row["updatedAt"] for row in sandbox.truth_order_rows(start, end)}
-    destination = output_dir / "moving.jsonl"
+    destination = output_dir / "moving.jsonl.gz"  # sections compressed early, while rows still move
     sandbox.faults.configure(mutate_rate=0.15, mutate_rows=3, routes=["orders_list"])
 
     result = run_dag(
