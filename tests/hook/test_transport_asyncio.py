@@ -1,0 +1,183 @@
+"""The async path's own request building, body decoding and sockets (httpcore on plain asyncio)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import socket
+import zlib
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from airflow_provider_eshopbox import api
+from airflow_provider_eshopbox.exceptions import EshopboxApiError
+from airflow_provider_eshopbox.transport import RateLimiter, RequestSpec, RetryPolicy, Transport, core_request
+
+from .conftest import API, FAST, WMS
+
+ONCE = RetryPolicy(max_attempts=1, max_throttled_attempts=1)
+TIMEOUTS = httpx.Timeout(7).as_dict()
+HEADERS = {"Authorization": "Bearer t0ken", "ProxyHost": "acme"}
+
+
+def _as_httpx_sends(spec: RequestSpec) -> tuple[Any, ...]:
+    """What httpx's own transport hands httpcore for ``spec`` (method, URL parts, headers, body)."""
+    request = httpx.Request(
+        spec.endpoint.method,
+        spec.url,
+        params=spec.params,
+        json=spec.json,
+        headers={
+            "Accept": "*/*",
+            "Accept-Encoding": "gzip, deflate",
+            "Connection": "keep-alive",
+            "User-Agent": f"python-httpx/{httpx.__version__}",
+            **spec.headers,
+        },
+    )
+    url = request.url
+    return (
+        request.method.encode(),
+        url.raw_scheme,
+        url.raw_host,
+        url.port,
+        url.raw_path,
+        request.headers.raw,
+        request.read(),
+    )
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        RequestSpec(
+            api.ORDERS_LIST,
+            f"{API}/api/v1/orders/erp",
+            params={
+                "filters": api.orders_window_filter(1, 2),
+                "page": 3,
+                "per_page": 100,
+                "fields": "orderItemID,updatedAt,é/&=+?#",
+            },
+            headers=HEADERS,
+        ),
+        RequestSpec(api.INVENTORY_LIST, f"{API}/api/v2/inventoryListing", headers=HEADERS),
+        RequestSpec(api.PRODUCT_GET, f"{API}/product-engine/api/v1/products/TEE BLK%2FS", headers=HEADERS),
+        RequestSpec(api.ORDERS_LIST, "https://example.test:8443/api/v1/orders/erp", params={"page": 1}),
+        RequestSpec(api.ORDERS_LIST, f"{API}/api/v1/orders/erp?x=1", params={"page": 1}),  # via httpx
+        RequestSpec(api.ORDERS_LIST, f"{API}/api/v1/orders/erp", params={"flag": True}),  # via httpx
+        RequestSpec(api.ORDER_CREATE, f"{WMS}/api/order", json={"a": "é", "n": [1, 2.5]}, idempotent=False),
+    ],
+)
+def test_the_request_sent_is_byte_for_byte_what_httpx_would_send(spec: RequestSpec) -> None:
+    request = core_request(spec, TIMEOUTS)
+    body = b"".join(request.stream)  # type: ignore[arg-type]
+    url = request.url
+    sent = (request.method, url.scheme, url.host, url.port, url.target, request.headers, body)
+    assert sent == _as_httpx_sends(spec)
+    assert request.extensions["timeout"] == TIMEOUTS
+
+
+@pytest.mark.parametrize(
+    ("coding", "encode"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", lambda data: zlib.compress(data)[2:-4]),  # raw deflate, no zlib wrapper
+        ("identity", lambda data: data),
+        ("br", lambda data: data),  # not asked for; left as is, as httpx does
+    ],
+)
+def test_compressed_bodies_are_decoded_on_the_async_path(coding: str, encode: Any) -> None:
+    page = {"hits": [{"orderItemID": "1-1", "updatedAt": 5}], "hasNext": False}
+    raw = json.dumps(page).encode()
+    transport = Transport(timeout=5, policy=ONCE, limiter=RateLimiter(None))
+    spec = RequestSpec(api.ORDERS_LIST, f"{API}/api/v1/orders/erp", params={"page": 1})
+
+    async def fetch() -> Any:
+        try:
+            return await transport.asend(spec)
+        finally:
+            await transport.aclose()
+
+    with respx.mock() as mock:
+        route = mock.get(f"{API}/api/v1/orders/erp").respond(
+            200, content=encode(raw), headers={"content-type": "application/json", "content-encoding": coding}
+        )
+        reply = asyncio.run(fetch())
+    assert reply.data == page
+    assert reply.item_texts == [json.dumps(page["hits"][0]).encode()]
+    assert route.calls.last.request.headers["accept-encoding"] == "gzip, deflate"
+
+
+def test_a_corrupt_gzip_body_is_a_clear_error() -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 8\r\n\r\nnot gzip")
+        await writer.drain()
+        writer.close()
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport = Transport(timeout=5, policy=ONCE, limiter=RateLimiter(None))
+        try:
+            await transport.asend(RequestSpec(api.ORDERS_LIST, f"http://127.0.0.1:{port}/api/v1/orders/erp"))
+        finally:
+            await transport.aclose()
+            server.close()
+
+    with pytest.raises(EshopboxApiError, match="DecodingError: cannot decode a gzip body"):
+        asyncio.run(scenario())
+
+
+def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
+    """Servers close idle keep-alive connections, some after an unasked 408. The next request must
+    open a new connection instead of failing (or reading the 408 as its answer): one attempt only."""
+    body = b'{"hits": [], "hasNext": false}'
+    requests: list[bytes] = []
+    closed = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append((await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")[0])
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        writer.close()
+        await writer.wait_closed()
+        closed.set()
+
+    async def scenario() -> list[int]:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport = Transport(timeout=5, policy=ONCE, limiter=RateLimiter(None))
+        spec = RequestSpec(api.ORDERS_LIST, f"http://127.0.0.1:{port}/api/v1/orders/erp")
+        statuses = [(await transport.asend(spec)).status]
+        await closed.wait()
+        await asyncio.sleep(0)  # let the client's loop see the bytes and the close
+        statuses.append((await transport.asend(spec)).status)
+        await transport.aclose()
+        server.close()
+        await server.wait_closed()
+        return statuses
+
+    assert asyncio.run(scenario()) == [200, 200]
+    assert requests == [b"GET /api/v1/orders/erp HTTP/1.1"] * 2
+
+
+def test_a_refused_connection_is_retried_then_fails_clearly() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    transport = Transport(timeout=5, policy=FAST, limiter=RateLimiter(None))
+    spec = RequestSpec(api.ORDERS_LIST, f"http://127.0.0.1:{port}/api/v1/orders/erp")
+    with pytest.raises(EshopboxApiError, match=r"could not connect \(ConnectError.*gave up after 5 attempts"):
+        asyncio.run(transport.asend(spec))
