@@ -12,7 +12,7 @@ it can be used, and the transport otherwise keeps httpcore's default.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import select
 import socket
 import ssl
 import sys
@@ -56,10 +56,13 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
 
     async def aclose(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(OSError, ssl.SSLError, asyncio.TimeoutError):
-            async with asyncio.timeout(1.0):
-                await self._writer.wait_closed()
+        # Without waiting, as anyio closes for httpcore: a TLS close would wait for the server's
+        # close_notify, on the path of whichever request finds an expired connection.
+        if self._writer.get_extra_info("ssl_object") is not None:
+            self._writer.transport.abort()
+        else:
+            self._writer.close()
+        await asyncio.sleep(0)  # the transport lets go of the socket on the loop's next turn
 
     async def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
@@ -68,18 +71,22 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             async with asyncio.timeout(timeout):
                 await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
         except TimeoutError:
-            await self.aclose()
+            self._writer.transport.abort()
             raise httpcore.ConnectTimeout(f"TLS handshake took over {timeout} s") from None
         except (OSError, ssl.SSLError) as exc:
-            await self.aclose()
+            self._writer.transport.abort()
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
         return self
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
-            # httpcore asks before reusing an idle connection: the server closed it (EOF seen) or
-            # sent something unasked. The loop has already read the socket; no system call here.
-            return self._reader.at_eof() or self._reader.exception() is not None or _buffered(self._reader)
+            # httpcore asks before reusing an idle connection: has the server closed it, or sent
+            # something unasked (a 408 before closing)? What the loop has read says so without a
+            # system call; a close the loop has not polled yet needs one look at the socket.
+            reader = self._reader
+            if reader.at_eof() or reader.exception() is not None or _buffered(reader):
+                return True
+            return _socket_readable(self._writer.get_extra_info("socket"))
         name = {"client_addr": "sockname", "server_addr": "peername"}.get(info, info)
         if name in ("ssl_object", "sockname", "peername", "socket"):
             return self._writer.get_extra_info(name)
@@ -88,6 +95,15 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
 def _buffered(reader: asyncio.StreamReader) -> bool:
     return bool(getattr(reader, "_buffer", b""))
+
+
+def _socket_readable(sock: socket.socket | None) -> bool:
+    """Data or EOF waiting on ``sock`` (a closed socket counts as readable: do not reuse it)."""
+    if sock is None or sock.fileno() < 0:
+        return True
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
@@ -104,7 +120,10 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(
-                    host, port, local_addr=(local_address, 0) if local_address else None
+                    host,
+                    port,
+                    local_addr=(local_address, 0) if local_address else None,
+                    happy_eyeballs_delay=0.25,  # as anyio: an address family that hangs is skipped
                 )
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"could not connect to {host}:{port} within {timeout} s") from None

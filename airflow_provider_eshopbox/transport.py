@@ -341,7 +341,10 @@ async def _exchange(pool: httpcore.AsyncConnectionPool, request: httpcore.Reques
         raise _httpx_error(exc) from None
     except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
         raise _httpx_error(exc) from None
-    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in response.headers}
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in response.headers:  # a repeated header is joined, as httpx does
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return _Answer(response.status, headers, _decoded(body, headers.get("content-encoding")))
 
 
@@ -361,8 +364,9 @@ def _decoded(content: bytes, encoding: str | None) -> bytes:
                 decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
                 content = decompressor.decompress(content) + decompressor.flush()
             elif coding == "deflate":
-                try:
-                    content = zlib.decompress(content)
+                try:  # a cut stream gives what it holds (then invalid JSON, retried), as in httpx
+                    decompressor = zlib.decompressobj()
+                    content = decompressor.decompress(content) + decompressor.flush()
                 except zlib.error:  # raw deflate, without the zlib wrapper: some servers send that
                     decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
                     content = decompressor.decompress(content) + decompressor.flush()

@@ -181,3 +181,85 @@ def test_a_refused_connection_is_retried_then_fails_clearly() -> None:
     spec = RequestSpec(api.ORDERS_LIST, f"http://127.0.0.1:{port}/api/v1/orders/erp")
     with pytest.raises(EshopboxApiError, match=r"could not connect \(ConnectError.*gave up after 5 attempts"):
         asyncio.run(transport.asend(spec))
+
+
+def test_a_connection_closed_while_the_loop_was_busy_is_not_reused_even_for_a_write() -> None:
+    """The server closes an idle connection while the task computes without awaiting (parsing or
+    spooling a page), so the loop has not seen it: reusing it would make a create-order ambiguous."""
+    import socketserver
+    import threading
+
+    closed = threading.Event()
+    connections: list[int] = []
+
+    class KeepAliveThenClose(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            connections.append(1)
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+            body = b'{"ok": true}'
+            self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+            self.wfile.flush()
+            self.connection.close()  # later than the reply: the client keeps the connection alive
+            closed.set()
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), KeepAliveThenClose)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    transport = Transport(timeout=5, policy=ONCE, limiter=RateLimiter(None))
+    read = RequestSpec(api.ORDER_GET, f"http://127.0.0.1:{port}/api/order/1")
+    write = RequestSpec(
+        api.ORDER_CREATE, f"http://127.0.0.1:{port}/api/order", json={"a": 1}, idempotent=False
+    )
+
+    async def scenario() -> list[int]:
+        first = await transport.asend(read)
+        assert closed.wait(5)  # blocks the loop: it cannot notice the close before the next send
+        second = await transport.asend(write)
+        await transport.aclose()
+        return [first.status, second.status]
+
+    try:
+        assert asyncio.run(scenario()) == [200, 200]
+        assert len(connections) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_bodies_cut_short_decode_to_what_they_hold_and_repeated_codings_all_apply() -> None:
+    from airflow_provider_eshopbox.transport import _decoded
+
+    raw = json.dumps({"hits": [{"orderItemID": str(i)} for i in range(50)]}).encode()
+    for encode in (gzip.compress, zlib.compress):
+        cut = _decoded(encode(raw)[:-30], "gzip" if encode is gzip.compress else "deflate")
+        assert 0 < len(cut) < len(raw) and raw.startswith(cut)  # then invalid JSON: retried
+    assert _decoded(gzip.compress(gzip.compress(raw)), "gzip, gzip") == raw
+
+
+def test_a_repeated_content_encoding_header_is_joined_as_httpx_does() -> None:
+    raw = b'{"hits": [], "hasNext": false}'
+    body = gzip.compress(gzip.compress(raw))
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        head = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-encoding: gzip\r\n"
+        head += b"content-length: %d\r\n\r\n"
+        writer.write(head % len(body) + body)
+        await writer.drain()
+        writer.close()
+
+    async def scenario() -> Any:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport = Transport(timeout=5, policy=ONCE, limiter=RateLimiter(None))
+        try:
+            return await transport.asend(
+                RequestSpec(api.ORDERS_LIST, f"http://127.0.0.1:{port}/api/v1/orders/erp")
+            )
+        finally:
+            await transport.aclose()
+            server.close()
+
+    assert asyncio.run(scenario()).data == {"hits": [], "hasNext": False}
