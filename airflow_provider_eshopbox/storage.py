@@ -123,6 +123,7 @@ class RowSpool:
         self._members: dict[int, list[str]] = collections.defaultdict(list)  # keys a section ever had
         self._ahead: dict[int, Future[tuple[int, int, int, int]]] = {}  # sealed, valid while unchanged
         self._sealed: collections.deque[int] = collections.deque()  # sealed, waiting for the thread
+        self._deflating: collections.deque[Future[Any]] = collections.deque()  # on the thread, in order
         self._deflater = ThreadPoolExecutor(1, "eshopbox-deflate-ahead") if deflate_ahead else None
         # deflated sections wait on disk too, not in memory: (offset, length, crc, size) each
         self._deflated = tempfile.TemporaryFile(prefix="eshopbox-deflated-") if deflate_ahead else None  # noqa: SIM115
@@ -194,17 +195,24 @@ class RowSpool:
 
     def _deflate_sealed(self) -> None:
         """Hand sealed sections to the thread, a couple at a time (each is held in memory till done)."""
-        while self._sealed and sum(not future.done() for future in self._ahead.values()) < 2:
+        deflating = self._deflating
+        while deflating and deflating[0].done():
+            deflating.popleft()
+        while self._sealed and len(deflating) < 2:
             section = self._sealed.popleft()
             index = self._index
             rows = {key: index[key] for key in self._members.get(section, ()) if index[key][5] == section}
-            data = b"".join(self._read(sorted(rows.values(), key=lambda entry: entry[1])))
+            self._file.flush()  # the thread reads these rows from the file: they must be in it
             assert self._deflater is not None
-            self._ahead[section] = self._deflater.submit(self._deflate_to_disk, data)
+            future = self._deflater.submit(
+                self._deflate_to_disk, sorted(rows.values(), key=operator.itemgetter(1))
+            )
+            self._ahead[section] = future
+            deflating.append(future)
 
-    def _deflate_to_disk(self, data: bytes) -> tuple[int, int, int, int]:
-        """(On the thread) deflate a section; keep it in the deflated file."""
-        deflated = deflate_section(data)
+    def _deflate_to_disk(self, entries: list[tuple[Any, ...]]) -> tuple[int, int, int, int]:
+        """(On the thread) read a section's rows, deflate them, keep the result in the deflated file."""
+        deflated = deflate_section(b"".join(self._read_flushed(entries)))
         assert self._deflated is not None
         offset = self._deflated_end
         self._deflated_end += len(deflated.data)
@@ -252,6 +260,10 @@ class RowSpool:
         against the task's memory (RSS).
         """
         self._file.flush()
+        return self._read_flushed(entries)
+
+    def _read_flushed(self, entries: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
+        """``_read`` of rows already flushed to the file (safe on another thread: pread only)."""
         descriptor = self._file.fileno()
         for _batch, run in itertools.groupby(entries, key=lambda entry: entry[4]):
             rows = [(entry[2], entry[3]) for entry in run]
