@@ -15,6 +15,7 @@ import functools
 import json
 import json.scanner
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -22,6 +23,8 @@ import msgspec
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _scan = json.scanner.make_scanner(json.JSONDecoder())
 _decoder = msgspec.json.Decoder()
+_raw_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 @functools.cache
@@ -47,6 +50,72 @@ def loads_keeping_items(content: bytes, key: str) -> tuple[Any, list[bytes] | No
     if raws is None or len(raws) != len(data[key]):  # a guard: both keep the last of duplicate keys
         return data, None
     return data, [bytes(raw) for raw in raws]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class RawItems:
+    """The elements of one list of a reply, each kept as its JSON text (UTF-8), decoded on demand."""
+
+    texts: list[bytes]
+
+    def __repr__(self) -> str:
+        return f"RawItems({len(self.texts)} elements)"
+
+    def decoded(self) -> list[Any]:
+        """Each element as ``json.loads`` gives it."""
+        try:
+            return [_decoder.decode(text) for text in self.texts]
+        except msgspec.MsgspecError:
+            return [json.loads(text) for text in self.texts]
+
+    def id_and_number(self, id_field: str, number_field: str) -> list[tuple[str, int]] | None:
+        """``(str(e[id_field]), e[number_field])`` of each element, read without decoding the rest.
+
+        None unless every element is an object whose ``id_field`` is a string or an integer and
+        whose ``number_field`` is an integer (the caller then decodes the elements whole).
+        """
+        decode = _pair_decoder(id_field, number_field).decode
+        pairs = []
+        try:
+            for text in self.texts:
+                pair = decode(text)
+                if pair.id is None or pair.number is None:
+                    return None
+                pairs.append((str(pair.id), pair.number))
+        except msgspec.MsgspecError:
+            return None
+        return pairs
+
+
+@functools.cache
+def _pair_decoder(id_field: str, number_field: str) -> msgspec.json.Decoder[Any]:
+    pair = msgspec.defstruct(
+        "Pair",
+        [
+            ("id", str | int | None, msgspec.field(default=None, name=id_field)),
+            ("number", int | None, msgspec.field(default=None, name=number_field)),
+        ],
+    )
+    return msgspec.json.Decoder(pair)
+
+
+def loads_leaving_items(content: bytes, key: str) -> dict[str, Any] | None:
+    """The reply decoded like ``json.loads``, but its list under ``key`` left as ``RawItems``.
+
+    A page of rows is then checked and cut into rows without building a dict per row. None when
+    this does not apply (not an object holding a list under ``key``, or not strict UTF-8 JSON):
+    ``loads_keeping_items`` then decodes it, or reports what is wrong.
+    """
+    try:
+        fields = _raw_fields.decode(content)  # checks the whole text, decodes nothing yet
+        if key not in fields:
+            return None
+        elements = _raw_list.decode(fields[key])
+        data = {name: None if name == key else _decoder.decode(value) for name, value in fields.items()}
+    except msgspec.MsgspecError:
+        return None
+    data[key] = RawItems([bytes(element) for element in elements])
+    return data
 
 
 def _loads_exactly(content: bytes, key: str) -> tuple[Any, list[bytes] | None]:

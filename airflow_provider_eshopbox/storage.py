@@ -33,6 +33,14 @@ _RUN_SLACK = 4  # read a run of rows as one span while the span is at most this 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
 
+def one_line(row: Any, text: bytes | None) -> bytes:
+    """A row's JSON Lines line (without the newline): its text as sent, re-encoded only if it had
+    none or spanned lines (pretty-printed)."""
+    if text is None or b"\n" in text or b"\r" in text:
+        return _encode(row).encode()
+    return text
+
+
 def resolve_destination(value: Any, *, field: str = "destination") -> ObjectStoragePath:
     """Turn a templated string or path into an ``ObjectStoragePath``, failing early on what cannot work."""
     from airflow.sdk import ObjectStoragePath
@@ -160,9 +168,7 @@ class RowSpool:
                 superseded += 1
                 if previous[0] >= version:
                     continue
-            if text is None or b"\n" in text or b"\r" in text:
-                text = _encode(row).encode()
-            line = text + b"\n"
+            line = one_line(row, text) + b"\n"
             lines.append(line)
             section = section_of(row) if section_of is not None else 0
             batch[key] = (version, sort_key_of(row), size, len(line), section)

@@ -31,7 +31,7 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 from airflow_provider_eshopbox import asyncio_network
 from airflow_provider_eshopbox.api import Endpoint, error_message
 from airflow_provider_eshopbox.exceptions import EshopboxAmbiguousWriteError, EshopboxApiError
-from airflow_provider_eshopbox.rawjson import loads_keeping_items
+from airflow_provider_eshopbox.rawjson import RawItems, loads_keeping_items, loads_leaving_items
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,8 @@ class Reply:
     """A final (non-retried) HTTP answer with its JSON body parsed when there was one.
 
     ``item_texts``: for an endpoint with ``items``, the JSON text of each row of that list, as sent.
+    In a 2xx reply of such an endpoint, ``data[items]`` may be a ``RawItems`` of those texts, left
+    undecoded until a caller asks (a page of rows is read without building a dict per row).
     """
 
     status: int
@@ -195,6 +197,9 @@ def _decode(response: Answer, items: str | None) -> tuple[bool, Any, list[bytes]
     try:
         if items is None:
             return True, json.loads(content), None
+        if 200 <= response.status_code < 300 and (data := loads_leaving_items(content, items)) is not None:
+            raw: RawItems = data[items]
+            return True, data, raw.texts
         return True, *loads_keeping_items(content, items)
     except ValueError:  # UnicodeDecodeError included
         return False, None, None

@@ -34,6 +34,7 @@ from airflow_provider_eshopbox.exceptions import (
     EshopboxConfigError,
     EshopboxError,
 )
+from airflow_provider_eshopbox.rawjson import RawItems
 from airflow_provider_eshopbox.token_cache import CachedToken, FileTokenStore, TokenCache
 from airflow_provider_eshopbox.transport import Reply, RequestSpec, RetryPolicy, Transport, limiter_for
 
@@ -74,14 +75,27 @@ Flow = Generator[_Effect, Any, T]
 # --- results -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class OrdersPage:
-    """One page of the order-item list."""
+    """One page of the order-item list.
+
+    ``hits`` are decoded on first use: a sync reads only ``row_keys`` and ``hit_texts``.
+    """
 
     page: int
-    hits: list[dict[str, Any]]
     has_next: bool
     per_page: int = api.ORDERS_PER_PAGE_MAX
     #: each hit's JSON text (UTF-8) exactly as the API sent it: a sync writes rows without re-encoding
     hit_texts: list[bytes] | None = None
+    #: ``(orderItemID, updatedAt)`` of each hit, read without decoding it; None if a hit lacks either
+    row_keys: list[tuple[str, int]] | None = None
+    _hits: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def hits(self) -> list[dict[str, Any]]:
+        """The hits, decoded as ``json.loads`` decodes them."""
+        if self._hits is None:
+            object.__setattr__(self, "_hits", RawItems(self.hit_texts or []).decoded())
+        assert self._hits is not None
+        return self._hits
 
     @property
     def reached_hit_cap(self) -> bool:
@@ -152,19 +166,33 @@ def parse_orders_page(
         raise bad(f"body is {_json_type(data)}, not an object")
     if "hits" not in data:
         raise bad("'hits' is missing")
-    if not isinstance(data["hits"], list):
-        raise bad(f"'hits' is not a list (got {_json_type(data['hits'])})")
+    raw = data["hits"]
+    row_keys = None
+    if isinstance(raw, RawItems):  # left undecoded by the transport: read only what a sync needs
+        row_keys = raw.id_and_number(api.ORDER_ROW_ID_FIELD, api.ORDERS_UPDATED_AT_FIELD)
+        hit_texts, raw = raw.texts, (None if row_keys is not None else raw.decoded())
+    elif not isinstance(raw, list):
+        raise bad(f"'hits' is not a list (got {_json_type(raw)})")
     if "hasNext" not in data:
         raise bad("'hasNext' is missing")
     if not isinstance(data["hasNext"], bool):
         raise bad(f"'hasNext' is not a bool (got {_json_type(data['hasNext'])})")
-    for index, hit in enumerate(data["hits"]):
-        if type(hit) is not dict and not isinstance(hit, Mapping):  # the exact check first: it is cheap
-            raise bad(f"hit {index} is not an object (got {_json_type(hit)})")
-    hits = list(data["hits"])
-    if hit_texts is not None and len(hit_texts) != len(hits):
-        hit_texts = None
-    return OrdersPage(page=page, hits=hits, has_next=data["hasNext"], per_page=per_page, hit_texts=hit_texts)
+    hits = None
+    if raw is not None:  # decoded: each hit must be an object (row keys prove it when read)
+        for index, hit in enumerate(raw):
+            if type(hit) is not dict and not isinstance(hit, Mapping):  # the exact check first: cheap
+                raise bad(f"hit {index} is not an object (got {_json_type(hit)})")
+        hits = list(raw)
+        if hit_texts is not None and len(hit_texts) != len(hits):
+            hit_texts = None
+    return OrdersPage(
+        page=page,
+        has_next=data["hasNext"],
+        per_page=per_page,
+        hit_texts=hit_texts,
+        row_keys=row_keys,
+        _hits=hits,
+    )
 
 
 def next_orders_page(result: OrdersPage) -> int | None:

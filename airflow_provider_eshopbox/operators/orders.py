@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
-    from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+    from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook, OrdersPage
     from airflow_provider_eshopbox.slicing import Sections, SliceStats
     from airflow_provider_eshopbox.storage import RowSpool
     from airflow_provider_eshopbox.window import Window
@@ -67,6 +67,7 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         import asyncio
+        import operator
         import time
 
         from airflow_provider_eshopbox.arguments import check_max_concurrency
@@ -91,18 +92,18 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
             destination,
             self.max_concurrency,
         )
-        from airflow_provider_eshopbox import api
 
         started = time.monotonic()
         # A .gz output is compressed a section (an hour of updatedAt, or more for long windows) at
         # a time, each as soon as it is fully read: the write at the end is then mostly done.
         width = max(_SECTION_MS, -(-(window.end_ms - window.start_ms) // _MAX_SECTIONS))
         sections = Sections(window.start_ms, window.end_ms, width)
+        # A row is (orderItemID, updatedAt, its JSON line): see _rows. Output is sorted by time, then id.
         spool = RowSpool(
-            key=api.order_row_id,
-            version=api.order_row_updated_at,
-            sort_key=api.order_row_sort_key,
-            section=lambda row: sections.of(api.order_row_updated_at(row)),
+            key=operator.itemgetter(0),
+            version=operator.itemgetter(1),
+            sort_key=operator.itemgetter(1, 0),
+            section=lambda row: sections.of(row[1]),
             deflate_ahead=is_gzip(destination),
         )
         with spool, existing_heap_frozen():
@@ -136,27 +137,25 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         spool: RowSpool,
         sections: Sections,
     ) -> SliceStats:
+        import operator
+
         from airflow_provider_eshopbox import api
         from airflow_provider_eshopbox.progress import ProgressLog
         from airflow_provider_eshopbox.slicing import WindowReader
 
         progress = ProgressLog(self.log, "orders")
 
-        # A hit is (row, its JSON text as sent): the text is what gets written, the row is read.
-        Hit = tuple[dict[str, Any], bytes | None]
-
-        async def fetch(start_ms: int, end_ms: int, page: int) -> tuple[list[Hit], bool]:
+        async def fetch(start_ms: int, end_ms: int, page: int) -> tuple[list[Row], bool]:
             result = await hook.afetch_orders_page(
                 api.orders_window_filter(start_ms, end_ms),
                 page=page,
                 per_page=api.ORDERS_PER_PAGE_MAX,
                 fields=fields,
             )
-            texts = result.hit_texts or [None] * len(result.hits)
-            return list(zip(result.hits, texts, strict=True)), result.has_next
+            return _rows(result), result.has_next
 
-        def on_rows(hits: list[Hit]) -> None:
-            spool.extend(hits)
+        def on_rows(rows: list[Row]) -> None:
+            spool.extend((row, row[2]) for row in rows)
 
         def on_covered(start_ms: int, end_ms: int) -> None:
             for section in sections.cover(start_ms, end_ms):
@@ -167,8 +166,8 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
 
         reader = WindowReader(
             fetch,
-            timestamp=lambda hit: api.order_row_updated_at(hit[0]),
-            row_id=lambda hit: api.order_row_id(hit[0]),
+            timestamp=operator.itemgetter(1),
+            row_id=operator.itemgetter(0),
             per_page=api.ORDERS_PER_PAGE_MAX,
             hit_cap=api.ORDERS_HIT_CAP,
             max_concurrency=self.max_concurrency,
@@ -182,6 +181,27 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
             await hook.aclose()
         progress.update(stats.rows, force=True, slices_done=stats.slices, requests=stats.requests)
         return stats
+
+
+# One order-item row as the sync handles it: (orderItemID, updatedAt, its JSON line as sent).
+Row = tuple[str, int, bytes]
+
+
+def _rows(page: OrdersPage) -> list[Row]:
+    """The rows of a page: identity and version read without decoding the hits, when they allow."""
+    from airflow_provider_eshopbox import api
+    from airflow_provider_eshopbox.storage import one_line
+
+    texts = page.hit_texts
+    keys = page.row_keys
+    if keys is not None and texts is not None and all(b"\n" not in t and b"\r" not in t for t in texts):
+        return [(row_id, updated_at, text) for (row_id, updated_at), text in zip(keys, texts, strict=True)]
+    hits = page.hits  # unusual: a hit without a plain id or time, or a row sent over several lines
+    lines = texts if texts is not None else [None] * len(hits)
+    return [
+        (api.order_row_id(hit), api.order_row_updated_at(hit), one_line(hit, text))
+        for hit, text in zip(hits, lines, strict=True)
+    ]
 
 
 def _resolve_fields(fields: Sequence[str] | str | None) -> list[str] | None:

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from airflow_provider_eshopbox.rawjson import loads_keeping_items
+from airflow_provider_eshopbox.rawjson import RawItems, loads_keeping_items, loads_leaving_items
 
 
 def _random_value(rng: random.Random, depth: int = 0) -> object:
@@ -111,3 +111,59 @@ def test_invalid_json_raises_value_error_like_json_loads(content: bytes) -> None
         json.loads(content)
     with pytest.raises(ValueError):
         loads_keeping_items(content, "hits")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_leaving_items_undecoded_gives_json_loads_once_they_are_decoded(seed: int) -> None:
+    text, hits = _random_document(seed)
+    content = text.encode()
+
+    data = loads_leaving_items(content, "hits")
+
+    assert data is not None
+    raw = data["hits"]
+    assert isinstance(raw, RawItems)
+    assert {**data, "hits": raw.decoded()} == json.loads(content)
+    assert list(data) == list(json.loads(content))  # same key order
+    assert [json.loads(source) for source in raw.texts] == hits
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"hasNext": false}',
+        b'{"hits": 3}',
+        b"[1, 2]",
+        b'{"hits": [NaN]}',
+        '{"hits": []}'.encode("utf-16"),
+        b'{"hits": [1',
+    ],
+)
+def test_leaving_items_undecoded_does_not_apply_to_other_shapes(content: bytes) -> None:
+    assert loads_leaving_items(content, "hits") is None  # loads_keeping_items decodes or reports these
+
+
+@pytest.mark.parametrize(
+    ("element", "pair"),
+    [
+        (b'{"orderItemID": "7-1", "x": {"updatedAt": "no"}, "updatedAt": 5}', ("7-1", 5)),
+        (b'{"orderItemID": 12, "updatedAt": 5}', ("12", 5)),
+        (
+            b'{"orderItemID": "a", "updatedAt": 1, "updatedAt": 9}',
+            ("a", 9),
+        ),  # the last wins, as in json.loads
+        (b'{"orderItemID": "a"}', None),
+        (b'{"orderItemID": null, "updatedAt": 5}', None),
+        (b'{"orderItemID": "a", "updatedAt": 5.0}', None),
+        (b'{"orderItemID": "a", "updatedAt": "5"}', None),
+        (b'{"orderItemID": "a", "updatedAt": true}', None),
+        (b'{"orderItemID": 1.5, "updatedAt": 5}', None),
+        (b'["orderItemID", "updatedAt"]', None),
+    ],
+)
+def test_id_and_number_are_read_only_when_every_element_has_them_plainly(
+    element: bytes, pair: tuple[str, int] | None
+) -> None:
+    items = RawItems([b'{"orderItemID": "z", "updatedAt": 0}', element])
+    expected = None if pair is None else [("z", 0), pair]
+    assert items.id_and_number("orderItemID", "updatedAt") == expected

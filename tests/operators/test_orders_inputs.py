@@ -294,3 +294,37 @@ def test_sections_report_each_one_complete_exactly_when_all_its_milliseconds_are
         assert newly == expected
         completed += newly
     assert sorted(completed) == list(range(11))
+
+
+def test_rows_are_read_from_row_keys_and_texts_without_decoding_or_else_from_the_hits() -> None:
+    from airflow_provider_eshopbox.exceptions import EshopboxApiError
+    from airflow_provider_eshopbox.hooks.eshopbox import parse_orders_page
+    from airflow_provider_eshopbox.operators.orders import _rows
+    from airflow_provider_eshopbox.rawjson import loads_leaving_items
+
+    first = b'{"orderItemID": "1-1", "updatedAt": 5, "n": {"a": [1]}}'
+    second = b'{"orderItemID": 2, "updatedAt": 6}'
+    plain = b'{"hits": [' + first + b", " + second + b'], "hasNext": false}'
+    page = parse_orders_page(loads_leaving_items(plain, "hits"), 1, 100)
+    assert page.row_keys == [("1-1", 5), ("2", 6)]
+    assert page._hits is None  # nothing decoded for the sync...
+    assert _rows(page) == [("1-1", 5, first), ("2", 6, second)]
+    assert page.hits == json.loads(plain)["hits"]  # ...until someone asks
+
+    # A time sent as a string, a row over two lines: read from the decoded hits, as before.
+    odd = b'{"hits": [{"orderItemID": "1-1", "updatedAt": "5"}, '
+    odd += b'{"orderItemID": "1-2",\n "updatedAt": 6}], "hasNext": 1}'
+    with pytest.raises(EshopboxApiError, match="'hasNext' is not a bool"):
+        parse_orders_page(loads_leaving_items(odd, "hits"), 1, 100)
+    page = parse_orders_page(
+        loads_leaving_items(odd.replace(b'"hasNext": 1', b'"hasNext": true'), "hits"), 1, 100
+    )
+    assert page.row_keys is None
+    assert _rows(page) == [
+        ("1-1", 5, b'{"orderItemID": "1-1", "updatedAt": "5"}'),
+        ("1-2", 6, b'{"orderItemID":"1-2","updatedAt":6}'),
+    ]
+
+    not_objects = b'{"hits": [{"orderItemID": "1", "updatedAt": 1}, [1]], "hasNext": false}'
+    with pytest.raises(EshopboxApiError, match="hit 1 is not an object"):
+        parse_orders_page(loads_leaving_items(not_objects, "hits"), 1, 100)
