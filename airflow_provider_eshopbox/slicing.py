@@ -15,7 +15,8 @@ How slices are sized (the speed part; exactness never depends on it):
    fits calibrates them all.
 4. A slice that overflows is re-cut at the sample rank that holds a target page if it held just
    over a page (a guess that grows fourfold with each overflow in a row); one whose sample is
-   crowded on one millisecond is read up to it, then that millisecond alone.
+   crowded on one millisecond is read up to it, while that millisecond and what follows it
+   become regions of their own for other workers.
 5. A worker that runs out of region steals the back half of the largest remaining one.
 """
 
@@ -275,9 +276,18 @@ class WindowReader:
         stamps = sorted(min(max(self._timestamp(row), start), end - 1) for row in sample)
         crowd, crowd_size = Counter(stamps).most_common(1)[0]
         if crowd_size >= _CROWD_SHARE * len(stamps):
-            # A burst of rows sharing one millisecond: read up to it, then it alone. It says nothing
-            # about the density around it, so the estimate is left alone.
-            region.next_widths = [crowd - start, 1] if crowd > start else [1]
+            # A burst of rows sharing one millisecond: it is read alone (paged, then re-read), and
+            # what follows it becomes a region of its own, so that idle workers take both while
+            # this one reads up to it: a burst found late does not hold up the end of the read.
+            # It says nothing about the density around it, so the estimate is left alone.
+            old_end, region.end = region.end, crowd if crowd > start else start + 1
+            pieces = [(crowd, crowd + 1)] if crowd > start else []
+            if crowd + 1 < old_end:
+                pieces.append((crowd + 1, old_end))
+            for low, high in pieces:
+                self._regions.append(
+                    _Region(cursor=low, end=high, sample_rate=region.sample_rate, density=region.density)
+                )
             return
         # The sample rank that would hold a target page if the slice held ``assumed`` rows...
         assumed = self._per_page * 1.15 * _OVERFLOW_GROWTH**region.overflows

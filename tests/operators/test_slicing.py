@@ -109,3 +109,46 @@ def test_more_rows_at_one_millisecond_than_the_search_can_reach_is_an_error(
     sb.update_order_rows(others, updated_at=ms)
     with pytest.raises(EshopboxIncompleteReadError, match=f"rows share updatedAt={ms}"):
         _read(sb, ms, ms + 1)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_bursts_anywhere_are_read_exactly_once_whatever_the_concurrency(seed: int) -> None:
+    """Bursts (many rows at one millisecond) at a window's first and last millisecond and inside
+    it: a burst is carved out as its own region and what follows it as another. In memory, so
+    many layouts run fast; the order of hits is a fixed shuffle, as the sandbox's is."""
+    import random
+
+    rng = random.Random(seed)
+    start, end = 1_000_000, 1_000_000 + rng.choice([50_000, 3_000_000])
+    stamps = [rng.randrange(start, end) for _ in range(rng.randint(200, 2500))]
+    for burst_at in rng.sample([start, end - 1, rng.randrange(start, end), rng.randrange(start, end)], 3):
+        stamps += [burst_at] * rng.randint(101, 350)
+        stamps += [ms for ms in (burst_at - 1, burst_at + 1) if start <= ms < end] * 3  # its neighbours
+    rows = [{"orderItemID": f"r{i}", "updatedAt": stamp} for i, stamp in enumerate(stamps)]
+    rng.shuffle(rows)
+    ordered = sorted(rows, key=lambda row: row["updatedAt"])
+    times = [row["updatedAt"] for row in ordered]
+
+    async def fetch(lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
+        await asyncio.sleep(0)
+        import bisect
+
+        hits = ordered[bisect.bisect_left(times, lo) : bisect.bisect_left(times, hi)]
+        hits = sorted(hits, key=lambda row: hash((seed, row["orderItemID"])))[:1000]
+        return hits[(page - 1) * 100 : page * 100], len(hits) > page * 100
+
+    for concurrency in (1, 4, 16):
+        delivered: list[dict] = []
+        reader = WindowReader(
+            fetch,
+            timestamp=api.order_row_updated_at,
+            row_id=api.order_row_id,
+            per_page=100,
+            hit_cap=1000,
+            max_concurrency=concurrency,
+            on_rows=delivered.extend,
+        )
+        stats = asyncio.run(reader.read(start, end))
+        ids = [row["orderItemID"] for row in delivered]
+        assert len(ids) == len(set(ids)) == len(rows), concurrency
+        assert stats.paged_slices == sum(1 for count in Counter(stamps).values() if count > 100)
