@@ -98,7 +98,8 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         # a time, each as soon as it is fully read: the write at the end is then mostly done.
         width = max(_SECTION_MS, -(-(window.end_ms - window.start_ms) // _MAX_SECTIONS))
         sections = Sections(window.start_ms, window.end_ms, width)
-        # A row is (orderItemID, updatedAt, its JSON line): see _rows. Output is sorted by time, then id.
+        # A row is (orderItemID, updatedAt, its JSON line): see _rows. The output is in the order of
+        # api.order_row_sort_key: by updatedAt, then orderItemID.
         spool = RowSpool(
             key=operator.itemgetter(0),
             version=operator.itemgetter(1),
