@@ -101,8 +101,10 @@ def atomic_open(destination: ObjectStoragePath) -> Iterator[IO[bytes]]:
 class RowSpool:
     """Collect JSON rows on local disk, keeping for each key only the newest version.
 
+    A row is whatever the caller's functions read (a dict, or a tuple of the fields that matter):
     ``key`` names the row's identity (``orderItemID``), ``version`` orders versions of one row
-    (``updatedAt``), ``sort_key`` orders the output. Memory holds one small index entry per row.
+    (``updatedAt``), ``sort_key`` orders the output. The line written is the text given with the
+    row, or the row as JSON if there is none. Memory holds one small index entry per row.
 
     ``section`` (optional) cuts the output into consecutive parts, in the order of ``sort_key``
     (an hour of ``updatedAt``, say). With ``deflate_ahead``, a section the caller ``seal``s is
@@ -113,10 +115,10 @@ class RowSpool:
     def __init__(
         self,
         *,
-        key: Callable[[dict[str, Any]], str],
-        version: Callable[[dict[str, Any]], Any],
-        sort_key: Callable[[dict[str, Any]], Any],
-        section: Callable[[dict[str, Any]], int] | None = None,
+        key: Callable[[Any], str],
+        version: Callable[[Any], Any],
+        sort_key: Callable[[Any], Any],
+        section: Callable[[Any], int] | None = None,
         deflate_ahead: bool = False,
     ) -> None:
         self._key = key
@@ -139,7 +141,7 @@ class RowSpool:
         self.received = 0
         self.superseded = 0
 
-    def add(self, row: dict[str, Any], text: bytes | None = None) -> None:
+    def add(self, row: Any, text: bytes | None = None) -> None:
         """Spool one row; an older version of an already-spooled key is dropped from the output.
 
         ``text`` is the row's JSON as the API sent it (UTF-8): written as is (no re-encoding) when
@@ -147,7 +149,7 @@ class RowSpool:
         """
         self.extend(((row, text),))
 
-    def extend(self, rows: Iterable[tuple[dict[str, Any], bytes | None]]) -> None:
+    def extend(self, rows: Iterable[tuple[Any, bytes | None]]) -> None:
         """``add`` for each ``(row, text)``, with one write for all of them (a page at a time).
 
         All or nothing: the index changes only after the batch is written, so a row that fails
