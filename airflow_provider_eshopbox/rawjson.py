@@ -1,12 +1,12 @@
-"""Decode a JSON reply and keep, for one list in it, each element's JSON text exactly as sent.
+"""Decode a JSON reply, leaving one list in it as each element's JSON text, exactly as sent.
 
-The orders sync writes every row "as the API returns it". Decoding a page and encoding each row
-again costs as much CPU as the decoding itself, so each element's source text is kept instead.
+The orders sync writes every row "as the API returns it", and reads only two fields of each. So a
+page's rows are kept as their source text (``RawItems``), checked as JSON but not decoded: the sync
+reads each row's id and time from the text, and anyone else decodes the rows on demand.
 
-Two paths, same result as ``json.loads``: msgspec (already installed with Airflow's task SDK) decodes
-strict UTF-8 JSON in C, a third of the standard library's time per page; anything it refuses (other
-encodings, ``NaN``, lone surrogates, invalid JSON) is walked with the standard library's C scanner,
-which accepts and rejects exactly what ``json.loads`` does.
+Two paths, same result as ``json.loads``: msgspec (already installed with Airflow's task SDK) does
+strict UTF-8 JSON in C; anything it refuses (other encodings, ``NaN``, invalid JSON) is walked with
+the standard library's C scanner, which accepts and rejects exactly what ``json.loads`` does.
 """
 
 from __future__ import annotations
@@ -25,31 +25,6 @@ _scan = json.scanner.make_scanner(json.JSONDecoder())
 _decoder = msgspec.json.Decoder()
 _raw_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
-
-
-@functools.cache
-def _items_decoder(key: str) -> msgspec.json.Decoder[Any]:
-    """Decodes ``{key: [...]}`` to each element's raw source, skipping (but checking) the rest."""
-    items = msgspec.defstruct("Items", [(key, list[msgspec.Raw] | None, None)])
-    return msgspec.json.Decoder(items)
-
-
-def loads_keeping_items(content: bytes, key: str) -> tuple[Any, list[bytes] | None]:
-    """``(json.loads(content), texts)``: ``texts`` are the UTF-8 source of each element of ``[key]``.
-
-    ``texts`` is None when the reply is not an object holding a list under ``key``. Invalid JSON
-    raises ``ValueError`` like ``json.loads``.
-    """
-    try:
-        data = _decoder.decode(content)
-        if not isinstance(data, dict) or not isinstance(data.get(key), list):
-            return data, None
-        raws = getattr(_items_decoder(key).decode(content), key)
-    except msgspec.MsgspecError:
-        return _loads_exactly(content, key)
-    if raws is None or len(raws) != len(data[key]):  # a guard: both keep the last of duplicate keys
-        return data, None
-    return data, [bytes(raw) for raw in raws]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -99,22 +74,24 @@ def _pair_decoder(id_field: str, number_field: str) -> msgspec.json.Decoder[Any]
     return msgspec.json.Decoder(pair)
 
 
-def loads_leaving_items(content: bytes, key: str) -> dict[str, Any] | None:
-    """The reply decoded like ``json.loads``, but its list under ``key`` left as ``RawItems``.
-
-    A page of rows is then checked and cut into rows without building a dict per row. None when
-    this does not apply (not an object holding a list under ``key``, or not strict UTF-8 JSON):
-    ``loads_keeping_items`` then decodes it, or reports what is wrong.
+def loads_leaving_items(content: bytes, key: str) -> Any:
+    """``json.loads(content)``, except that a list under ``key`` of the top-level object is a
+    ``RawItems`` of its elements' source texts. Invalid JSON raises ``ValueError`` like ``json.loads``.
     """
     try:
+        content.decode()  # msgspec checks the JSON of what it skips, not the UTF-8 of its strings
         fields = _raw_fields.decode(content)  # checks the whole text, decodes nothing yet
-        if key not in fields:
-            return None
-        elements = _raw_list.decode(fields[key])
-        data = {name: None if name == key else _decoder.decode(value) for name, value in fields.items()}
-    except msgspec.MsgspecError:
-        return None
-    data[key] = RawItems([bytes(element) for element in elements])
+        if key in fields:
+            elements = _raw_list.decode(fields[key])
+            data = {name: None if name == key else _decoder.decode(value) for name, value in fields.items()}
+            data[key] = RawItems([bytes(element) for element in elements])
+            return data
+        return {name: _decoder.decode(value) for name, value in fields.items()}
+    except (msgspec.MsgspecError, UnicodeDecodeError):
+        pass  # not an object, the key's value not a list, or not strict UTF-8 JSON: the exact way
+    data, texts = _loads_exactly(content, key)
+    if texts is not None:
+        data[key] = RawItems(texts)
     return data
 
 

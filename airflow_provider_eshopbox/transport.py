@@ -31,7 +31,7 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 from airflow_provider_eshopbox import asyncio_network
 from airflow_provider_eshopbox.api import Endpoint, error_message
 from airflow_provider_eshopbox.exceptions import EshopboxAmbiguousWriteError, EshopboxApiError
-from airflow_provider_eshopbox.rawjson import RawItems, loads_keeping_items, loads_leaving_items
+from airflow_provider_eshopbox.rawjson import loads_leaving_items
 
 log = logging.getLogger(__name__)
 
@@ -131,16 +131,14 @@ class RequestSpec:
 class Reply:
     """A final (non-retried) HTTP answer with its JSON body parsed when there was one.
 
-    ``item_texts``: for an endpoint with ``items``, the JSON text of each row of that list, as sent.
-    In a 2xx reply of such an endpoint, ``data[items]`` may be a ``RawItems`` of those texts, left
-    undecoded until a caller asks (a page of rows is read without building a dict per row).
+    In a 2xx reply of an endpoint with ``items``, ``data[items]`` is a ``rawjson.RawItems``: each
+    row's JSON text as sent, decoded only when asked (a page is read without a dict per row).
     """
 
     status: int
     data: Any
     is_json: bool
     content_type: str
-    item_texts: list[bytes] | None = None
 
 
 class Answer(Protocol):
@@ -190,25 +188,22 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
-def _decode(response: Answer, items: str | None) -> tuple[bool, Any, list[bytes] | None]:
+def _decode(response: Answer, items: str | None) -> tuple[bool, Any]:
     content = response.content
     if not content:
-        return False, None, None
+        return False, None
     try:
-        if items is None:
-            return True, json.loads(content), None
-        if 200 <= response.status_code < 300 and (data := loads_leaving_items(content, items)) is not None:
-            raw: RawItems = data[items]
-            return True, data, raw.texts
-        return True, *loads_keeping_items(content, items)
+        if items is not None and 200 <= response.status_code < 300:
+            return True, loads_leaving_items(content, items)
+        return True, json.loads(content)
     except ValueError:  # UnicodeDecodeError included
-        return False, None, None
+        return False, None
 
 
 def classify_response(spec: RequestSpec, response: Answer) -> Reply:
     """A Reply for final answers; raises _Retry for retryable ones, ambiguity for unsafe writes."""
     status = response.status_code
-    is_json, data, item_texts = _decode(response, spec.endpoint.items)
+    is_json, data = _decode(response, spec.endpoint.items)
     ctype = response.headers.get("content-type", "").split(";")[0].strip() or "no content-type"
     if status == 429:
         msg = error_message(data) or "rate limited"
@@ -235,7 +230,7 @@ def classify_response(spec: RequestSpec, response: Answer) -> Reply:
             EshopboxApiError(status, spec.label, msg or "server error", details=data),
             parse_retry_after(response.headers.get("retry-after")),
         )
-    return Reply(status, data, is_json, ctype, item_texts)
+    return Reply(status, data, is_json, ctype)
 
 
 def classify_exception(spec: RequestSpec, exc: httpx.HTTPError) -> Exception:

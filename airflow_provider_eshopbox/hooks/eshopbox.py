@@ -150,9 +150,7 @@ def parse_token_reply(conn_id: str, reply: Reply) -> tuple[str, float, str | Non
     return access, expires_in, new_refresh if isinstance(new_refresh, str) and new_refresh else None
 
 
-def parse_orders_page(
-    data: Any, page: int, per_page: int, hit_texts: list[bytes] | None = None
-) -> OrdersPage:
+def parse_orders_page(data: Any, page: int, per_page: int) -> OrdersPage:
     """Validate an orders/erp reply ``{"hits": [...], "hasNext": bool}``; errors name what is wrong."""
 
     def bad(problem: str) -> EshopboxApiError:
@@ -167,7 +165,7 @@ def parse_orders_page(
     if "hits" not in data:
         raise bad("'hits' is missing")
     raw = data["hits"]
-    row_keys = None
+    row_keys = hit_texts = None
     if isinstance(raw, RawItems):  # left undecoded by the transport: read only what a sync needs
         row_keys = raw.id_and_number(api.ORDER_ROW_ID_FIELD, api.ORDERS_UPDATED_AT_FIELD)
         hit_texts, raw = raw.texts, (None if row_keys is not None else raw.decoded())
@@ -183,8 +181,6 @@ def parse_orders_page(
             if type(hit) is not dict and not isinstance(hit, Mapping):  # the exact check first: cheap
                 raise bad(f"hit {index} is not an object (got {_json_type(hit)})")
         hits = list(raw)
-        if hit_texts is not None and len(hit_texts) != len(hits):
-            hit_texts = None
     return OrdersPage(
         page=page,
         has_next=data["hasNext"],
@@ -456,22 +452,8 @@ class EshopboxHook(BaseHook):
         json: Any = None,
         allow_404: bool = False,
     ) -> Flow[Any]:
-        """The decoded JSON of a successful call (None for an allowed 404)."""
-        reply = yield from self._reply_flow(
-            endpoint, path_params=path_params, params=params, json=json, allow_404=allow_404
-        )
-        return None if reply is None else reply.data
-
-    def _reply_flow(
-        self,
-        endpoint: api.Endpoint,
-        *,
-        path_params: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        allow_404: bool = False,
-    ) -> Flow[Reply | None]:
-        """One authenticated call, retried once with a fresh token on 401; errors raise."""
+        """The decoded JSON of one authenticated call (None for an allowed 404), retried once with
+        a fresh token on 401; errors raise."""
         token = yield _GetToken()
         reply: Reply = yield _Send(
             self._spec(endpoint, token, path_params=path_params, params=params, json=json)
@@ -500,7 +482,7 @@ class EshopboxHook(BaseHook):
                 message or f"request failed (body not JSON: {reply.content_type})",
                 details=reply.data if reply.is_json else None,
             )
-        return reply
+        return reply.data
 
     def _orders_page_flow(
         self, filters: str, page: int, per_page: int, fields: str | Sequence[str] | None
@@ -519,9 +501,8 @@ class EshopboxHook(BaseHook):
         }
         if fields:
             params[api.ORDERS_PARAM_FIELDS] = fields if isinstance(fields, str) else ",".join(fields)
-        reply = yield from self._reply_flow(api.ORDERS_LIST, params=params)
-        assert reply is not None
-        return parse_orders_page(reply.data, page, per_page, reply.item_texts)
+        data = yield from self._call_flow(api.ORDERS_LIST, params=params)
+        return parse_orders_page(data, page, per_page)
 
     def _inventory_page_flow(
         self, updated_on: UpdatedOn, page: int, per_page: int, esin: str | None = None

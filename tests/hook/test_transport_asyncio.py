@@ -111,7 +111,7 @@ def test_compressed_bodies_are_decoded_on_the_async_path(coding: str, encode: An
         reply = asyncio.run(fetch())
     assert reply.data["hits"].decoded() == page["hits"]  # rows are left undecoded until asked for
     assert {**reply.data, "hits": page["hits"]} == page
-    assert reply.item_texts == [json.dumps(page["hits"][0]).encode()]
+    assert reply.data["hits"].texts == [json.dumps(page["hits"][0]).encode()]
     assert route.calls.last.request.headers["accept-encoding"] == "gzip, deflate"
 
 
