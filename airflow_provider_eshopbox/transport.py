@@ -283,6 +283,7 @@ _CORE_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
     (httpcore.NetworkError, httpx.NetworkError),
     (httpcore.ProtocolError, httpx.ProtocolError),
 )
+_CORE_ERROR_TYPES = tuple(core for core, _ in _CORE_ERRORS)
 
 
 @functools.lru_cache(maxsize=256)
@@ -311,13 +312,7 @@ def core_request(spec: RequestSpec, timeouts: Mapping[str, float | None]) -> htt
         return httpcore.Request(
             spec.endpoint.method.encode("ascii"), url, headers=headers, extensions=extensions
         )
-    request = httpx.Request(
-        spec.endpoint.method,
-        spec.url,
-        params=spec.params,
-        json=spec.json,
-        headers={**_CLIENT_HEADERS, **spec.headers},
-    )
+    request = _httpx_request(spec, timeouts)
     url = httpcore.URL(
         scheme=request.url.raw_scheme,
         host=request.url.raw_host,
@@ -329,6 +324,18 @@ def core_request(spec: RequestSpec, timeouts: Mapping[str, float | None]) -> htt
     )
 
 
+def _httpx_request(spec: RequestSpec, timeouts: Mapping[str, float | None]) -> httpx.Request:
+    """``spec`` as httpx builds it (with the headers its clients add) and the given timeouts."""
+    return httpx.Request(
+        spec.endpoint.method,
+        spec.url,
+        params=spec.params,
+        json=spec.json,
+        headers={**_CLIENT_HEADERS, **spec.headers},
+        extensions={"timeout": dict(timeouts)},
+    )
+
+
 async def _exchange(pool: httpcore.AsyncConnectionPool, request: httpcore.Request) -> _Answer:
     """Send one request on an httpcore pool and read the whole answer; errors are httpx's."""
     try:
@@ -337,9 +344,7 @@ async def _exchange(pool: httpcore.AsyncConnectionPool, request: httpcore.Reques
             body = await response.aread()
         finally:
             await response.aclose()
-    except httpcore.TimeoutException as exc:
-        raise _httpx_error(exc) from None
-    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
+    except _CORE_ERROR_TYPES as exc:
         raise _httpx_error(exc) from None
     headers: dict[str, str] = {}
     for raw_name, raw_value in response.headers:  # a repeated header is joined, as httpx does
@@ -349,10 +354,8 @@ async def _exchange(pool: httpcore.AsyncConnectionPool, request: httpcore.Reques
 
 
 def _httpx_error(exc: Exception) -> httpx.TransportError:
-    for core, mapped in _CORE_ERRORS:
-        if isinstance(exc, core):
-            return mapped(str(exc) or type(exc).__name__)
-    return httpx.TransportError(str(exc) or type(exc).__name__)  # pragma: no cover - all are listed
+    mapped = next(mapped for core, mapped in _CORE_ERRORS if isinstance(exc, core))
+    return mapped(str(exc) or type(exc).__name__)
 
 
 def _decoded(content: bytes, encoding: str | None) -> bytes:
@@ -361,18 +364,22 @@ def _decoded(content: bytes, encoding: str | None) -> bytes:
     for coding in reversed([part.strip().lower() for part in (encoding or "").split(",")]):
         try:
             if coding in ("gzip", "x-gzip"):
-                decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
-                content = decompressor.decompress(content) + decompressor.flush()
+                content = _inflate(content, zlib.MAX_WBITS | 16)
             elif coding == "deflate":
-                try:  # a cut stream gives what it holds (then invalid JSON, retried), as in httpx
-                    decompressor = zlib.decompressobj()
-                    content = decompressor.decompress(content) + decompressor.flush()
+                try:
+                    content = _inflate(content, zlib.MAX_WBITS)
                 except zlib.error:  # raw deflate, without the zlib wrapper: some servers send that
-                    decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
-                    content = decompressor.decompress(content) + decompressor.flush()
+                    content = _inflate(content, -zlib.MAX_WBITS)
         except zlib.error as exc:
             raise httpx.DecodingError(f"cannot decode a {coding} body: {exc}") from None
     return content
+
+
+def _inflate(content: bytes, wbits: int) -> bytes:
+    """Decompress what ``content`` holds: a cut stream gives its start (then invalid JSON, retried),
+    as httpx's decoders do."""
+    decompressor = zlib.decompressobj(wbits)
+    return decompressor.decompress(content) + decompressor.flush()
 
 
 def _environment_proxies() -> bool:
@@ -483,14 +490,7 @@ class Transport:
         sender = self._aclients[pool]
         # Built before the pool is marked busy: a request that cannot be built must not leave it so.
         if isinstance(sender, httpx.AsyncClient):
-            request: httpx.Request | httpcore.Request = httpx.Request(
-                spec.endpoint.method,
-                spec.url,
-                params=spec.params,
-                json=spec.json,
-                headers={**_CLIENT_HEADERS, **spec.headers},
-                extensions={"timeout": self._timeouts},
-            )
+            request: httpx.Request | httpcore.Request = _httpx_request(spec, self._timeouts)
         else:
             request = core_request(spec, self._timeouts)
         self._in_flight[pool] += 1
