@@ -115,25 +115,35 @@ def test_compressed_bodies_are_decoded_on_the_async_path(coding: str, encode: An
     assert route.calls.last.request.headers["accept-encoding"] == "gzip, deflate"
 
 
-def test_a_corrupt_gzip_body_is_a_clear_error() -> None:
+def _ask_a_server_that_answers(answer: bytes) -> Any:
+    """One orders request through the async path to a loopback server that sends ``answer``."""
+
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 8\r\n\r\nnot gzip")
+        writer.write(answer)
         await writer.drain()
         writer.close()
 
-    async def scenario() -> None:
+    async def scenario() -> Any:
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         transport = Transport(timeout=5, policy=ONCE, limiter=RateLimiter(None))
         try:
-            await transport.asend(RequestSpec(api.ORDERS_LIST, f"http://127.0.0.1:{port}/api/v1/orders/erp"))
+            return await transport.asend(
+                RequestSpec(api.ORDERS_LIST, f"http://127.0.0.1:{port}/api/v1/orders/erp")
+            )
         finally:
             await transport.aclose()
             server.close()
 
+    return asyncio.run(scenario())
+
+
+def test_a_corrupt_gzip_body_is_a_clear_error() -> None:
     with pytest.raises(EshopboxApiError, match="DecodingError: cannot decode a gzip body"):
-        asyncio.run(scenario())
+        _ask_a_server_that_answers(
+            b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 8\r\n\r\nnot gzip"
+        )
 
 
 def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
@@ -243,25 +253,8 @@ def test_a_repeated_content_encoding_header_is_joined_as_httpx_does() -> None:
     raw = b'{"hits": [], "hasNext": false}'
     body = gzip.compress(gzip.compress(raw))
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        head = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-encoding: gzip\r\n"
-        head += b"content-length: %d\r\n\r\n"
-        writer.write(head % len(body) + body)
-        await writer.drain()
-        writer.close()
+    head = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-encoding: gzip\r\n"
+    head += b"content-length: %d\r\n\r\n"
 
-    async def scenario() -> Any:
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        transport = Transport(timeout=5, policy=ONCE, limiter=RateLimiter(None))
-        try:
-            return await transport.asend(
-                RequestSpec(api.ORDERS_LIST, f"http://127.0.0.1:{port}/api/v1/orders/erp")
-            )
-        finally:
-            await transport.aclose()
-            server.close()
-
-    reply = asyncio.run(scenario())
+    reply = _ask_a_server_that_answers(head % len(body) + body)
     assert reply.data["hits"].decoded() == [] and reply.data["hasNext"] is False

@@ -22,6 +22,19 @@ def small_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[EshopboxSandbox]:
         yield sb
 
 
+def _reader(fetch, on_rows, concurrency: int) -> WindowReader:
+    """The reader as the orders sync sets it up (dict rows, 100-row pages, the 1,000-hit cap)."""
+    return WindowReader(
+        fetch,
+        timestamp=api.order_row_updated_at,
+        row_id=api.order_row_id,
+        per_page=100,
+        hit_cap=1000,
+        max_concurrency=concurrency,
+        on_rows=on_rows,
+    )
+
+
 def _read(sb: EshopboxSandbox, start: int, end: int, on_fetch=None, concurrency: int = 4):
     """Run a WindowReader over real HTTP; return (rows delivered, stats, fetch log)."""
     hook = EshopboxHook()
@@ -36,15 +49,7 @@ def _read(sb: EshopboxSandbox, start: int, end: int, on_fetch=None, concurrency:
         return result.hits, result.has_next
 
     async def main():
-        reader = WindowReader(
-            fetch,
-            timestamp=api.order_row_updated_at,
-            row_id=api.order_row_id,
-            per_page=100,
-            hit_cap=1000,
-            max_concurrency=concurrency,
-            on_rows=rows.extend,
-        )
+        reader = _reader(fetch, rows.extend, concurrency)
         try:
             return await reader.read(start, end)
         finally:
@@ -139,16 +144,7 @@ def test_bursts_anywhere_are_read_exactly_once_whatever_the_concurrency(seed: in
 
     for concurrency in (1, 4, 16):
         delivered: list[dict] = []
-        reader = WindowReader(
-            fetch,
-            timestamp=api.order_row_updated_at,
-            row_id=api.order_row_id,
-            per_page=100,
-            hit_cap=1000,
-            max_concurrency=concurrency,
-            on_rows=delivered.extend,
-        )
-        stats = asyncio.run(reader.read(start, end))
+        stats = asyncio.run(_reader(fetch, delivered.extend, concurrency).read(start, end))
         ids = [row["orderItemID"] for row in delivered]
         assert len(ids) == len(set(ids)) == len(rows), concurrency
         assert stats.paged_slices == sum(1 for count in Counter(stamps).values() if count > 100)
