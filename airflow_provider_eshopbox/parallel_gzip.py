@@ -98,9 +98,7 @@ class ParallelGzip:
     def close(self) -> None:
         """Compress the rest, end the stream (an empty final block) and write the gzip trailer."""
         try:
-            if self._buffer:
-                self._submit(bytes(self._buffer))
-                self._buffer.clear()
+            self.end_section()
             while self._pending:
                 self._raw.write(self._pending.popleft().result())
         finally:

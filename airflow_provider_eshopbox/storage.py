@@ -18,7 +18,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeGuard
 
 from airflow_provider_eshopbox.exceptions import EshopboxConfigError
 from airflow_provider_eshopbox.parallel_gzip import Deflated, ParallelGzip, deflate_section
@@ -33,12 +33,15 @@ _RUN_SLACK = 4  # read a run of rows as one span while the span is at most this 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
 
+def fits_one_line(text: bytes | None) -> TypeGuard[bytes]:
+    """Whether a row's text as sent can be a JSON Lines line as it is (pretty-printed JSON cannot)."""
+    return text is not None and b"\n" not in text and b"\r" not in text
+
+
 def one_line(row: Any, text: bytes | None) -> bytes:
     """A row's JSON Lines line (without the newline): its text as sent, re-encoded only if it had
-    none or spanned lines (pretty-printed)."""
-    if text is None or b"\n" in text or b"\r" in text:
-        return _encode(row).encode()
-    return text
+    none or spanned lines."""
+    return text if fits_one_line(text) else _encode(row).encode()
 
 
 def resolve_destination(value: Any, *, field: str = "destination") -> ObjectStoragePath:

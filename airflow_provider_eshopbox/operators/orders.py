@@ -191,11 +191,11 @@ Row = tuple[str, int, bytes]
 def _rows(page: OrdersPage) -> list[Row]:
     """The rows of a page: identity and version read without decoding the hits, when they allow."""
     from airflow_provider_eshopbox import api
-    from airflow_provider_eshopbox.storage import one_line
+    from airflow_provider_eshopbox.storage import fits_one_line, one_line
 
     texts = page.hit_texts
     keys = page.row_keys
-    if keys is not None and texts is not None and all(b"\n" not in t and b"\r" not in t for t in texts):
+    if keys is not None and texts is not None and all(map(fits_one_line, texts)):
         return [(row_id, updated_at, text) for (row_id, updated_at), text in zip(keys, texts, strict=True)]
     hits = page.hits  # unusual: a hit without a plain id or time, or a row sent over several lines
     lines = texts if texts is not None else [None] * len(hits)
