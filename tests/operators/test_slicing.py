@@ -79,7 +79,7 @@ def test_a_whole_store_read_is_exact_and_never_pages_a_splittable_slice(
     assert stats.requests == len(calls)
 
 
-def test_a_row_leaving_a_burst_mid_read_is_caught_and_the_burst_read_again(
+def test_a_row_leaving_a_burst_before_its_last_page_is_read_needs_no_second_pass(
     small_sandbox: EshopboxSandbox,
 ) -> None:
     sb = small_sandbox
@@ -87,8 +87,8 @@ def test_a_row_leaving_a_burst_mid_read_is_caught_and_the_burst_read_again(
     moved: list[str] = []
 
     def on_fetch(lo: int, hi: int, page: int, hits: list[dict]) -> None:
-        # Right after page 1 of the burst is served the first time, one of its rows is updated:
-        # it leaves this millisecond and every later page shifts by one.
+        # Right after page 1 of the burst is served, one of its rows is updated: it leaves this
+        # millisecond and every later page shifts by one.
         if (lo, hi, page) == (ms, ms + 1, 1) and not moved:
             moved.append(api.order_row_id(hits[0]))
             sb.update_order_rows(moved)
@@ -99,10 +99,97 @@ def test_a_row_leaving_a_burst_mid_read_is_caught_and_the_burst_read_again(
     assert len(ids) == len(set(ids)) == size - 1
     assert set(ids) == sb.truth_order_item_ids(ms, ms + 1)
     assert moved[0] not in ids
+    pages = -(-(size - 1) // 100)
+    # Page 1, probes up to the last page, then pages 1..k-1 once each: the count on the last page
+    # already reflects the move, so the proof holds at the first try.
+    assert calls[-(pages - 1) :] == [(ms, ms + 1, page) for page in range(1, pages)]
+    assert [page for _, _, page in calls].count(1) == 2
+
+
+def test_a_row_leaving_a_burst_after_its_last_page_is_read_is_caught_and_read_again(
+    small_sandbox: EshopboxSandbox,
+) -> None:
+    sb = small_sandbox
+    ms, size = _burst(sb)
     pages = -(-size // 100)
-    # page 1, pass 1 (pages 2..k), a check that fails at page 1, pass 2 (pages 1..k) and its check
-    # (pages 1..k-1), which agrees.
-    assert len(calls) == 1 + (pages - 1) + 1 + pages + (pages - 1)
+    first: list[str] = []
+    moved: list[str] = []
+
+    def on_fetch(lo: int, hi: int, page: int, hits: list[dict]) -> None:
+        if (lo, hi, page) == (ms, ms + 1, 1) and not first:
+            first.extend(api.order_row_id(hit) for hit in hits)
+        # Once the last page has been counted, a row of page 1 leaves: the re-read pages shift,
+        # page k-1 now repeats page k's first row, and the pass must not be trusted.
+        if (lo, hi, page) == (ms, ms + 1, pages) and not moved:
+            moved.append(first[0])
+            sb.update_order_rows(moved)
+
+    rows, _, calls = _read(sb, ms, ms + 1, on_fetch)
+
+    ids = [api.order_row_id(r) for r in rows]
+    assert len(ids) == len(set(ids)) == size - 1
+    assert set(ids) == sb.truth_order_item_ids(ms, ms + 1)
+    assert moved == [first[0]] and moved[0] not in ids
+    assert [page for _, _, page in calls].count(1) >= 3  # served, re-read (failed), read again
+
+
+def test_a_bulk_update_between_two_re_reads_is_caught() -> None:
+    """Re-reads may be served in any order: a mass update between them can leave page 2 empty
+    while the untouched rows it held slid onto page 1, already read. Only a short page says so."""
+    ms = 7_000
+    ranked = [f"r{i:03d}" for i in range(250)]  # 3 pages; the hit order is this list's order
+    phase = {"probes_done": False, "struck": False}
+    page_one_reread = asyncio.Event()
+
+    async def fetch(lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
+        if phase["probes_done"] and page == 2 and not phase["struck"]:
+            await page_one_reread.wait()
+            phase["struck"] = True
+            del ranked[:100]  # the rows page 1 just gave...
+            del ranked[100:]  # ...and the 50 on page 3 are updated: 100 untouched rows remain
+        hits = [{"orderItemID": i, "updatedAt": ms} for i in ranked[(page - 1) * 100 : page * 100]]
+        has_next = len(ranked) > page * 100
+        if not has_next and page == 3:
+            phase["probes_done"] = True
+        if phase["probes_done"] and page == 1:
+            page_one_reread.set()
+        return hits, has_next
+
+    delivered: list[dict] = []
+    asyncio.run(_reader(fetch, delivered.extend, 4).read(ms, ms + 1))
+    assert sorted(row["orderItemID"] for row in delivered) == [f"r{i:03d}" for i in range(100, 200)]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_rows_leaving_a_burst_at_any_moment_never_cost_an_untouched_row(seed: int) -> None:
+    """Whenever rows leave a burst while it is paged (each fetch may move a few out, as updates
+    do), every row that never moved is delivered, once, and nothing that was never there."""
+    import random
+
+    rng = random.Random(seed)
+    ms = 5_000
+    present = {f"r{i}": rng.random() for i in range(rng.randint(101, 420))}  # id -> fixed hit rank
+    original = set(present)
+    moves_left = rng.randint(1, 12)  # fetches that move rows, then the burst settles
+
+    async def fetch(lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
+        await asyncio.sleep(rng.random() / 1000)  # replies in any order
+        ranked = sorted(present, key=present.__getitem__)
+        hits = [{"orderItemID": i, "updatedAt": ms} for i in ranked[(page - 1) * 100 : page * 100]]
+        has_next = len(ranked) > page * 100
+        nonlocal moves_left
+        if moves_left and rng.random() < 0.5:  # after serving, some rows are updated and leave
+            moves_left -= 1
+            many = rng.random() < 0.2  # now and then a bulk update moves more than a page
+            for gone in rng.sample(sorted(present), len(present) // 2 if many else rng.randint(1, 3)):
+                del present[gone]
+        return hits, has_next
+
+    delivered: list[dict] = []
+    asyncio.run(_reader(fetch, delivered.extend, rng.choice([1, 4])).read(ms, ms + 1))
+    ids = [row["orderItemID"] for row in delivered]
+    assert len(ids) == len(set(ids))
+    assert set(present) <= set(ids) <= original
 
 
 def test_more_rows_at_one_millisecond_than_the_search_can_reach_is_an_error(
