@@ -122,6 +122,11 @@ ORDERS_PER_PAGE_MAX = 100
 ORDERS_HIT_CAP = 1000
 # ASSUMPTION (eshopbox-api.md §8.2): updatedAt is epoch milliseconds and filters use this grammar.
 ORDERS_UPDATED_AT_FIELD = "updatedAt"
+# ASSUMPTION (eshopbox-api.md §8.2, §8.3): an update sets updatedAt to the time of the update, and
+# the Algolia-style search shows it within this long. So rows of a millisecond older than this can
+# only leave the search (an update moves them to now), never join it; younger ones may still be
+# arriving while they are read (the slicer then reads such a millisecond twice over).
+ORDERS_SEARCH_SETTLE_MS = 5 * 60 * 1000
 
 
 def orders_window_filter(start_ms: int, end_ms: int) -> str:

@@ -30,12 +30,14 @@ import itertools
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from airflow_provider_eshopbox.api import ORDERS_SEARCH_SETTLE_MS
 from airflow_provider_eshopbox.exceptions import EshopboxIncompleteReadError
 
+_T = TypeVar("_T")
 Row = Any  # one hit as ``fetch`` returns it: only ``timestamp`` and ``row_id`` look inside
 #: ``fetch(start_ms, end_ms, page) -> (hits, has_next)`` for rows with start_ms <= updatedAt < end_ms.
 FetchPage = Callable[[int, int, int], Awaitable[tuple[list[Row], bool]]]
@@ -107,9 +109,12 @@ class WindowReader:
         on_progress: Callable[[SliceStats, int], None] | None = None,
         on_covered: Callable[[int, int], None] | None = None,
         target_fill: float = 0.8,
+        settle_ms: int = ORDERS_SEARCH_SETTLE_MS,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if per_page >= hit_cap:
+            raise ValueError(f"per_page={per_page} must be below hit_cap={hit_cap}, or no page says 'more'")
         self._fetch = fetch
         self._timestamp = timestamp
         self._row_id = row_id
@@ -123,6 +128,8 @@ class WindowReader:
         self._regions: list[_Region] = []
         self._scale: float | None = None  # rows per root-sample point, once calibrated
         self._busy = 0  # workers crawling a region
+        self._slots = asyncio.Semaphore(max_concurrency)  # requests in flight, bursts' re-reads included
+        self._settle_ms = settle_ms
         self._changed = asyncio.Condition()
         self.stats = SliceStats()
 
@@ -138,7 +145,7 @@ class WindowReader:
         else:
             self.stats.overflows += 1
             self._regions = self._plan_regions(start_ms, end_ms, hits)
-            await asyncio.gather(*(self._worker(i) for i in range(self._workers)))
+            await _all(self._worker(i) for i in range(self._workers))
         self.stats.finished = time.monotonic()
         return self.stats
 
@@ -308,33 +315,50 @@ class WindowReader:
     async def _read_one_millisecond(self, ms: int, first_page: list[Row]) -> None:
         """Page a slice that cannot be split, proving no row was skipped; ``first_page`` is its page 1.
 
-        Rows of a past millisecond can only leave the result (an update moves them to now). Page
-        ``k``, read with ``hasNext`` false, says the result then held at most
-        ``per_page * (k-1) + len(page k)`` rows. Pages ``1..k-1`` read after that reply, each full
-        and sharing no row with page ``k`` or each other, are ``per_page * (k-1)`` rows that were
-        there then and are not on page ``k``: with page ``k``, every row there was. Rows that left
-        since were updated and belong to a later window. The re-reads go out together, so the
-        proof costs one round trip, not ``k-1``.
+        A millisecond older than ``settle_ms`` has settled (``api.ORDERS_SEARCH_SETTLE_MS``): rows
+        can only leave it (an update moves them to now), so one pass of ``_pass`` is proof. A more
+        recent one may still be gaining rows; it is read until two passes in a row agree.
         """
         self.stats.paged_slices += 1
+        settled = ms < time.time() * 1000 - self._settle_ms
+        agreed: frozenset[str] | None = None
         for _ in range(_MAX_STABILITY_PASSES):
-            number, tail = await self._last_page(ms, first_page)
+            rows = await self._pass(ms, first_page)
             first_page = []
-            if (number - 1) * self._per_page + len(tail) >= self._hit_cap:
-                raise EshopboxIncompleteReadError(
-                    f"{self._hit_cap} or more rows share updatedAt={ms}, the orders search's limit of "
-                    f"{self._hit_cap} reachable hits per query: they cannot all be read; nothing was written"
-                )
-            heads = await asyncio.gather(*(self._get(ms, ms + 1, page) for page in range(1, number)))
-            rows = [row for hits, _ in heads for row in hits] + tail
-            full = all(len(hits) == self._per_page for hits, _ in heads)
-            if full and len({self._row_id(row) for row in rows}) == len(rows):
+            if rows is None:
+                continue
+            ids = frozenset(self._row_id(row) for row in rows)
+            if settled or ids == agreed:
                 self._deliver(rows, ms, ms + 1)
                 return
+            agreed = ids
         raise EshopboxIncompleteReadError(
             f"rows with updatedAt={ms} kept changing over {_MAX_STABILITY_PASSES} reads; "
             "no file was written, retry the task"
         )
+
+    async def _pass(self, ms: int, first_page: list[Row]) -> list[Row] | None:
+        """Every row of a settled ``ms`` at one moment, or None if rows left while reading.
+
+        Page ``k``, read with ``hasNext`` false, says the result then held at most
+        ``per_page * (k-1) + len(page k)`` rows. Pages ``1..k-1`` read after that reply, each full
+        and sharing no row with page ``k`` or each other, are ``per_page * (k-1)`` rows that were
+        there then (rows only leave) and are not on page ``k``: with page ``k``, every row there
+        was. Rows that left since were updated and belong to a later window. The re-reads go out
+        together, so the proof costs one round trip, not ``k-1``.
+        """
+        number, tail = await self._last_page(ms, first_page)
+        if (number - 1) * self._per_page + len(tail) >= self._hit_cap:
+            raise EshopboxIncompleteReadError(
+                f"{self._hit_cap} or more rows share updatedAt={ms}, the orders search's limit of "
+                f"{self._hit_cap} reachable hits per query: they cannot all be read; nothing was written"
+            )
+        heads = await _all(self._get(ms, ms + 1, page) for page in range(1, number))
+        rows = [row for hits, _ in heads for row in hits] + tail
+        full = all(len(hits) == self._per_page for hits, _ in heads)
+        if full and len({self._row_id(row) for row in rows}) == len(rows):
+            return rows
+        return None
 
     async def _last_page(self, ms: int, first_page: list[Row]) -> tuple[int, list[Row]]:
         """``(k, rows)`` of the first page of ``ms`` found with ``hasNext`` false.
@@ -348,7 +372,7 @@ class WindowReader:
         while page <= last_page:
             batch = 2 if self._busy < self._workers else 1
             numbers = range(page, min(page + batch, last_page + 1))
-            replies = await asyncio.gather(*(self._get(ms, ms + 1, number) for number in numbers))
+            replies = await _all(self._get(ms, ms + 1, number) for number in numbers)
             for number, (hits, has_next) in zip(numbers, replies, strict=True):
                 if not has_next:
                     return number, hits
@@ -358,8 +382,9 @@ class WindowReader:
     # -- plumbing -------------------------------------------------------------------------------
 
     async def _get(self, start: int, end: int, page: int) -> tuple[list[Row], bool]:
-        self.stats.requests += 1
-        return await self._fetch(start, end, page)
+        async with self._slots:
+            self.stats.requests += 1
+            return await self._fetch(start, end, page)
 
     def _deliver(self, rows: list[Row], start: int, end: int) -> None:
         """Hand over every row of ``[start, end)``: that part of the window is done."""
@@ -370,6 +395,18 @@ class WindowReader:
             self._on_covered(start, end)
         if self._on_progress is not None:
             self._on_progress(self.stats, len(self._regions))
+
+
+async def _all(awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
+    """``asyncio.gather``, except that when one fails the others are cancelled, not left running."""
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 class Sections:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -133,31 +134,106 @@ def test_a_row_leaving_a_burst_after_its_last_page_is_read_is_caught_and_read_ag
     assert [page for _, _, page in calls].count(1) >= 3  # served, re-read (failed), read again
 
 
-def test_a_bulk_update_between_two_re_reads_is_caught() -> None:
-    """Re-reads may be served in any order: a mass update between them can leave page 2 empty
-    while the untouched rows it held slid onto page 1, already read. Only a short page says so."""
-    ms = 7_000
-    ranked = [f"r{i:03d}" for i in range(250)]  # 3 pages; the hit order is this list's order
-    phase = {"probes_done": False, "struck": False}
+class _RankedBurst:
+    """One millisecond's rows in a fixed hit order, served 100 a page, with hooks between replies."""
+
+    def __init__(self, ms: int, size: int) -> None:
+        self.ms = ms
+        self.ranked = [f"r{i:03d}" for i in range(size)]
+        self.served: list[int] = []  # page numbers, in the order they were answered
+
+    def page(self, page: int) -> tuple[list[dict], bool]:
+        self.served.append(page)
+        hits = [{"orderItemID": i, "updatedAt": self.ms} for i in self.ranked[(page - 1) * 100 : page * 100]]
+        return hits, len(self.ranked) > page * 100
+
+
+@pytest.mark.parametrize(
+    ("size", "leave"),
+    [
+        # the rows page 1 just gave and page 3's 50 leave: page 2 comes back empty
+        (250, lambda ranked: ranked[:100] + ranked[200:]),
+        # one row of page 1 and the one row on page 3 leave: page 2 comes back one short
+        (201, lambda ranked: [ranked[5], ranked[200]]),
+    ],
+)
+def test_rows_leaving_between_two_re_reads_leave_a_short_page_and_are_caught(size: int, leave) -> None:
+    """Re-reads are served in any order: rows leaving between two of them can slide untouched rows
+    from the later page onto the earlier one, already read, without a row appearing twice. Only
+    the later page coming back short says so."""
+    burst = _RankedBurst(7_000, size)
     page_one_reread = asyncio.Event()
+    moved: list[str] = []
 
     async def fetch(lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
-        if phase["probes_done"] and page == 2 and not phase["struck"]:
+        last_seen = 3 in burst.served
+        if last_seen and page == 2 and not moved:
             await page_one_reread.wait()
-            phase["struck"] = True
-            del ranked[:100]  # the rows page 1 just gave...
-            del ranked[100:]  # ...and the 50 on page 3 are updated: 100 untouched rows remain
-        hits = [{"orderItemID": i, "updatedAt": ms} for i in ranked[(page - 1) * 100 : page * 100]]
-        has_next = len(ranked) > page * 100
-        if not has_next and page == 3:
-            phase["probes_done"] = True
-        if phase["probes_done"] and page == 1:
+            moved.extend(leave(burst.ranked))
+            burst.ranked = [i for i in burst.ranked if i not in moved]
+        reply = burst.page(page)
+        if last_seen and page == 1:
             page_one_reread.set()
-        return hits, has_next
+        return reply
 
     delivered: list[dict] = []
-    asyncio.run(_reader(fetch, delivered.extend, 4).read(ms, ms + 1))
-    assert sorted(row["orderItemID"] for row in delivered) == [f"r{i:03d}" for i in range(100, 200)]
+    asyncio.run(_reader(fetch, delivered.extend, 4).read(burst.ms, burst.ms + 1))
+    assert moved
+    assert sorted(row["orderItemID"] for row in delivered) == burst.ranked
+
+
+def test_a_recent_burst_gaining_a_row_while_read_is_read_again() -> None:
+    """A millisecond younger than the search's settle time may still gain rows (an index catching
+    up): a row joining at the front once the last page is counted shifts every page, and the
+    pass alone would lose the row pushed off page 2. Two passes must agree first."""
+    burst = _RankedBurst(int(time.time() * 1000), 250)
+
+    async def fetch(lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
+        reply = burst.page(page)
+        if page == 3 and "late" not in burst.ranked:
+            burst.ranked.insert(0, "late")
+        return reply
+
+    delivered: list[dict] = []
+    asyncio.run(_reader(fetch, delivered.extend, 4).read(burst.ms, burst.ms + 1))
+    assert sorted(row["orderItemID"] for row in delivered) == sorted(burst.ranked)
+    assert len(delivered) == 251
+
+
+def test_a_failing_re_read_cancels_the_others_in_flight() -> None:
+    burst = _RankedBurst(7_000, 350)
+    cancelled: list[int] = []
+
+    async def fetch(lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
+        if 4 in burst.served and page == 3:
+            raise RuntimeError("boom")
+        if 4 in burst.served and page in (1, 2):
+            try:
+                await asyncio.sleep(10)  # answered long after page 3 failed
+            except asyncio.CancelledError:
+                cancelled.append(page)
+                raise
+        return burst.page(page)
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="boom"):
+            await _reader(fetch, [].extend, 4).read(burst.ms, burst.ms + 1)
+        assert sorted(cancelled) == [1, 2]  # already, not when the event loop shuts down
+
+    asyncio.run(main())
+
+
+def test_a_page_as_large_as_the_hit_cap_is_refused() -> None:
+    with pytest.raises(ValueError, match="per_page=1000 must be below hit_cap=1000"):
+        WindowReader(
+            asyncio.sleep,  # never called
+            timestamp=api.order_row_updated_at,
+            row_id=api.order_row_id,
+            per_page=1000,
+            hit_cap=1000,
+            max_concurrency=1,
+            on_rows=print,
+        )
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -221,8 +297,13 @@ def test_bursts_anywhere_are_read_exactly_once_whatever_the_concurrency(seed: in
     ordered = sorted(rows, key=lambda row: row["updatedAt"])
     times = [row["updatedAt"] for row in ordered]
 
+    in_flight = [0, 0]  # now, most ever
+
     async def fetch(lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight)
         await asyncio.sleep(0)
+        in_flight[0] -= 1
         import bisect
 
         hits = ordered[bisect.bisect_left(times, lo) : bisect.bisect_left(times, hi)]
@@ -231,7 +312,9 @@ def test_bursts_anywhere_are_read_exactly_once_whatever_the_concurrency(seed: in
 
     for concurrency in (1, 4, 16):
         delivered: list[dict] = []
+        in_flight[1] = 0
         stats = asyncio.run(_reader(fetch, delivered.extend, concurrency).read(start, end))
         ids = [row["orderItemID"] for row in delivered]
         assert len(ids) == len(set(ids)) == len(rows), concurrency
+        assert in_flight[1] <= concurrency  # bursts' probes and re-reads included
         assert stats.paged_slices == sum(1 for count in Counter(stamps).values() if count > 100)
