@@ -18,8 +18,7 @@ How slices are sized (the speed part; exactness never depends on it):
    crowded on one millisecond is read up to it, while that millisecond and what follows it
    become regions of their own for other workers.
 5. A worker that runs out of region steals the back half of the largest remaining one, if that
-   is expected to hold at least a target page: near the end, two slices read side by side beat
-   two read one after the other.
+   is expected to hold two target pages or more.
 """
 
 from __future__ import annotations
@@ -223,7 +222,7 @@ class WindowReader:
         if best is None:
             return None
         start = best.busy_until or best.cursor
-        if self._density(best) * (best.end - start) < self._target:
+        if self._density(best) * (best.end - start) < 2 * self._target:
             return None
         middle = (start + best.end) // 2
         if middle <= start or middle >= best.end:
