@@ -76,7 +76,7 @@ def _child(kind: str, conn: str, concurrency: int, origin: str) -> dict[str, Any
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _run_operator(concurrency: int) -> dict[str, Any]:
+def _run_operator(concurrency: int, destination: Path) -> dict[str, Any]:
     # What execute() imports lazily is imported here, outside the timing, as the pager's imports are.
     # And Airflow's task runner loads plugins (listeners) before execute(); the first object-storage
     # write would otherwise load them inside the timing (0.8 s here, with the example plugins).
@@ -94,7 +94,6 @@ def _run_operator(concurrency: int) -> dict[str, Any]:
     if not ok:
         raise SystemExit(message)
     _reset(os.environ["BENCH_SANDBOX_ORIGIN"])
-    destination = Path(tempfile.mkdtemp()) / "orders.jsonl.gz"
     op = EshopboxOrdersToStorageOperator(
         task_id="bench",
         destination=f"file://{destination}",
@@ -114,7 +113,7 @@ def _run_operator(concurrency: int) -> dict[str, Any]:
     }
 
 
-def _run_pager(windowed: bool) -> dict[str, Any]:
+def _run_pager(windowed: bool, destination: Path) -> dict[str, Any]:
     """What a user would otherwise write: HttpHook, a bearer token, pages until hasNext is false,
     each hit written as a JSON line to the same kind of file the operator writes (.jsonl.gz, at the
     operator's gzip level 6: the gzip module's default of 9 would slow the pager down)."""
@@ -134,7 +133,6 @@ def _run_pager(windowed: bool) -> dict[str, Any]:
     hook = HttpHook(method="GET", http_conn_id="eshopbox_http")
     headers = {"Authorization": f"Bearer {token}", "ProxyHost": config.workspace}
     step = timedelta(hours=1) if windowed else timedelta(days=DAYS)
-    destination = Path(tempfile.mkdtemp()) / "orders.jsonl.gz"
     baseline = _rss_mb()
     began = time.monotonic()
     ids: set[str] = set()
@@ -167,7 +165,13 @@ def _run_pager(windowed: bool) -> dict[str, Any]:
 
 
 def child(kind: str, concurrency: int) -> None:
-    result = _run_operator(concurrency) if kind == "operator" else _run_pager(windowed=kind == "pager-hourly")
+    """One measurement; both readers write the same kind of file, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="eshopbox-bench-orders-") as out:
+        destination = Path(out) / "orders.jsonl.gz"
+        if kind == "operator":
+            result = _run_operator(concurrency, destination)
+        else:
+            result = _run_pager(kind == "pager-hourly", destination)
     result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
