@@ -83,8 +83,8 @@ def _run_operator(concurrency: int, destination: Path) -> dict[str, Any]:
     from airflow.sdk.listener import get_listener_manager
 
     import airflow_provider_eshopbox.hooks.eshopbox
-    import airflow_provider_eshopbox.slicing
-    import airflow_provider_eshopbox.storage
+    import airflow_provider_eshopbox.sync.slicing
+    import airflow_provider_eshopbox.sync.storage
     from airflow_provider_eshopbox.operators.orders import EshopboxOrdersToStorageOperator
 
     get_listener_manager()

@@ -28,7 +28,7 @@ from typing import Any
 
 from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.sandbox.data import generate
-from airflow_provider_eshopbox.slicing import SliceStats, WindowReader, _Region
+from airflow_provider_eshopbox.sync.slicing import SliceStats, WindowReader, _Region
 
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 DAYS = 7

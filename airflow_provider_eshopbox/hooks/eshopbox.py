@@ -34,9 +34,9 @@ from airflow_provider_eshopbox.exceptions import (
     EshopboxConfigError,
     EshopboxError,
 )
-from airflow_provider_eshopbox.rawjson import RawItems
-from airflow_provider_eshopbox.token_cache import CachedToken, FileTokenStore, TokenCache
-from airflow_provider_eshopbox.transport import Reply, RequestSpec, RetryPolicy, Transport, limiter_for
+from airflow_provider_eshopbox.hooks._http import Reply, RequestSpec, RetryPolicy, Transport, limiter_for
+from airflow_provider_eshopbox.hooks.rawjson import RawItems
+from airflow_provider_eshopbox.hooks.token_cache import CachedToken, FileTokenStore, TokenCache
 
 T = TypeVar("T")
 UpdatedOn = tuple[datetime | None, datetime | None] | str | None

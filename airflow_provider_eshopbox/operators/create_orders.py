@@ -76,11 +76,11 @@ class EshopboxCreateOrdersOperator(BaseOperator):
 
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_provider_eshopbox.arguments import check_max_concurrency
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.order_validation import order_number, validate_order
-        from airflow_provider_eshopbox.outlets import attach_to_outlet_events
-        from airflow_provider_eshopbox.storage import atomic_open, resolve_destination
+        from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
+        from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
+        from airflow_provider_eshopbox.sync.storage import atomic_open, resolve_destination
 
         # Everything local is checked before the first request.
         max_rejected = _non_negative_int(self.max_rejected, "max_rejected")
@@ -156,7 +156,7 @@ class EshopboxCreateOrdersOperator(BaseOperator):
         import asyncio
 
         from airflow_provider_eshopbox.exceptions import EshopboxApiError
-        from airflow_provider_eshopbox.progress import ProgressLog
+        from airflow_provider_eshopbox.sync.progress import ProgressLog
 
         progress = ProgressLog(self.log, "orders pushed")
         gate = asyncio.Semaphore(self.max_concurrency)
@@ -273,7 +273,7 @@ def _read_source(source: Any) -> list[Any]:
     import json
 
     from airflow_provider_eshopbox.exceptions import EshopboxConfigError
-    from airflow_provider_eshopbox.storage import is_gzip, resolve_destination
+    from airflow_provider_eshopbox.sync.storage import is_gzip, resolve_destination
 
     if isinstance(source, (list, tuple)):
         return list(source)

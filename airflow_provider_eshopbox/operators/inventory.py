@@ -76,10 +76,10 @@ class EshopboxInventoryToStorageOperator(BaseOperator):
         from airflow_provider_eshopbox import api
         from airflow_provider_eshopbox.exceptions import EshopboxConfigError, EshopboxIncompleteReadError
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
-        from airflow_provider_eshopbox.outlets import attach_to_outlet_events
-        from airflow_provider_eshopbox.progress import ProgressLog
-        from airflow_provider_eshopbox.storage import RowSpool, resolve_destination
-        from airflow_provider_eshopbox.window import resolve_window
+        from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
+        from airflow_provider_eshopbox.sync.progress import ProgressLog
+        from airflow_provider_eshopbox.sync.storage import RowSpool, resolve_destination
+        from airflow_provider_eshopbox.sync.window import resolve_window
 
         # Everything local is checked before the first request.
         if self.mode not in MODES:

@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook, OrdersPage
-    from airflow_provider_eshopbox.slicing import Sections, SliceStats
-    from airflow_provider_eshopbox.storage import RowSpool
-    from airflow_provider_eshopbox.window import Window
+    from airflow_provider_eshopbox.sync.slicing import Sections, SliceStats
+    from airflow_provider_eshopbox.sync.storage import RowSpool
+    from airflow_provider_eshopbox.sync.window import Window
 
 _SECTION_MS = 3_600_000  # a .gz output is compressed an hour of updatedAt at a time...
 _MAX_SECTIONS = 256  # ...or in this many sections of a longer window
@@ -70,13 +70,13 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         import operator
         import time
 
-        from airflow_provider_eshopbox.arguments import check_max_concurrency
         from airflow_provider_eshopbox.heap import existing_heap_frozen
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
-        from airflow_provider_eshopbox.outlets import attach_to_outlet_events
-        from airflow_provider_eshopbox.slicing import Sections
-        from airflow_provider_eshopbox.storage import RowSpool, is_gzip, resolve_destination
-        from airflow_provider_eshopbox.window import resolve_window
+        from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
+        from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
+        from airflow_provider_eshopbox.sync.slicing import Sections
+        from airflow_provider_eshopbox.sync.storage import RowSpool, is_gzip, resolve_destination
+        from airflow_provider_eshopbox.sync.window import resolve_window
 
         # Everything local is checked before the first request.
         window = resolve_window(self.start, self.end, self.lookback, context)
@@ -141,8 +141,8 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         import operator
 
         from airflow_provider_eshopbox import api
-        from airflow_provider_eshopbox.progress import ProgressLog
-        from airflow_provider_eshopbox.slicing import WindowReader
+        from airflow_provider_eshopbox.sync.progress import ProgressLog
+        from airflow_provider_eshopbox.sync.slicing import WindowReader
 
         progress = ProgressLog(self.log, "orders")
 
@@ -191,7 +191,7 @@ Row = tuple[str, int, bytes]
 def _rows(page: OrdersPage) -> list[Row]:
     """The rows of a page: identity and version read without decoding the hits, when they allow."""
     from airflow_provider_eshopbox import api
-    from airflow_provider_eshopbox.storage import fits_one_line, one_line
+    from airflow_provider_eshopbox.sync.storage import fits_one_line, one_line
 
     texts = page.hit_texts
     keys = page.row_keys

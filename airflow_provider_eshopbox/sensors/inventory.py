@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_eshopbox.sensors import EshopboxBaseSensor
+from airflow_provider_eshopbox.sensors.base import EshopboxBaseSensor
 
 
 class EshopboxInventorySensor(EshopboxBaseSensor):

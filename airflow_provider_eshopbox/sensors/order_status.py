@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_eshopbox.sensors import EshopboxBaseSensor
+from airflow_provider_eshopbox.sensors.base import EshopboxBaseSensor
 
 
 def _str_list(name: str, value: Any, *, allow_empty: bool = False) -> list[str]:

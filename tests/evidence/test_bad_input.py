@@ -18,22 +18,23 @@ import pytest
 import respx
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_eshopbox import api, transport
+from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.exceptions import (
     EshopboxApiError,
     EshopboxAuthError,
     EshopboxConfigError,
     EshopboxError,
 )
+from airflow_provider_eshopbox.hooks import _http as transport
+from airflow_provider_eshopbox.hooks._http import RetryPolicy
 from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+from airflow_provider_eshopbox.hooks.token_cache import TokenCache
 from airflow_provider_eshopbox.operators.create_orders import EshopboxCreateOrdersOperator
 from airflow_provider_eshopbox.operators.inventory import EshopboxInventoryToStorageOperator
 from airflow_provider_eshopbox.operators.orders import EshopboxOrdersToStorageOperator
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
 from airflow_provider_eshopbox.sensors.inventory import EshopboxInventorySensor
 from airflow_provider_eshopbox.sensors.order_status import EshopboxOrderStatusSensor
-from airflow_provider_eshopbox.token_cache import TokenCache
-from airflow_provider_eshopbox.transport import RetryPolicy
 from tests.dagtest import run_dag
 
 UTC = timezone.utc

@@ -423,7 +423,7 @@ def test_a_refusal_with_a_cut_json_body_is_retried_even_for_a_post() -> None:
     import httpx
 
     from airflow_provider_eshopbox import api
-    from airflow_provider_eshopbox.transport import RequestSpec, _Retry, classify_response
+    from airflow_provider_eshopbox.hooks._http import RequestSpec, _Retry, classify_response
 
     spec = RequestSpec(api.ORDER_CREATE, "http://sandbox/orders", json={}, idempotent=False)
     cut = httpx.Response(
@@ -442,7 +442,7 @@ def test_existing_order_whose_duplicate_answer_is_cut_counts_as_existing(
     import logging
 
     # Outside dag.test the task-log handlers an earlier run installed point at closed capture streams.
-    monkeypatch.setattr(logging.getLogger("airflow_provider_eshopbox.transport"), "disabled", True)
+    monkeypatch.setattr(logging.getLogger("airflow_provider_eshopbox.hooks._http"), "disabled", True)
     from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
     from tests.create_orders.test_create_orders import _SAMPLE
 

@@ -28,10 +28,10 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_eshopbox import transport
+from airflow_provider_eshopbox.hooks import _http as transport
 from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+from airflow_provider_eshopbox.hooks.token_cache import TokenCache
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
-from airflow_provider_eshopbox.token_cache import TokenCache
 from tests.dagtest import DagTestResult, load_example_dag, run_dag
 
 pytestmark = pytest.mark.usefixtures("airflow_db")

@@ -13,10 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from airflow_provider_eshopbox import transport
+from airflow_provider_eshopbox.hooks import _http as transport
+from airflow_provider_eshopbox.hooks._http import RetryPolicy
 from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
-from airflow_provider_eshopbox.token_cache import TokenCache
-from airflow_provider_eshopbox.transport import RetryPolicy
+from airflow_provider_eshopbox.hooks.token_cache import TokenCache
 
 CLIENT_ID = "client-id-42"
 CLIENT_SECRET = "cs-SECRET-9f8e7d6c"

@@ -131,7 +131,7 @@ def test_order_rows_keep_their_json_text_as_sent_and_spool_writes_it_unchanged(t
     """A sync writes each row as the API sent it; a multi-line row is written compact on one line."""
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_eshopbox.storage import RowSpool
+    from airflow_provider_eshopbox.sync.storage import RowSpool
 
     one_line = '{ "orderItemID" : "1-1", "updatedAt" : 5, "price" : 1.50, "name" : "caf\\u00e9" }'
     multi_line = '{"orderItemID": "1-2",\n "updatedAt": 6}'

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from airflow_provider_eshopbox.rawjson import RawItems, loads_leaving_items
+from airflow_provider_eshopbox.hooks.rawjson import RawItems, loads_leaving_items
 
 
 def _random_value(rng: random.Random, depth: int = 0) -> object:

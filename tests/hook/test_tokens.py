@@ -19,7 +19,7 @@ import respx
 from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.exceptions import EshopboxAuthError
 from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
-from airflow_provider_eshopbox.token_cache import CachedToken, FileTokenStore, TokenCache
+from airflow_provider_eshopbox.hooks.token_cache import CachedToken, FileTokenStore, TokenCache
 
 from . import _mp_worker
 from .conftest import API, AUTH_URL, CLIENT_SECRET, FAST, REFRESH_TOKEN, TokenMinter, conn_json, make_live

@@ -13,8 +13,8 @@ import respx
 
 from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxAuthError
+from airflow_provider_eshopbox.hooks._http import RateLimiter, RetryPolicy, parse_retry_after
 from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
-from airflow_provider_eshopbox.transport import RateLimiter, RetryPolicy, parse_retry_after
 
 from .conftest import API, AUTH_URL, FAST, WMS, TokenMinter, conn_json
 
@@ -251,7 +251,7 @@ def test_a_proxy_from_the_environment_carries_sync_and_async_requests(monkeypatc
     import socketserver
     import threading
 
-    from airflow_provider_eshopbox.transport import RateLimiter, RequestSpec, Transport
+    from airflow_provider_eshopbox.hooks._http import RateLimiter, RequestSpec, Transport
 
     seen: list[str] = []
 
@@ -289,7 +289,7 @@ def test_a_proxy_from_the_environment_carries_sync_and_async_requests(monkeypatc
 
 
 def test_a_request_that_cannot_be_built_leaves_no_pool_marked_busy():
-    from airflow_provider_eshopbox.transport import RateLimiter, RequestSpec, Transport
+    from airflow_provider_eshopbox.hooks._http import RateLimiter, RequestSpec, Transport
 
     transport = Transport(timeout=5, policy=FAST, limiter=RateLimiter(None))
     unsendable = RequestSpec(api.ORDER_CREATE, f"{WMS}/api/order", json={"items": {1, 2}}, idempotent=False)

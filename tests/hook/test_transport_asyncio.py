@@ -15,7 +15,13 @@ import respx
 
 from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.exceptions import EshopboxApiError
-from airflow_provider_eshopbox.transport import RateLimiter, RequestSpec, RetryPolicy, Transport, core_request
+from airflow_provider_eshopbox.hooks._http import (
+    RateLimiter,
+    RequestSpec,
+    RetryPolicy,
+    Transport,
+    core_request,
+)
 
 from .conftest import API, FAST, WMS
 
@@ -240,7 +246,7 @@ def test_a_connection_closed_while_the_loop_was_busy_is_not_reused_even_for_a_wr
 
 
 def test_bodies_cut_short_decode_to_what_they_hold_and_repeated_codings_all_apply() -> None:
-    from airflow_provider_eshopbox.transport import _decoded
+    from airflow_provider_eshopbox.hooks._http import _decoded
 
     raw = json.dumps({"hits": [{"orderItemID": str(i)} for i in range(50)]}).encode()
     for encode in (gzip.compress, zlib.compress):

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from airflow_provider_eshopbox import api
+from airflow_provider_eshopbox.hooks._http import _ASYNC_POOLS
 from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
-from airflow_provider_eshopbox.transport import _ASYNC_POOLS
 
 
 def test_concurrent_requests_spread_over_small_pools_and_a_lone_caller_reuses_one(

@@ -19,9 +19,9 @@ from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.exceptions import EshopboxConfigError
 from airflow_provider_eshopbox.operators.orders import _resolve_fields
 from airflow_provider_eshopbox.parallel_gzip import ParallelGzip, crc32_combine, deflate_section
-from airflow_provider_eshopbox.slicing import Sections
-from airflow_provider_eshopbox.storage import RowSpool, atomic_open, resolve_destination
-from airflow_provider_eshopbox.window import resolve_window
+from airflow_provider_eshopbox.sync.slicing import Sections
+from airflow_provider_eshopbox.sync.storage import RowSpool, atomic_open, resolve_destination
+from airflow_provider_eshopbox.sync.window import resolve_window
 
 UTC = timezone.utc
 MIDNIGHT = pendulum.datetime(2026, 11, 3)
@@ -299,8 +299,8 @@ def test_sections_report_each_one_complete_exactly_when_all_its_milliseconds_are
 def test_rows_are_read_from_row_keys_and_texts_without_decoding_or_else_from_the_hits() -> None:
     from airflow_provider_eshopbox.exceptions import EshopboxApiError
     from airflow_provider_eshopbox.hooks.eshopbox import parse_orders_page
+    from airflow_provider_eshopbox.hooks.rawjson import loads_leaving_items
     from airflow_provider_eshopbox.operators.orders import _rows
-    from airflow_provider_eshopbox.rawjson import loads_leaving_items
 
     first = b'{"orderItemID": "1-1", "updatedAt": 5, "n": {"a": [1]}}'
     second = b'{"orderItemID": 2, "updatedAt": 6}'

@@ -13,7 +13,7 @@ from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.exceptions import EshopboxIncompleteReadError
 from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
-from airflow_provider_eshopbox.slicing import WindowReader
+from airflow_provider_eshopbox.sync.slicing import WindowReader
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_eshopbox import transport
+from airflow_provider_eshopbox.hooks import _http as transport
 from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+from airflow_provider_eshopbox.hooks.token_cache import TokenCache
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
-from airflow_provider_eshopbox.token_cache import TokenCache
 from tests.dagtest import load_example_dag
 
 DAG_ID = "eshopbox_wait_for_shipment"

@@ -31,7 +31,7 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 from airflow_provider_eshopbox import asyncio_network
 from airflow_provider_eshopbox.api import Endpoint, error_message
 from airflow_provider_eshopbox.exceptions import EshopboxAmbiguousWriteError, EshopboxApiError
-from airflow_provider_eshopbox.rawjson import loads_leaving_items
+from airflow_provider_eshopbox.hooks.rawjson import loads_leaving_items
 
 log = logging.getLogger(__name__)
 

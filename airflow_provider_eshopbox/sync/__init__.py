@@ -1,0 +1,1 @@
+"""What every *ToStorage operator shares: the window, exact reads, spooling and atomic writes."""
