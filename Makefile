@@ -1,4 +1,4 @@
-# Two commands do all the setup on a fresh machine with Python 3.10+:
+# Two commands do all the setup on a fresh machine with Python 3.11+:
 #   make demo   - sandbox + example DAGs end to end on a throw-away SQLite Airflow
 #   make test   - lint + the full test suite
 PY ?= python3

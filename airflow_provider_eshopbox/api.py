@@ -222,6 +222,10 @@ DUPLICATE_ORDER_STATUS = 422
 DUPLICATE_ORDER_FIELD = "customerOrderNumber"
 DUPLICATE_ORDER_PHRASE = "already been taken"
 ERROR_MESSAGE_MAX_CHARS = 300
+# ASSUMPTION (eshopbox-api.md §3.2, §3.3, §6): a stored order shows on GET /api/order within this
+# long. Past it, an order that Eshopbox calls a duplicate but GET cannot find is reported as
+# ambiguous (never as rejected: re-sending it by hand could create it twice).
+ORDER_VISIBLE_AFTER_CREATE_S = 60.0
 
 
 def _messages(value: Any) -> list[str]:

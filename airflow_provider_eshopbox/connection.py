@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ CONN_EXTRA_FIELDS: tuple[str, ...] = (
     "max_requests_per_second",
     "timeout",
     "token_cache",
+    "ca_bundle",
+    "verify",
 )
 SECRET_EXTRA_FIELDS: tuple[str, ...] = ("refresh_token",)
 
@@ -53,6 +56,8 @@ class EshopboxConnectionConfig:
     max_requests_per_second: float | None = None
     timeout: float = DEFAULT_TIMEOUT
     token_cache: TokenCacheMode = "shared"
+    #: TLS: True (the system's CAs), a PEM bundle's path (a corporate proxy's or a sandbox's CA), or False
+    verify: bool | str = True
 
     def base_url(self, host: api.HostKind) -> str:
         """Base URL for a host kind; the auth 'base' is the full token URL."""
@@ -120,6 +125,28 @@ def _required(conn_id: str, name: str, value: Any, fix: str) -> str:
     return value.strip()
 
 
+def _verify(conn_id: str, extra: Mapping[str, Any]) -> bool | str:
+    """TLS verification from the ``ca_bundle`` (a PEM file) and ``verify`` (a bool) extras."""
+    bundle = _extra(extra, "ca_bundle")
+    flag = _extra(extra, "verify")
+    if flag is not None:
+        text = str(flag).strip().lower()
+        if text not in ("true", "false", "1", "0", "yes", "no"):
+            raise _fail(conn_id, "verify", f"must be true or false, got {flag!r}", "leave it empty to verify")
+        if text in ("false", "0", "no"):
+            return False
+    if bundle is None:
+        return True
+    if not isinstance(bundle, str) or not os.path.isfile(bundle):
+        raise _fail(
+            conn_id,
+            "ca_bundle",
+            f"{bundle!r} is not a readable file on this worker",
+            "give the path of a PEM file holding the CA certificates to trust",
+        )
+    return bundle
+
+
 def parse_connection(
     conn_id: str, *, login: str | None, password: str | None, extra: Mapping[str, Any] | None
 ) -> EshopboxConnectionConfig:
@@ -167,6 +194,7 @@ def parse_connection(
         ),
         timeout=_positive(conn_id, "timeout", _extra(extra, "timeout"), DEFAULT_TIMEOUT) or DEFAULT_TIMEOUT,
         token_cache="process" if token_cache == TOKEN_CACHE_PROCESS else "shared",
+        verify=_verify(conn_id, extra),
     )
 
 

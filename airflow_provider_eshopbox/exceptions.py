@@ -40,3 +40,7 @@ class EshopboxAmbiguousWriteError(EshopboxApiError):
 
 class EshopboxIncompleteReadError(EshopboxError):
     """A window could not be read exactly (rows beyond the search cap, or never stable); nothing written."""
+
+
+class EshopboxDeadlineError(EshopboxError):
+    """The caller's deadline (a sensor's timeout, say) passed before Eshopbox answered."""

@@ -1,34 +1,29 @@
-"""HTTP transport: pooled connections (httpx sync, httpcore async), tenacity retries, a rate limiter.
+"""HTTP for the hook: ``httpx.AsyncClient`` with explicit timeouts, tenacity retries, a shared rate
+limiter, and one classification of replies (final, retry, or a write of unknown outcome).
 
-Requests are described by a ``RequestSpec`` and answers classified by pure functions shared by the
-sync and async paths. Non-idempotent requests are never retried once they may have reached the
-server; those raise ``EshopboxAmbiguousWriteError`` for the caller to resolve.
+Non-idempotent requests are never retried once they may have reached the server; those raise
+``EshopboxAmbiguousWriteError`` for the caller to resolve. Every attempt has an overall deadline,
+so a server that trickles bytes cannot hold a task for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import random
 import ssl
 import threading
 import time
-import urllib.parse
-import urllib.request
-import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any
 
-import httpcore
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception_type
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from airflow_provider_eshopbox import asyncio_network
 from airflow_provider_eshopbox.api import Endpoint, error_message
 from airflow_provider_eshopbox.exceptions import EshopboxAmbiguousWriteError, EshopboxApiError
 from airflow_provider_eshopbox.hooks.rawjson import loads_leaving_items
@@ -41,9 +36,13 @@ for _name in ("httpx", "httpcore"):
     if logging.getLogger(_name).level == logging.NOTSET:
         logging.getLogger(_name).setLevel(logging.WARNING)
 
-_ASYNC_POOLS = 8  # at most this many async connection pools per event loop (see Transport._async_pool)
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_MAYBE_SENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+_MAYBE_SENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, httpx.DecodingError)
+_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+#: httpx's timeouts bound each connect, read and write; one attempt as a whole gets this many times
+#: the connection's timeout, so a server that trickles bytes cannot hold a request for ever.
+DEADLINE_FACTOR = 3
+REDACTED = "***"
 
 
 @dataclass(frozen=True)
@@ -54,18 +53,21 @@ class RetryPolicy:
     max_throttled_attempts: int = 30  # for 429s: being told to wait is not a failure
     backoff_base: float = 0.5
     backoff_max: float = 30.0
-    retry_after_cap: float = 60.0
+    #: a Retry-After longer than this fails the request at once: a task should not sleep for hours
+    retry_after_max: float = 300.0
+    #: all waits of one request together; past this it fails instead of waiting again
+    max_total_wait: float = 600.0
 
     def wait(self, attempt: int, retry_after: float | None) -> float:
-        """Retry-After (capped) if the server sent one, else exponential backoff with jitter."""
+        """Retry-After if the server sent one, else exponential backoff with jitter."""
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.retry_after_cap)
+            return max(retry_after, 0.0)
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         return ceiling * random.uniform(0.5, 1.0)
 
 
 class RateLimiter:
-    """Thread-safe spacing limiter: at most ``rate`` request starts per second, sync or async."""
+    """Thread-safe spacing limiter: at most ``rate`` request starts per second, on any event loop."""
 
     def __init__(self, rate: float | None) -> None:
         self.interval = 1.0 / rate if rate else 0.0
@@ -89,12 +91,12 @@ class RateLimiter:
         with self._lock:
             self._next = max(self._next, time.monotonic() + seconds)
 
-    def acquire(self) -> None:
-        """Block until this caller may send."""
-        if delay := self.reserve():
-            time.sleep(delay)
+    def held_for(self) -> float:
+        """Seconds until the next request may start (more than zero while a 429's pause lasts)."""
+        with self._lock:
+            return max(0.0, self._next - time.monotonic())
 
-    async def aacquire(self) -> None:
+    async def acquire(self) -> None:
         """Wait (without blocking the loop) until this caller may send."""
         if delay := self.reserve():
             await asyncio.sleep(delay)
@@ -132,33 +134,13 @@ class Reply:
     """A final (non-retried) HTTP answer with its JSON body parsed when there was one.
 
     In a 2xx reply of an endpoint with ``items``, ``data[items]`` is a ``rawjson.RawItems``: each
-    row's JSON text as sent, decoded only when asked (a page is read without a dict per row).
+    row's JSON text as sent, decoded only when asked.
     """
 
     status: int
     data: Any
     is_json: bool
     content_type: str
-
-
-class Answer(Protocol):
-    """What classifying needs of an HTTP response: an ``httpx.Response``, or ``_Answer``."""
-
-    @property
-    def status_code(self) -> int: ...
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-    @property
-    def content(self) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """A response read straight from httpcore: ``headers`` keyed in lower case, ``content`` decoded."""
-
-    status_code: int
-    headers: Mapping[str, str]
-    content: bytes
 
 
 class _Retry(Exception):
@@ -176,19 +158,38 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    return max(0.0, seconds) if seconds == seconds else None  # NaN is no answer
 
 
-def _decode(response: Answer, items: str | None) -> tuple[bool, Any]:
+def redact(value: Any, secrets: Iterable[str]) -> Any:
+    """``value`` (a parsed reply) with every occurrence of a known secret replaced, in all its strings.
+
+    Done before any message is cut to length: half a secret would escape exact-match masking.
+    """
+    secrets = [s for s in secrets if s]
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, list):
+        return [redact(v, secrets) for v in value]
+    if isinstance(value, Mapping):
+        return {redact(str(k), secrets): redact(v, secrets) for k, v in value.items()}
+    return value
+
+
+def _decode(response: httpx.Response, items: str | None) -> tuple[bool, Any]:
     content = response.content
     if not content:
         return False, None
@@ -200,351 +201,176 @@ def _decode(response: Answer, items: str | None) -> tuple[bool, Any]:
         return False, None
 
 
-def classify_response(spec: RequestSpec, response: Answer) -> Reply:
+def classify_response(spec: RequestSpec, response: httpx.Response, secrets: Iterable[str] = ()) -> Reply:
     """A Reply for final answers; raises _Retry for retryable ones, ambiguity for unsafe writes."""
     status = response.status_code
     is_json, data = _decode(response, spec.endpoint.items)
+    if status >= 300:
+        data = redact(data, secrets)
     ctype = response.headers.get("content-type", "").split(";")[0].strip() or "no content-type"
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
     if status == 429:
-        msg = error_message(data) or "rate limited"
-        raise _Retry(
-            EshopboxApiError(status, spec.label, msg, details=data),
-            parse_retry_after(response.headers.get("retry-after")),
-        )
+        raise _Retry(EshopboxApiError(status, spec.label, error_message(data) or "rate limited"), retry_after)
     if 400 <= status < 500 and response.content and ctype.endswith("json") and not is_json:
         # A refusal whose JSON body arrived cut or corrupted: the reason is unreadable, and a 4xx means
         # nothing was applied, so asking again is safe for every method (a POST included).
         raise _Retry(
-            EshopboxApiError(status, spec.label, f"reply is not valid JSON (truncated {ctype})"),
-            parse_retry_after(response.headers.get("retry-after")),
+            EshopboxApiError(status, spec.label, f"reply is not valid JSON (truncated {ctype})"), retry_after
         )
     if status >= 500 or (200 <= status < 300 and not is_json):
-        msg = error_message(data) if is_json else f"server error, body not JSON ({ctype})"
         if status < 300:
             msg = f"reply is not valid JSON (truncated or {ctype})"
+        else:
+            msg = (error_message(data) if is_json else "") or f"server error, body not JSON ({ctype})"
         if not spec.idempotent:
             raise EshopboxAmbiguousWriteError(
                 status, spec.label, f"{msg}; the write may or may not have been applied", details=data
             )
-        raise _Retry(
-            EshopboxApiError(status, spec.label, msg or "server error", details=data),
-            parse_retry_after(response.headers.get("retry-after")),
-        )
+        raise _Retry(EshopboxApiError(status, spec.label, msg, details=data), retry_after)
     return Reply(status, data, is_json, ctype)
 
 
-def classify_exception(spec: RequestSpec, exc: httpx.HTTPError) -> Exception:
+def classify_exception(spec: RequestSpec, exc: Exception) -> Exception:
     """The exception to raise for a transport failure: _Retry, ambiguity, or a final API error."""
     text = f"{type(exc).__name__}: {exc}"[:200]
     if isinstance(exc, _NEVER_SENT):
         return _Retry(EshopboxApiError(None, spec.label, f"could not connect ({text})"))
-    if isinstance(exc, _MAYBE_SENT):
+    if isinstance(exc, (*_MAYBE_SENT, TimeoutError)):
         if not spec.idempotent:
             return EshopboxAmbiguousWriteError(
                 None, spec.label, f"{text}; the write may or may not have been applied"
             )
         return _Retry(EshopboxApiError(None, spec.label, text))
+    if isinstance(exc, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
+        return EshopboxApiError(None, spec.label, f"TLS failed ({text}); {_TLS_HINT}")
     return EshopboxApiError(None, spec.label, text)
 
 
-def _exhausted(error: EshopboxApiError, attempts: int) -> EshopboxApiError:
-    return EshopboxApiError(
-        error.status,
-        error.endpoint,
-        f"{error.message} (gave up after {attempts} attempts)",
-        details=error.details,
-    )
-
-
-# What httpx's clients send by default; the async path builds requests without a client.
-_CLIENT_HEADERS = {
-    "Accept": "*/*",
-    "Accept-Encoding": "gzip, deflate",
-    "Connection": "keep-alive",
-    "User-Agent": f"python-httpx/{httpx.__version__}",
-}
-# httpx's connection limits, for the httpcore pools the async path uses directly.
-_POOL_LIMITS = {"max_connections": 100, "max_keepalive_connections": 20, "keepalive_expiry": 5.0}
-# httpcore raises its own exceptions; this module (and the retry policy) speaks httpx's, which have
-# the same names and meaning. Subclasses first: the first match wins.
-_CORE_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.ProxyError, httpx.ProxyError),
-    (httpcore.TimeoutException, httpx.TimeoutException),
-    (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.ProtocolError, httpx.ProtocolError),
+_TLS_HINT = (
+    "if Eshopbox is reached through a proxy or sandbox with its own CA, set the connection's "
+    "'ca_bundle' extra to that CA's PEM file (or SSL_CERT_FILE)"
 )
-_CORE_ERROR_TYPES = tuple(core for core, _ in _CORE_ERRORS)
 
 
-@functools.lru_cache(maxsize=256)
-def _origin(url: str) -> tuple[bytes, bytes, int | None, bytes, bytes]:
-    """``(scheme, host, port, path, Host header)`` of a URL, normalised by httpx once per URL."""
-    parsed = httpx.URL(url)
-    return parsed.raw_scheme, parsed.raw_host, parsed.port, parsed.raw_path, parsed.netloc
+def tls_context(verify: bool | str) -> ssl.SSLContext | bool:
+    """What ``httpx`` takes as ``verify``: the system CAs, a PEM bundle's, or no check at all."""
+    if verify is False:
+        return False
+    context = ssl.create_default_context()
+    if isinstance(verify, str):
+        context.load_verify_locations(cafile=verify)
+    return context
 
 
-def core_request(spec: RequestSpec, timeouts: Mapping[str, float | None]) -> httpcore.Request:
-    """The httpcore request httpx would send for ``spec`` (same target, headers and body).
+class HttpClient:
+    """One ``httpx.AsyncClient`` per event loop, with the retry policy, rate limiter and deadline."""
 
-    A GET with plain parameters, the hot path, is built directly: parsing and re-validating the
-    URL of each request was a twentieth of the client's CPU. Anything else goes through httpx.
-    """
-    extensions = {"timeout": dict(timeouts)}
-    params = spec.params or {}
-    if spec.json is None and "?" not in spec.url and all(type(v) in (str, int) for v in params.values()):
-        scheme, host, port, path, netloc = _origin(spec.url)
-        target = path + b"?" + urllib.parse.urlencode(params).encode("ascii") if params else path
-        headers = [(b"Host", netloc)]
-        headers += [
-            (k.encode("ascii"), v.encode("ascii")) for k, v in {**_CLIENT_HEADERS, **spec.headers}.items()
-        ]
-        url = httpcore.URL(scheme=scheme, host=host, port=port, target=target)
-        return httpcore.Request(
-            spec.endpoint.method.encode("ascii"), url, headers=headers, extensions=extensions
-        )
-    request = _httpx_request(spec, timeouts)
-    url = httpcore.URL(
-        scheme=request.url.raw_scheme,
-        host=request.url.raw_host,
-        port=request.url.port,
-        target=request.url.raw_path,
-    )
-    return httpcore.Request(
-        request.method, url, headers=request.headers.raw, content=request.content, extensions=extensions
-    )
-
-
-def _httpx_request(spec: RequestSpec, timeouts: Mapping[str, float | None]) -> httpx.Request:
-    """``spec`` as httpx builds it (with the headers its clients add) and the given timeouts."""
-    return httpx.Request(
-        spec.endpoint.method,
-        spec.url,
-        params=spec.params,
-        json=spec.json,
-        headers={**_CLIENT_HEADERS, **spec.headers},
-        extensions={"timeout": dict(timeouts)},
-    )
-
-
-async def _exchange(pool: httpcore.AsyncConnectionPool, request: httpcore.Request) -> _Answer:
-    """Send one request on an httpcore pool and read the whole answer; errors are httpx's."""
-    try:
-        response = await pool.handle_async_request(request)
-        try:
-            body = await response.aread()
-        finally:
-            await response.aclose()
-    except _CORE_ERROR_TYPES as exc:
-        raise _httpx_error(exc) from None
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in response.headers:  # a repeated header is joined, as httpx does
-        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return _Answer(response.status, headers, _decoded(body, headers.get("content-encoding")))
-
-
-def _httpx_error(exc: Exception) -> httpx.TransportError:
-    mapped = next(mapped for core, mapped in _CORE_ERRORS if isinstance(exc, core))
-    return mapped(str(exc) or type(exc).__name__)
-
-
-def _decoded(content: bytes, encoding: str | None) -> bytes:
-    """The body before its ``Content-Encoding``, as httpx decodes it: gzip and deflate (what is
-    asked for); other codings are left as they are, like httpx does."""
-    for coding in reversed([part.strip().lower() for part in (encoding or "").split(",")]):
-        try:
-            if coding in ("gzip", "x-gzip"):
-                content = _inflate(content, zlib.MAX_WBITS | 16)
-            elif coding == "deflate":
-                try:
-                    content = _inflate(content, zlib.MAX_WBITS)
-                except zlib.error:  # raw deflate, without the zlib wrapper: some servers send that
-                    content = _inflate(content, -zlib.MAX_WBITS)
-        except zlib.error as exc:
-            raise httpx.DecodingError(f"cannot decode a {coding} body: {exc}") from None
-    return content
-
-
-def _inflate(content: bytes, wbits: int) -> bytes:
-    """Decompress what ``content`` holds: a cut stream gives its start (then invalid JSON, retried),
-    as httpx's decoders do."""
-    decompressor = zlib.decompressobj(wbits)
-    return decompressor.decompress(content) + decompressor.flush()
-
-
-def _environment_proxies() -> bool:
-    """Whether the environment names an HTTP(S) proxy, which httpx's clients would honour."""
-    return any(scheme in ("http", "https", "all") for scheme in urllib.request.getproxies())
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One TLS context per process: each new one loads the CA bundle again (~30 ms)."""
-    return httpx.create_ssl_context()
-
-
-class Transport:
-    """Pooled sync client plus a few async connection pools per event loop, with the retry policy."""
-
-    def __init__(self, *, timeout: float, policy: RetryPolicy, limiter: RateLimiter) -> None:
-        self.timeout = httpx.Timeout(timeout)
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        policy: RetryPolicy,
+        limiter: RateLimiter,
+        verify: bool | str = True,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        self.timeout = timeout
         self.policy = policy
         self.limiter = limiter
-        self._client: httpx.Client | None = None
-        self._aclients: list[httpcore.AsyncConnectionPool | httpx.AsyncClient] = []
-        self._timeouts = self.timeout.as_dict()
-        self._aclient_loop: asyncio.AbstractEventLoop | None = None
-        self._in_flight: list[int] = []
-        self._guard = threading.Lock()
+        self.verify = verify
+        #: values to redact from error replies before they become messages (secrets, minted tokens)
+        self.secrets: set[str] = set(secrets)
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 
-    def _retry_kwargs(self) -> dict[str, Any]:
-        """Retry arguments for one request: 429s and errors each have their own budget."""
-        spent = {"throttled": 0, "failed": 0}
+    def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        for old in [old for old in self._clients if old.is_closed()]:
+            del self._clients[old]  # its sockets went with its loop
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = httpx.AsyncClient(
+                timeout=self.timeout,
+                limits=_LIMITS,
+                verify=tls_context(self.verify),
+                follow_redirects=False,
+                headers={"Accept": "application/json"},
+            )
+        return client
+
+    async def _attempt(self, spec: RequestSpec) -> Reply:
+        await self.limiter.acquire()
+        client = self._client()
+        try:
+            response = await asyncio.wait_for(
+                client.request(
+                    spec.endpoint.method, spec.url, params=spec.params, json=spec.json, headers=spec.headers
+                ),
+                self.timeout * DEADLINE_FACTOR,
+            )
+        except (TimeoutError, httpx.HTTPError, ssl.SSLError) as exc:
+            if isinstance(exc, asyncio.TimeoutError):
+                exc = httpx.ReadTimeout(f"no complete reply within {self.timeout * DEADLINE_FACTOR:g} s")
+            raise classify_exception(spec, exc) from None
+        return classify_response(spec, response, self.secrets)
+
+    async def send(self, spec: RequestSpec) -> Reply:
+        """Send with retries; returns the final Reply (2xx or a non-retryable 4xx)."""
+        policy = self.policy
+        spent = {"throttled": 0, "failed": 0, "waited": 0.0}
 
         def stop(state: RetryCallState) -> bool:
             exc = state.outcome.exception() if state.outcome else None
-            kind = "throttled" if isinstance(exc, _Retry) and exc.error.status == 429 else "failed"
+            throttled = isinstance(exc, _Retry) and exc.error.status == 429
+            kind = "throttled" if throttled else "failed"
             spent[kind] += 1
-            if kind == "throttled":
-                return spent[kind] >= self.policy.max_throttled_attempts
-            return spent[kind] >= self.policy.max_attempts
+            return spent[kind] >= (policy.max_throttled_attempts if throttled else policy.max_attempts)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
-            after = exc.retry_after if isinstance(exc, _Retry) else None
-            delay = self.policy.wait(spent["throttled"] + spent["failed"], after)
-            if isinstance(exc, _Retry) and exc.error.status == 429:
+            assert isinstance(exc, _Retry)
+            if exc.retry_after is not None and exc.retry_after > policy.retry_after_max:
+                raise _TooLong(
+                    exc.error,
+                    f"Eshopbox asks us to wait {exc.retry_after:.0f} s, more than the "
+                    f"{policy.retry_after_max:.0f} s one request may wait; let the task's retries try later",
+                )
+            delay = policy.wait(int(spent["throttled"] + spent["failed"]), exc.retry_after)
+            spent["waited"] += delay
+            if spent["waited"] > policy.max_total_wait:
+                raise _TooLong(
+                    exc.error, f"gave up after waiting {spent['waited'] - delay:.1f} s between attempts"
+                )
+            if exc.error.status == 429:
                 self.limiter.pause(delay)
-            log.info("Eshopbox request retry %d in %.2f s: %s", state.attempt_number, delay, exc)
+            log.debug("Eshopbox request retry %d in %.2f s: %s", state.attempt_number, delay, exc)
             return delay
 
-        return {"stop": stop, "wait": wait, "retry": retry_if_exception_type(_Retry), "reraise": True}
-
-    @property
-    def client(self) -> httpx.Client:
-        """The pooled sync client, created on first use."""
-        with self._guard:
-            if self._client is None:
-                self._client = httpx.Client(
-                    timeout=self.timeout, follow_redirects=False, verify=_tls_context()
-                )
-            return self._client
-
-    def _async_pool(self) -> int:
-        """The least busy of a few async connection pools of the running loop (created as needed).
-
-        httpcore scans its whole pool for every request it places, at a cost that grows with the
-        square of its connections: with 16 requests in flight one pool doubled the client's CPU per
-        request (measured). Several small pools keep that cost flat; a lone caller keeps reusing
-        the first one's connection.
-
-        Requests go to httpcore's pools directly, on plain asyncio sockets (``asyncio_network``):
-        ``AsyncClient`` adds auth, cookie, redirect and URL-merging steps this client never uses,
-        and httpx's and anyio's layers beneath it cost more CPU per request than the request's
-        own work (1.1 vs 0.3-0.4 ms measured at 16 in flight). The one step that matters, proxies
-        from the environment (``HTTPS_PROXY``, ``NO_PROXY``...), is kept by using ``AsyncClient``
-        whenever one is set, exactly as the sync client does.
-        """
-        loop = asyncio.get_running_loop()
-        if self._aclient_loop is not loop:
-            self._aclients, self._in_flight, self._aclient_loop = [], [], loop
-        index = min(range(len(self._in_flight)), key=self._in_flight.__getitem__, default=None)
-        if index is None or (self._in_flight[index] and len(self._aclients) < _ASYNC_POOLS):
-            if _environment_proxies():
-                pool: httpcore.AsyncConnectionPool | httpx.AsyncClient = httpx.AsyncClient(
-                    timeout=self.timeout, follow_redirects=False, verify=_tls_context()
-                )
-            else:
-                backend = asyncio_network.AsyncioBackend() if asyncio_network.available() else None
-                pool = httpcore.AsyncConnectionPool(
-                    ssl_context=_tls_context(), network_backend=backend, **_POOL_LIMITS
-                )
-            self._aclients.append(pool)
-            self._in_flight.append(0)
-            index = len(self._aclients) - 1
-        return index
-
-    def _attempt(self, spec: RequestSpec) -> Reply:
-        self.limiter.acquire()
+        retrying = AsyncRetrying(stop=stop, wait=wait, retry=retry_if_exception_type(_Retry), reraise=True)
         try:
-            response = self.client.request(
-                spec.endpoint.method, spec.url, params=spec.params, json=spec.json, headers=spec.headers
-            )
-        except httpx.HTTPError as exc:
-            raise classify_exception(spec, exc) from None
-        return classify_response(spec, response)
-
-    async def _aattempt(self, spec: RequestSpec) -> Reply:
-        await self.limiter.aacquire()
-        pool = self._async_pool()
-        sender = self._aclients[pool]
-        # Built before the pool is marked busy: a request that cannot be built must not leave it so.
-        if isinstance(sender, httpx.AsyncClient):
-            request: httpx.Request | httpcore.Request = _httpx_request(spec, self._timeouts)
-        else:
-            request = core_request(spec, self._timeouts)
-        self._in_flight[pool] += 1
-        response: Answer
-        try:
-            if isinstance(sender, httpx.AsyncClient):
-                assert isinstance(request, httpx.Request)
-                response = await sender.send(request)  # reads the body and closes the response
-            else:
-                assert isinstance(request, httpcore.Request)
-                response = await _exchange(sender, request)
-        except httpx.HTTPError as exc:
-            raise classify_exception(spec, exc) from None
-        finally:
-            if self._aclients and pool < len(self._in_flight):
-                self._in_flight[pool] -= 1
-        return classify_response(spec, response)
-
-    def send(self, spec: RequestSpec) -> Reply:
-        """Send with retries; returns the final Reply (2xx or a non-retryable 4xx)."""
-        try:
-            for attempt in Retrying(**self._retry_kwargs()):
+            async for attempt in retrying:
                 with attempt:
-                    return self._attempt(spec)
+                    return await self._attempt(spec)
         except _Retry as exc:
-            raise _exhausted(exc.error, self._attempts_for(exc)) from None
+            attempts = spent["throttled"] if exc.error.status == 429 else spent["failed"]
+            raise _gave_up(exc.error, f"gave up after {attempts:.0f} attempts") from None
+        except _TooLong as exc:
+            raise _gave_up(exc.error, exc.why) from None
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _attempts_for(self, exc: _Retry) -> int:
-        if exc.error.status == 429:
-            return self.policy.max_throttled_attempts
-        return self.policy.max_attempts
-
-    async def asend(self, spec: RequestSpec) -> Reply:
-        """Async ``send``."""
-        try:
-            async for attempt in AsyncRetrying(**self._retry_kwargs()):
-                with attempt:
-                    return await self._aattempt(spec)
-        except _Retry as exc:
-            raise _exhausted(exc.error, self._attempts_for(exc)) from None
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def close(self) -> None:
-        """Close the sync client (the async pools are closed by ``aclose``)."""
-        with self._guard:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
 
     async def aclose(self) -> None:
-        """Close the async pools of the running loop, and the sync client."""
-        if self._aclient_loop is asyncio.get_running_loop():
-            for client in self._aclients:
-                await client.aclose()
-        self._aclients, self._in_flight, self._aclient_loop = [], [], None
-        self.close()
+        """Close the client of the running loop (others close with their loops)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+
+class _TooLong(Exception):
+    """Internal: waiting any longer for this request is not reasonable; ``why`` says so."""
+
+    def __init__(self, error: EshopboxApiError, why: str) -> None:
+        super().__init__(why)
+        self.error, self.why = error, why
+
+
+def _gave_up(error: EshopboxApiError, why: str) -> EshopboxApiError:
+    return EshopboxApiError(error.status, error.endpoint, f"{error.message} ({why})", details=error.details)

@@ -1,8 +1,8 @@
-"""EshopboxHook: the sync and async Eshopbox API, written once as effect-yielding generator flows.
+"""EshopboxHook: the Eshopbox API for one connection, with token caching, retries and a rate limit.
 
-Each operation is a generator ("flow") that yields effects (get a token, send a request, drop a
-token, sleep, mask a value) and receives their results. ``_run`` performs effects synchronously
-and ``_arun`` awaits them, so auth, 401 recovery, paging and idempotent create logic exist once.
+Every call is written once, as an ``a*`` coroutine whose HTTP request is visible where it is made;
+each sync method runs its coroutine on the hook's private event loop (``_loop.run_sync``). The
+reply parsers below are pure functions, shared by every caller.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import threading
 import time
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal, TypeVar
@@ -32,44 +32,16 @@ from airflow_provider_eshopbox.exceptions import (
     EshopboxApiError,
     EshopboxAuthError,
     EshopboxConfigError,
+    EshopboxDeadlineError,
     EshopboxError,
 )
-from airflow_provider_eshopbox.hooks._http import Reply, RequestSpec, RetryPolicy, Transport, limiter_for
+from airflow_provider_eshopbox.hooks import _loop
+from airflow_provider_eshopbox.hooks._http import HttpClient, Reply, RequestSpec, RetryPolicy, limiter_for
 from airflow_provider_eshopbox.hooks.rawjson import RawItems
 from airflow_provider_eshopbox.hooks.token_cache import CachedToken, FileTokenStore, TokenCache
 
 T = TypeVar("T")
 UpdatedOn = tuple[datetime | None, datetime | None] | str | None
-
-
-# --- effects ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _GetToken:
-    """Yield to receive a usable access token."""
-
-
-@dataclass(frozen=True)
-class _DropToken:
-    token: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class _Send:
-    spec: RequestSpec
-
-
-@dataclass(frozen=True)
-class _Sleep:
-    seconds: float
-
-
-@dataclass(frozen=True)
-class _Mask:
-    value: str = field(repr=False)
-
-
-_Effect = _GetToken | _DropToken | _Send | _Sleep | _Mask
-Flow = Generator[_Effect, Any, T]
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -270,14 +242,23 @@ class EshopboxHook(BaseHook):
         super().__init__(**kwargs)
         self.eshopbox_conn_id = eshopbox_conn_id
         self.retry_policy = retry_policy or RetryPolicy()
+        #: how long a created order may take to show on GET (see api.ORDER_VISIBLE_AFTER_CREATE_S)
+        self.order_visible_wait = api.ORDER_VISIBLE_AFTER_CREATE_S
+        #: epoch seconds by which every call must end, retries included (a sensor sets its timeout)
+        self.deadline: float | None = None
         self._config: EshopboxConnectionConfig | None = None
-        self._transport: Transport | None = None
+        self._http: HttpClient | None = None
         self._cache: TokenCache | None = None
 
-    # --- configuration -----------------------------------------------------------------------
+    # --- configuration ---------------------------------------------------------------------------
     def _install(self, config: EshopboxConnectionConfig) -> EshopboxConnectionConfig:
-        limiter = limiter_for(config.cache_key, config.max_requests_per_second)
-        self._transport = Transport(timeout=config.timeout, policy=self.retry_policy, limiter=limiter)
+        self._http = HttpClient(
+            timeout=config.timeout,
+            policy=self.retry_policy,
+            limiter=limiter_for(config.cache_key, config.max_requests_per_second),
+            verify=config.verify,
+            secrets=config.secrets,
+        )
         self._cache = TokenCache(FileTokenStore() if config.token_cache == "shared" else None)
         self._config = config
         return config
@@ -313,98 +294,73 @@ class EshopboxHook(BaseHook):
         """The validated connection config (the hook owns its HTTP clients)."""
         return self.get_config()
 
-    # --- effect drivers ----------------------------------------------------------------------
-    def _first_sight(self, value: str) -> bool:
+    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run one of this hook's coroutines for a sync caller (the connection is read here first)."""
+        try:
+            self.get_config()
+        except BaseException:
+            coro.close()
+            raise
+        return _loop.run_sync(coro)
+
+    # --- tokens ----------------------------------------------------------------------------------
+    async def _mask(self, value: str) -> None:
+        """Register a new secret with Airflow's masker (once per process) and our own redaction."""
+        assert self._http is not None
+        self._http.secrets.add(value)
         digest = hashlib.sha256(value.encode()).hexdigest()
         with self._mask_guard:
             if digest in self._masked_digests:
-                return False
+                return
             self._masked_digests.add(digest)
-            return True
+        if _loop.on_private_loop():
+            mask_secret(value)  # the caller's thread is blocked waiting: the sync path is safe here
+        else:
+            await amask_secret(value)
 
-    def _run(self, flow: Flow[T]) -> T:
-        """Drive a flow synchronously."""
-        self.get_config()
-        value: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                effect = flow.throw(error) if error is not None else flow.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            try:
-                value = self._perform(effect)
-            except Exception as exc:
-                error = exc
+    async def _token(self) -> str:
+        """A usable access token: cached per process and host, minted at most once at a time."""
+        assert self._config is not None and self._cache is not None
+        token = (await self._cache.aget(self._config.cache_key, self._exchange)).access_token
+        await self._mask(token)
+        return token
 
-    async def _arun(self, flow: Flow[T]) -> T:
-        """Drive a flow on the running event loop."""
-        await self.aget_config()
-        value: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                effect = flow.throw(error) if error is not None else flow.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            try:
-                value = await self._aperform(effect)
-            except Exception as exc:
-                error = exc
+    async def _exchange(self) -> CachedToken:
+        """Exchange the refresh token for an access token (POST, grant_type=refresh_token)."""
+        config, http, cache = self._config, self._http, self._cache
+        assert config is not None and http is not None and cache is not None
+        refresh = self._rotated_refresh_tokens.get(config.cache_key, config.refresh_token)
+        body = api.token_request_body(config.client_id, config.client_secret, refresh)
+        reply = await http.send(RequestSpec(api.TOKEN, config.auth_url, json=body, idempotent=True))
+        access, expires_in, new_refresh = parse_token_reply(config.conn_id, reply)
+        await self._mask(access)
+        if new_refresh and new_refresh != refresh:
+            await self._mask(new_refresh)
+            self._rotated_refresh_tokens[config.cache_key] = new_refresh
+            self.log.warning(
+                "Eshopbox returned a new refresh token for connection %r; using it in this process. "
+                "If refresh tokens rotate, store the new one in the connection.",
+                config.conn_id,
+            )
+        self.log.info(
+            "Minted an Eshopbox access token for %r (expires in %.0f s)", config.conn_id, expires_in
+        )
+        return CachedToken.from_lifetime(access, expires_in, cache.clock())
 
-    def _perform(self, effect: _Effect) -> Any:
-        assert self._config and self._cache and self._transport
-        key = self._config.cache_key
-        if isinstance(effect, _Send):
-            return self._transport.send(effect.spec)
-        if isinstance(effect, _GetToken):
-            token = self._cache.get(key, lambda: self._run(self._exchange_flow())).access_token
-            if self._first_sight(token):
-                mask_secret(token)
-            return token
-        if isinstance(effect, _DropToken):
-            return self._cache.invalidate(key, effect.token)
-        if isinstance(effect, _Sleep):
-            return time.sleep(effect.seconds)
-        if self._first_sight(effect.value):
-            mask_secret(effect.value)
-        return None
-
-    async def _aperform(self, effect: _Effect) -> Any:
-        assert self._config and self._cache and self._transport
-        key = self._config.cache_key
-        if isinstance(effect, _Send):
-            return await self._transport.asend(effect.spec)
-        if isinstance(effect, _GetToken):
-            token = (await self._cache.aget(key, lambda: self._arun(self._exchange_flow()))).access_token
-            if self._first_sight(token):
-                await amask_secret(token)
-            return token
-        if isinstance(effect, _DropToken):
-            return await self._cache.ainvalidate(key, effect.token)
-        if isinstance(effect, _Sleep):
-            return await asyncio.sleep(effect.seconds)
-        if self._first_sight(effect.value):
-            await amask_secret(effect.value)
-        return None
-
-    # --- flows (the one core) ------------------------------------------------------------------
+    # --- the one authenticated call --------------------------------------------------------------
     def _spec(
         self,
         endpoint: api.Endpoint,
         token: str,
-        *,
-        path_params: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
+        path_params: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None,
+        json: Any,
     ) -> RequestSpec:
         config = self._config
         assert config is not None
         path = endpoint.path.format(**{k: quote(str(v), safe="") for k, v in (path_params or {}).items()})
         base = config.base_url(endpoint.host)
-        headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {token}"}
         if endpoint.host == api.HOST_WORKSPACE:
             headers[api.PROXY_HOST_HEADER] = config.workspace
         return RequestSpec(
@@ -416,34 +372,7 @@ class EshopboxHook(BaseHook):
             idempotent=endpoint.method in ("GET", "HEAD", "PUT", "DELETE"),
         )
 
-    def _exchange_flow(self) -> Flow[CachedToken]:
-        config = self._config
-        assert config is not None and self._cache is not None
-        refresh = self._rotated_refresh_tokens.get(config.cache_key, config.refresh_token)
-        spec = RequestSpec(
-            api.TOKEN,
-            config.auth_url,
-            json=api.token_request_body(config.client_id, config.client_secret, refresh),
-            headers={"Accept": "application/json"},
-            idempotent=True,
-        )
-        reply = yield _Send(spec)
-        access, expires_in, new_refresh = parse_token_reply(config.conn_id, reply)
-        yield _Mask(access)
-        if new_refresh and new_refresh != refresh:
-            yield _Mask(new_refresh)
-            self._rotated_refresh_tokens[config.cache_key] = new_refresh
-            self.log.warning(
-                "Eshopbox returned a new refresh token for connection %r; using it in this process. "
-                "If refresh tokens rotate, store the new one in the connection.",
-                config.conn_id,
-            )
-        self.log.info(
-            "Minted an Eshopbox access token for %r (expires in %.0f s)", config.conn_id, expires_in
-        )
-        return CachedToken.from_lifetime(access, expires_in, self._cache.clock())
-
-    def _call_flow(
+    async def _call(
         self,
         endpoint: api.Endpoint,
         *,
@@ -451,24 +380,44 @@ class EshopboxHook(BaseHook):
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         allow_404: bool = False,
-    ) -> Flow[Any]:
-        """The decoded JSON of one authenticated call (None for an allowed 404), retried once with
-        a fresh token on 401; errors raise."""
-        token = yield _GetToken()
-        reply: Reply = yield _Send(
-            self._spec(endpoint, token, path_params=path_params, params=params, json=json)
-        )
+    ) -> Any:
+        """The decoded JSON of one authenticated call (None for an allowed 404), within ``deadline``."""
+        call = self._authorized_call(endpoint, path_params, params, json, allow_404)
+        if self.deadline is None:
+            return await call
+        remaining = self.deadline - time.time()
+        try:
+            if remaining <= 0:
+                raise TimeoutError
+            return await asyncio.wait_for(call, remaining)
+        except TimeoutError:
+            call.close()  # never started if the deadline had already passed
+            raise EshopboxDeadlineError(
+                f"{endpoint.label}: no answer from Eshopbox before the caller's deadline"
+            ) from None
+
+    async def _authorized_call(
+        self,
+        endpoint: api.Endpoint,
+        path_params: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        allow_404: bool,
+    ) -> Any:
+        """One call with a bearer token; on a 401 the token is dropped everywhere and the call made
+        once more with a fresh one."""
+        config = await self.aget_config()
+        assert self._http is not None and self._cache is not None
+        token = await self._token()
+        reply = await self._http.send(self._spec(endpoint, token, path_params, params, json))
         if reply.status == 401:
             self.log.warning("Eshopbox %s answered 401; refreshing the access token once", endpoint.label)
-            yield _DropToken(token)
-            token = yield _GetToken()
-            reply = yield _Send(
-                self._spec(endpoint, token, path_params=path_params, params=params, json=json)
-            )
+            await self._cache.ainvalidate(config.cache_key, token)
+            token = await self._token()
+            reply = await self._http.send(self._spec(endpoint, token, path_params, params, json))
             if reply.status == 401:
-                assert self._config is not None
                 raise EshopboxAuthError(
-                    f"Eshopbox rejected a freshly minted token for connection {self._config.conn_id!r} on "
+                    f"Eshopbox rejected a freshly minted token for connection {config.conn_id!r} on "
                     f"{endpoint.label} (HTTP 401: {api.error_message(reply.data) or 'unauthorized'}); "
                     "check client_id/client_secret/refresh_token, the app may have been uninstalled."
                 )
@@ -484,9 +433,26 @@ class EshopboxHook(BaseHook):
             )
         return reply.data
 
-    def _orders_page_flow(
-        self, filters: str, page: int, per_page: int, fields: str | Sequence[str] | None
-    ) -> Flow[OrdersPage]:
+    # --- the API, async ----------------------------------------------------------------------------
+    async def acall(
+        self,
+        endpoint: api.Endpoint,
+        *,
+        path_params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """Any catalog endpoint, with auth and retries; returns the parsed JSON body."""
+        return await self._call(endpoint, path_params=path_params, params=params, json=json)
+
+    async def afetch_orders_page(
+        self,
+        filters: str,
+        page: int = api.ORDERS_FIRST_PAGE,
+        per_page: int = api.ORDERS_PER_PAGE_MAX,
+        fields: str | Sequence[str] | None = None,
+    ) -> OrdersPage:
+        """One page of order items matching ``filters``; drive many concurrently with asyncio."""
         _required_arg("filters", filters)
         if not 1 <= per_page <= api.ORDERS_PER_PAGE_MAX:
             raise EshopboxConfigError(
@@ -501,12 +467,26 @@ class EshopboxHook(BaseHook):
         }
         if fields:
             params[api.ORDERS_PARAM_FIELDS] = fields if isinstance(fields, str) else ",".join(fields)
-        data = yield from self._call_flow(api.ORDERS_LIST, params=params)
-        return parse_orders_page(data, page, per_page)
+        return parse_orders_page(await self._call(api.ORDERS_LIST, params=params), page, per_page)
 
-    def _inventory_page_flow(
-        self, updated_on: UpdatedOn, page: int, per_page: int, esin: str | None = None
-    ) -> Flow[dict[str, dict[str, Any]]]:
+    async def aiter_order_pages(
+        self, filters: str, fields: str | Sequence[str] | None = None, per_page: int = api.ORDERS_PER_PAGE_MAX
+    ) -> AsyncIterator[OrdersPage]:
+        """Pages 1, 2, ... until ``hasNext`` is false."""
+        page: int | None = api.ORDERS_FIRST_PAGE
+        while page is not None:
+            result = await self.afetch_orders_page(filters, page, per_page, fields)
+            yield result
+            page = next_orders_page(result)
+
+    async def afetch_inventory_page(
+        self,
+        updated_on: UpdatedOn = None,
+        page: int = api.INVENTORY_FIRST_PAGE,
+        per_page: int = api.INVENTORY_PER_PAGE_DEFAULT,
+        esin: str | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """One ESIN-keyed inventory page; ``updated_on`` is ``(start, end)`` (either may be None)."""
         params: dict[str, Any] = {api.INVENTORY_PARAM_PAGE: page, api.INVENTORY_PARAM_PER_PAGE: per_page}
         if updated_on:
             params[api.INVENTORY_PARAM_UPDATED_ON] = (
@@ -514,14 +494,25 @@ class EshopboxHook(BaseHook):
             )
         if esin:
             params[api.INVENTORY_PARAM_ESIN] = esin
-        data = yield from self._call_flow(api.INVENTORY_LIST, params=params)
-        return parse_inventory_page(data)
+        return parse_inventory_page(await self._call(api.INVENTORY_LIST, params=params))
 
-    def _get_order_flow(self, customer_order_number: str) -> Flow[dict[str, Any] | None]:
+    async def aiter_inventory_pages(
+        self, updated_on: UpdatedOn = None, per_page: int = api.INVENTORY_PER_PAGE_DEFAULT
+    ) -> AsyncIterator[dict[str, dict[str, Any]]]:
+        """ESIN-keyed pages until one holds fewer than ``per_page`` ESINs."""
+        page = api.INVENTORY_FIRST_PAGE
+        while True:
+            items = await self.afetch_inventory_page(updated_on, page, per_page)
+            if items:
+                yield items
+            if api.inventory_is_last_page(len(items), per_page):
+                return
+            page += 1
+
+    async def aget_order(self, customer_order_number: str) -> dict[str, Any] | None:
+        """The WMS order, or None if Eshopbox answers 404."""
         number = _required_arg("customer_order_number", customer_order_number)
-        order = yield from self._call_flow(
-            api.ORDER_GET, path_params={"customerOrderNumber": number}, allow_404=True
-        )
+        order = await self._call(api.ORDER_GET, path_params={"customerOrderNumber": number}, allow_404=True)
         if order is not None and not isinstance(order, Mapping):
             raise EshopboxApiError(
                 200,
@@ -530,78 +521,81 @@ class EshopboxHook(BaseHook):
             )
         return order
 
-    def _get_product_flow(self, sku: str) -> Flow[dict[str, Any] | None]:
-        sku = _required_arg("sku", sku)
-        return (yield from self._call_flow(api.PRODUCT_GET, path_params={"sku": sku}, allow_404=True))
+    async def acreate_order(self, order: Mapping[str, Any]) -> CreateOrderResult:
+        """Create an order exactly once.
 
-    def _inventory_flow(self, sku: str | None, esin: str | None) -> Flow[dict[str, Any] | None]:
-        if not esin:
-            product = yield from self._get_product_flow(_required_arg("sku or esin", sku))
-            esin = product.get("esin") if isinstance(product, Mapping) else None
-            if not esin:
-                return None
-        page = yield from self._inventory_page_flow(
-            None, api.INVENTORY_FIRST_PAGE, api.INVENTORY_PER_PAGE_DEFAULT, esin
-        )
-        return page.get(esin)
-
-    def _create_order_flow(self, order: Mapping[str, Any]) -> Flow[CreateOrderResult]:
-        assert self._config is not None
+        An unknown outcome (timeout, 5xx, dropped connection) is checked with a GET before anything
+        is sent again; a duplicate-422 is confirmed with a GET. When Eshopbox cannot say whether the
+        order exists, ``EshopboxAmbiguousWriteError`` is raised: never re-send such an order blindly.
+        """
+        config = await self.aget_config()
         body = dict(order)
         number = _required_arg("order['customerOrderNumber']", body.get("customerOrderNumber"))
-        if not body.get("externalChannelID") and self._config.external_channel_id:
-            body["externalChannelID"] = self._config.external_channel_id
+        if not body.get("externalChannelID") and config.external_channel_id:
+            body["externalChannelID"] = config.external_channel_id
         unsure = False
-        last: EshopboxApiError | None = None
         for attempt in range(1, self.retry_policy.max_attempts + 1):
             try:
-                created = yield from self._call_flow(api.ORDER_CREATE, json=body)
-                return CreateOrderResult("created", created)
+                return CreateOrderResult("created", await self._call(api.ORDER_CREATE, json=body))
             except EshopboxAmbiguousWriteError as exc:
-                # Never re-send blindly: look first; only a confirmed absence allows another POST.
                 self.log.warning(
                     "Create of order %r had an unknown outcome (%s); checking with a GET", number, exc
                 )
-                unsure, last = True, exc
-                existing = yield from self._get_order_flow(number)
+                unsure = True
+                existing = await self.aget_order(number)
                 if existing is not None:
                     return CreateOrderResult("created", existing)
-                yield _Sleep(self.retry_policy.wait(attempt, None))
+                await asyncio.sleep(self.retry_policy.wait(attempt, None))
             except EshopboxApiError as exc:
                 if not api.is_duplicate_order_error(exc.status, exc.details):
                     raise
-                existing = yield from self._get_order_flow(number)
+                existing = await self._await_order(number)
                 if existing is None:
-                    raise EshopboxApiError(
+                    raise EshopboxAmbiguousWriteError(
                         exc.status,
                         exc.endpoint,
-                        f"order {number!r} is reported as existing but GET finds none",
+                        f"order {number!r} is reported as existing, but GET has not found it for "
+                        f"{self.order_visible_wait:.0f} s; check it in Eshopbox before sending it again",
                     ) from exc
                 return CreateOrderResult("created" if unsure else "existing", existing)
-        assert last is not None
-        raise EshopboxApiError(
-            last.status,
-            last.endpoint,
-            f"order {number!r} not confirmed after {self.retry_policy.max_attempts} attempts: {last.message}",
+        raise EshopboxAmbiguousWriteError(
+            None,
+            api.ORDER_CREATE.label,
+            f"order {number!r} not confirmed after {self.retry_policy.max_attempts} attempts of unknown "
+            "outcome; check it in Eshopbox before sending it again",
         )
 
-    def _cancel_body(
+    async def _await_order(self, number: str) -> dict[str, Any] | None:
+        """GET an order that Eshopbox says exists, for as long as GET may lag behind a create."""
+        deadline = time.monotonic() + self.order_visible_wait
+        attempt = 0
+        while True:
+            existing = await self.aget_order(number)
+            attempt += 1
+            remaining = deadline - time.monotonic()
+            if existing is not None or remaining <= 0:
+                return existing
+            await asyncio.sleep(min(remaining, self.retry_policy.wait(attempt, None)))
+
+    async def acancel_order(
         self,
         customer_order_number: str,
         reason: str,
         items: Sequence[Mapping[str, Any]],
-        external_channel_id: str | None,
-        cancellation_time: str | None,
-        actor: str | None,
+        *,
+        external_channel_id: str | None = None,
+        cancellation_time: str | None = None,
+        actor: str | None = None,
     ) -> dict[str, Any]:
-        assert self._config is not None
-        channel = external_channel_id or self._config.external_channel_id
+        """Cancel order items (not retried on an unknown outcome: EshopboxAmbiguousWriteError)."""
+        config = await self.aget_config()
+        channel = external_channel_id or config.external_channel_id
         if not channel:
             raise EshopboxConfigError(
-                f"Eshopbox connection {self._config.conn_id!r}: external_channel_id is needed to "
+                f"Eshopbox connection {config.conn_id!r}: external_channel_id is needed to "
                 "cancel orders; set the extra or pass external_channel_id=",
                 field="external_channel_id",
-                conn_id=self._config.conn_id,
+                conn_id=config.conn_id,
             )
         body: dict[str, Any] = {
             "externalChannelID": channel,
@@ -613,9 +607,41 @@ class EshopboxHook(BaseHook):
             body["cancellationTime"] = cancellation_time
         if actor:
             body["actor"] = actor
-        return body
+        return await self._call(api.ORDER_CANCEL, json=body)
 
-    # --- public sync API --------------------------------------------------------------------------
+    async def aget_product(self, sku: str) -> dict[str, Any] | None:
+        """The product by SKU, or None on 404."""
+        return await self._call(
+            api.PRODUCT_GET, path_params={"sku": _required_arg("sku", sku)}, allow_404=True
+        )
+
+    async def aget_inventory(
+        self, *, sku: str | None = None, esin: str | None = None
+    ) -> dict[str, Any] | None:
+        """Inventory record of one ESIN (or of a SKU's ESIN), or None if unknown."""
+        if not esin:
+            product = await self.aget_product(_required_arg("sku or esin", sku))
+            esin = product.get("esin") if isinstance(product, Mapping) else None
+            if not esin:
+                return None
+        page = await self.afetch_inventory_page(
+            None, api.INVENTORY_FIRST_PAGE, api.INVENTORY_PER_PAGE_DEFAULT, esin
+        )
+        return page.get(esin)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of the running loop and of the hook's private loop."""
+        if self._http is not None:
+            await self._http.aclose()
+            await _loop.arun_private(self._http.aclose())
+
+    async def __aenter__(self) -> EshopboxHook:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- the API, sync: each runs its coroutine above ----------------------------------------------
     def call(
         self,
         endpoint: api.Endpoint,
@@ -624,8 +650,8 @@ class EshopboxHook(BaseHook):
         params: Mapping[str, Any] | None = None,
         json: Any = None,
     ) -> Any:
-        """Any catalog endpoint, with auth/retries; returns the parsed JSON body."""
-        return self._run(self._call_flow(endpoint, path_params=path_params, params=params, json=json))
+        """Sync ``acall``."""
+        return self._sync(self.acall(endpoint, path_params=path_params, params=params, json=json))
 
     def fetch_orders_page(
         self,
@@ -634,13 +660,13 @@ class EshopboxHook(BaseHook):
         per_page: int = api.ORDERS_PER_PAGE_MAX,
         fields: str | Sequence[str] | None = None,
     ) -> OrdersPage:
-        """One page of order items matching ``filters``."""
-        return self._run(self._orders_page_flow(filters, page, per_page, fields))
+        """Sync ``afetch_orders_page``."""
+        return self._sync(self.afetch_orders_page(filters, page, per_page, fields))
 
     def iter_order_pages(
         self, filters: str, fields: str | Sequence[str] | None = None, per_page: int = api.ORDERS_PER_PAGE_MAX
     ) -> Iterator[OrdersPage]:
-        """Pages 1, 2, ... until ``hasNext`` is false."""
+        """Sync ``aiter_order_pages``."""
         page: int | None = api.ORDERS_FIRST_PAGE
         while page is not None:
             result = self.fetch_orders_page(filters, page, per_page, fields)
@@ -653,13 +679,13 @@ class EshopboxHook(BaseHook):
         page: int = api.INVENTORY_FIRST_PAGE,
         per_page: int = api.INVENTORY_PER_PAGE_DEFAULT,
     ) -> dict[str, dict[str, Any]]:
-        """One ESIN-keyed inventory page; ``updated_on`` is ``(start, end)`` (either may be None)."""
-        return self._run(self._inventory_page_flow(updated_on, page, per_page))
+        """Sync ``afetch_inventory_page``."""
+        return self._sync(self.afetch_inventory_page(updated_on, page, per_page))
 
     def iter_inventory_pages(
         self, updated_on: UpdatedOn = None, per_page: int = api.INVENTORY_PER_PAGE_DEFAULT
     ) -> Iterator[dict[str, dict[str, Any]]]:
-        """ESIN-keyed pages until one holds fewer than ``per_page`` ESINs."""
+        """Sync ``aiter_inventory_pages``."""
         page = api.INVENTORY_FIRST_PAGE
         while True:
             items = self.fetch_inventory_page(updated_on, page, per_page)
@@ -670,12 +696,12 @@ class EshopboxHook(BaseHook):
             page += 1
 
     def get_order(self, customer_order_number: str) -> dict[str, Any] | None:
-        """The WMS order, or None if Eshopbox answers 404."""
-        return self._run(self._get_order_flow(customer_order_number))
+        """Sync ``aget_order``."""
+        return self._sync(self.aget_order(customer_order_number))
 
     def create_order(self, order: Mapping[str, Any]) -> CreateOrderResult:
-        """Create an order exactly once: unknown outcomes and duplicate-422s are resolved by GET."""
-        return self._run(self._create_order_flow(order))
+        """Sync ``acreate_order``."""
+        return self._sync(self.acreate_order(order))
 
     def cancel_order(
         self,
@@ -687,20 +713,25 @@ class EshopboxHook(BaseHook):
         cancellation_time: str | None = None,
         actor: str | None = None,
     ) -> dict[str, Any]:
-        """Cancel order items (not retried on an unknown outcome: EshopboxAmbiguousWriteError)."""
-        self.get_config()
-        body = self._cancel_body(
-            customer_order_number, reason, items, external_channel_id, cancellation_time, actor
+        """Sync ``acancel_order``."""
+        return self._sync(
+            self.acancel_order(
+                customer_order_number,
+                reason,
+                items,
+                external_channel_id=external_channel_id,
+                cancellation_time=cancellation_time,
+                actor=actor,
+            )
         )
-        return self._run(self._call_flow(api.ORDER_CANCEL, json=body))
 
     def get_product(self, sku: str) -> dict[str, Any] | None:
-        """The product by SKU, or None on 404."""
-        return self._run(self._get_product_flow(sku))
+        """Sync ``aget_product``."""
+        return self._sync(self.aget_product(sku))
 
     def get_inventory(self, *, sku: str | None = None, esin: str | None = None) -> dict[str, Any] | None:
-        """Inventory record of one ESIN (or of a SKU's ESIN), or None if unknown."""
-        return self._run(self._inventory_flow(sku, esin))
+        """Sync ``aget_inventory``."""
+        return self._sync(self.aget_inventory(sku=sku, esin=esin))
 
     def test_connection(self) -> tuple[bool, str]:
         """Token exchange plus one tiny authenticated orders query on the workspace host; never raises."""
@@ -715,112 +746,12 @@ class EshopboxHook(BaseHook):
         return True, f"Connected to Eshopbox workspace {config.workspace!r} (token + orders query OK)."
 
     def close(self) -> None:
-        """Close pooled HTTP connections."""
-        if self._transport is not None:
-            self._transport.close()
+        """Close pooled HTTP connections of the sync methods."""
+        if self._http is not None:
+            _loop.run_private(self._http.aclose())
 
     def __enter__(self) -> EshopboxHook:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # --- public async API -------------------------------------------------------------------------
-    async def acall(
-        self,
-        endpoint: api.Endpoint,
-        *,
-        path_params: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-    ) -> Any:
-        """Async ``call``."""
-        return await self._arun(self._call_flow(endpoint, path_params=path_params, params=params, json=json))
-
-    async def afetch_orders_page(
-        self,
-        filters: str,
-        page: int = api.ORDERS_FIRST_PAGE,
-        per_page: int = api.ORDERS_PER_PAGE_MAX,
-        fields: str | Sequence[str] | None = None,
-    ) -> OrdersPage:
-        """Async single page; drive many concurrently with asyncio."""
-        return await self._arun(self._orders_page_flow(filters, page, per_page, fields))
-
-    async def aiter_order_pages(
-        self, filters: str, fields: str | Sequence[str] | None = None, per_page: int = api.ORDERS_PER_PAGE_MAX
-    ) -> AsyncIterator[OrdersPage]:
-        """Async ``iter_order_pages``."""
-        page: int | None = api.ORDERS_FIRST_PAGE
-        while page is not None:
-            result = await self.afetch_orders_page(filters, page, per_page, fields)
-            yield result
-            page = next_orders_page(result)
-
-    async def afetch_inventory_page(
-        self,
-        updated_on: UpdatedOn = None,
-        page: int = api.INVENTORY_FIRST_PAGE,
-        per_page: int = api.INVENTORY_PER_PAGE_DEFAULT,
-    ) -> dict[str, dict[str, Any]]:
-        """Async ``fetch_inventory_page``."""
-        return await self._arun(self._inventory_page_flow(updated_on, page, per_page))
-
-    async def aiter_inventory_pages(
-        self, updated_on: UpdatedOn = None, per_page: int = api.INVENTORY_PER_PAGE_DEFAULT
-    ) -> AsyncIterator[dict[str, dict[str, Any]]]:
-        """Async ``iter_inventory_pages``."""
-        page = api.INVENTORY_FIRST_PAGE
-        while True:
-            items = await self.afetch_inventory_page(updated_on, page, per_page)
-            if items:
-                yield items
-            if api.inventory_is_last_page(len(items), per_page):
-                return
-            page += 1
-
-    async def aget_order(self, customer_order_number: str) -> dict[str, Any] | None:
-        """Async ``get_order``."""
-        return await self._arun(self._get_order_flow(customer_order_number))
-
-    async def acreate_order(self, order: Mapping[str, Any]) -> CreateOrderResult:
-        """Async ``create_order``."""
-        return await self._arun(self._create_order_flow(order))
-
-    async def acancel_order(
-        self,
-        customer_order_number: str,
-        reason: str,
-        items: Sequence[Mapping[str, Any]],
-        *,
-        external_channel_id: str | None = None,
-        cancellation_time: str | None = None,
-        actor: str | None = None,
-    ) -> dict[str, Any]:
-        """Async ``cancel_order``."""
-        await self.aget_config()
-        body = self._cancel_body(
-            customer_order_number, reason, items, external_channel_id, cancellation_time, actor
-        )
-        return await self._arun(self._call_flow(api.ORDER_CANCEL, json=body))
-
-    async def aget_product(self, sku: str) -> dict[str, Any] | None:
-        """Async ``get_product``."""
-        return await self._arun(self._get_product_flow(sku))
-
-    async def aget_inventory(
-        self, *, sku: str | None = None, esin: str | None = None
-    ) -> dict[str, Any] | None:
-        """Async ``get_inventory``."""
-        return await self._arun(self._inventory_flow(sku, esin))
-
-    async def aclose(self) -> None:
-        """Close the async client of this loop and the sync client."""
-        if self._transport is not None:
-            await self._transport.aclose()
-
-    async def __aenter__(self) -> EshopboxHook:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

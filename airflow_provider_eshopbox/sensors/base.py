@@ -46,6 +46,7 @@ class EshopboxBaseSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self._hook: EshopboxHook | None = None
         self._check: Any = None
+        self._deadline: float | None = None
 
     # --- subclass API ----------------------------------------------------------------------------
     def _validate(self) -> None:
@@ -68,6 +69,7 @@ class EshopboxBaseSensor(BaseSensorOperator):
             from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
 
             self._hook = EshopboxHook(eshopbox_conn_id=self.eshopbox_conn_id)
+            self._hook.deadline = self._deadline  # a slow poke never outlives the sensor's timeout
         return self._hook
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
@@ -75,6 +77,7 @@ class EshopboxBaseSensor(BaseSensorOperator):
             EshopboxApiError,
             EshopboxAuthError,
             EshopboxConfigError,
+            EshopboxDeadlineError,
         )
         from airflow_provider_eshopbox.triggers.base import AUTH_STATUSES, SUCCESS
 
@@ -82,6 +85,10 @@ class EshopboxBaseSensor(BaseSensorOperator):
             self._check = self._make_check()
         try:
             payload = self._check.check(self.hook)
+        except EshopboxDeadlineError as exc:
+            raise AirflowSensorTimeout(
+                f"Sensor timed out after {float(self.timeout):g} s while Eshopbox had not answered: {exc}"
+            ) from exc
         except (EshopboxAuthError, EshopboxConfigError) as exc:
             raise AirflowFailException(f"Eshopbox rejected the request: {exc}") from exc
         except EshopboxApiError as exc:
@@ -100,6 +107,7 @@ class EshopboxBaseSensor(BaseSensorOperator):
         started = time.time()
         self._validate()
         self._check = None
+        self._deadline = started + float(self.timeout)
         try:
             if not self.deferrable:
                 return super().execute(context)

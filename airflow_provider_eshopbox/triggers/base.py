@@ -23,6 +23,7 @@ from airflow_provider_eshopbox.exceptions import (
     EshopboxApiError,
     EshopboxAuthError,
     EshopboxConfigError,
+    EshopboxDeadlineError,
     EshopboxError,
 )
 
@@ -100,6 +101,7 @@ class EshopboxPollingTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._make_hook()
+        hook.deadline = self.deadline  # one slow poll cannot outlive the wait
         try:
             try:
                 await hook.aget_config()  # the connection, read once per run, the async way
@@ -109,6 +111,8 @@ class EshopboxPollingTrigger(BaseTrigger):
             while True:
                 try:
                     outcome = await self.poll(hook)
+                except EshopboxDeadlineError:
+                    outcome = None  # the deadline passed mid-poll: the timeout event below says so
                 except (EshopboxAuthError, EshopboxConfigError) as exc:
                     yield self._event(ERROR, f"Eshopbox rejected the request: {exc}", **self.observed())
                     return

@@ -16,7 +16,17 @@ from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxAuthE
 from airflow_provider_eshopbox.hooks._http import RateLimiter, RetryPolicy, parse_retry_after
 from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
 
-from .conftest import API, AUTH_URL, FAST, WMS, TokenMinter, conn_json
+from .conftest import (
+    API,
+    AUTH_URL,
+    CLIENT_SECRET,
+    FAST,
+    REFRESH_TOKEN,
+    TOKEN_PREFIX,
+    WMS,
+    TokenMinter,
+    conn_json,
+)
 
 ORDERS = f"{API}/api/v1/orders/erp"
 PAGE = {"hits": [{"orderItemID": "1"}], "hasNext": False}
@@ -159,12 +169,10 @@ def test_429s_past_their_budget_fail_with_a_clear_error(mock):
 def test_a_429_holds_back_every_request_of_the_connection(mock, hook):
     """After one request is told to wait, requests beside it wait too instead of piling on."""
     sent: list[float] = []
-    first_429 = asyncio.Event()
 
     def answer(request: httpx.Request) -> httpx.Response:
         sent.append(time.monotonic())
         if len(sent) == 1:
-            first_429.set()
             return httpx.Response(429, headers={"Retry-After": "1"}, json={"message": "slow"})
         return httpx.Response(200, json=PAGE)
 
@@ -172,7 +180,9 @@ def test_a_429_holds_back_every_request_of_the_connection(mock, hook):
 
     async def run() -> float:
         throttled = asyncio.create_task(hook.afetch_orders_page("(a)"))
-        await first_429.wait()
+        deadline = time.monotonic() + 5
+        while not (hook._http and hook._http.limiter.held_for() > 0) and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)  # until the client has read the 429 and holds the connection back
         told_to_wait_at = sent[0]
         await asyncio.gather(throttled, hook.afetch_orders_page("(b)"), hook.afetch_orders_page("(c)"))
         return told_to_wait_at
@@ -185,8 +195,12 @@ def test_a_429_holds_back_every_request_of_the_connection(mock, hook):
 def test_rate_limiter_spacing_unit():
     limiter = RateLimiter(20)
     started = time.monotonic()
-    for _ in range(6):
-        limiter.acquire()
+
+    async def six() -> None:
+        for _ in range(6):
+            await limiter.acquire()
+
+    asyncio.run(six())
     assert time.monotonic() - started >= 5 / 20
     assert RateLimiter(None).reserve() == 0.0
     paused = RateLimiter(None)
@@ -199,7 +213,28 @@ def test_parse_retry_after_forms():
     assert parse_retry_after("2") == 2.0
     assert parse_retry_after(format_datetime(now + timedelta(seconds=7), usegmt=True), now) == 7.0
     assert parse_retry_after("garbage") is None and parse_retry_after(None) is None
-    assert RetryPolicy(retry_after_cap=10).wait(1, 999) == 10
+    assert parse_retry_after("nan") is None and parse_retry_after("-5") == 0.0
+
+
+def test_a_retry_after_beyond_the_cap_fails_at_once_with_what_eshopbox_asked(mock):
+    """A day-long Retry-After fails the request now, saying so, instead of blocking the task for it."""
+    route = mock.get(ORDERS).mock(
+        return_value=httpx.Response(429, headers={"Retry-After": "86400"}, json={"message": "quota"})
+    )
+    hook = EshopboxHook(retry_policy=RetryPolicy(retry_after_max=300))
+    started = time.monotonic()
+    with pytest.raises(EshopboxApiError, match=r"asks us to wait 86400 s, more than the 300 s"):
+        hook.fetch_orders_page("(a)")
+    assert time.monotonic() - started < 5 and route.call_count == 1
+
+
+def test_waiting_on_429s_without_retry_after_is_bounded_in_total(mock):
+    """No Retry-After: backoff, but one request never waits longer than max_total_wait in all."""
+    route = mock.get(ORDERS).mock(return_value=httpx.Response(429, json={"message": "slow down"}))
+    policy = RetryPolicy(backoff_base=0.05, backoff_max=0.05, max_total_wait=0.3)
+    with pytest.raises(EshopboxApiError, match=r"slow down \(gave up after waiting 0\.\d s between"):
+        EshopboxHook(retry_policy=policy).fetch_orders_page("(a)")
+    assert 6 <= route.call_count <= 14  # waits of 25-50 ms until 0.3 s are spent, far below 30 attempts
 
 
 def test_post_is_never_retried_blindly(mock, hook, monkeypatch):
@@ -251,7 +286,8 @@ def test_a_proxy_from_the_environment_carries_sync_and_async_requests(monkeypatc
     import socketserver
     import threading
 
-    from airflow_provider_eshopbox.hooks._http import RateLimiter, RequestSpec, Transport
+    from airflow_provider_eshopbox.hooks._http import HttpClient, RateLimiter, RequestSpec
+    from airflow_provider_eshopbox.hooks._loop import run_sync
 
     seen: list[str] = []
 
@@ -273,32 +309,45 @@ def test_a_proxy_from_the_environment_carries_sync_and_async_requests(monkeypatc
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
-        transport = Transport(timeout=5, policy=FAST, limiter=RateLimiter(None))
+        client = HttpClient(timeout=5, policy=FAST, limiter=RateLimiter(None))
         spec = RequestSpec(api.ORDERS_LIST, "http://orders.eshopbox.invalid/api/v1/orders/erp")
 
-        async def both() -> tuple[int, int]:
-            reply = await transport.asend(spec)
-            await transport.aclose()
-            return transport.send(spec).status, reply.status
+        async def once() -> int:
+            reply = await client.send(spec)
+            await client.aclose()
+            return reply.status
 
-        assert asyncio.run(both()) == (200, 200)
+        assert asyncio.run(once()) == 200  # a caller's own loop (an operator, a triggerer)
+        assert run_sync(once()) == 200  # the hook's private loop (its sync methods)
         assert seen == ["GET http://orders.eshopbox.invalid/api/v1/orders/erp HTTP/1.1"] * 2
     finally:
         server.shutdown()
         server.server_close()
 
 
-def test_a_request_that_cannot_be_built_leaves_no_pool_marked_busy():
-    from airflow_provider_eshopbox.hooks._http import RateLimiter, RequestSpec, Transport
+@pytest.mark.parametrize("status", [400, 422, 503])
+def test_an_echoing_server_cannot_get_half_a_secret_past_the_cut(mock, hook, status):
+    """Messages are cut to api.ERROR_MESSAGE_MAX_CHARS; known secrets are redacted before the cut, so
+    neither a whole secret nor the part of one that straddles the cut reaches the error."""
 
-    transport = Transport(timeout=5, policy=FAST, limiter=RateLimiter(None))
-    unsendable = RequestSpec(api.ORDER_CREATE, f"{WMS}/api/order", json={"items": {1, 2}}, idempotent=False)
+    def echo(request: httpx.Request) -> httpx.Response:
+        token = request.headers["Authorization"].removeprefix("Bearer ")
+        # Each secret straddles the 300-character cut in one of the messages.
+        pad = "x" * (api.ERROR_MESSAGE_MAX_CHARS - 10)
+        message = f"{pad} {CLIENT_SECRET} {REFRESH_TOKEN} {token} {pad}"
+        return httpx.Response(status, json={"message": message, "echo": {"token": token}})
 
-    async def attempt() -> list[int]:
-        with pytest.raises(TypeError, match="not JSON serializable"):
-            await transport.asend(unsendable)
-        busy = list(transport._in_flight)
-        await transport.aclose()
-        return busy
+    mock.get(ORDERS).mock(side_effect=echo)
+    with pytest.raises(EshopboxApiError) as info:
+        hook.fetch_orders_page("(a)")
+    text = f"{info.value} {info.value.details!r}"
+    for secret in (CLIENT_SECRET, REFRESH_TOKEN, *(t for t in SEEN_TOKENS_NOW(hook))):
+        for cut in range(6, len(secret) + 1):  # every piece of 6 characters or more, from the start
+            assert secret[:cut] not in text, (secret[:4], cut)
+    assert "***" in text
 
-    assert sum(asyncio.run(attempt())) == 0
+
+def SEEN_TOKENS_NOW(hook: EshopboxHook) -> list[str]:
+    """The access tokens this test's hook was given (its HTTP client redacts exactly these)."""
+    assert hook._http is not None
+    return [s for s in hook._http.secrets if s.startswith(TOKEN_PREFIX)]
