@@ -24,6 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--token-ttl", type=int, default=86400, help="access-token lifetime in s (default 86400)")
     p.add_argument("--latency-ms", type=float, default=0, help="added latency per API request (default 0)")
     p.add_argument("--days", type=int, default=7, help="span of generated updatedAt values (default 7)")
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a throw-away CA made at start-up; its PEM path is printed and goes into "
+        "the connection extra ca_bundle (or trust it with SSL_CERT_FILE=<path>); removed on exit",
+    )
     return p
 
 
@@ -47,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         days=args.days,
         port=args.port,
         host=args.host,
+        tls=args.tls,
     )
     with sb:
         rows = len(sb.store.rows)
@@ -55,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  api_url   {sb.api_url}   (send header ProxyHost: {sb.workspace})")
         print(f"  wms_url   {sb.wms_url}")
         print(f"  control   {sb.origin}/__sandbox__/stats | /faults | /truth/orders")
+        if sb.ca_bundle is not None:
+            print(f"  tls       CA {sb.ca_bundle}  (connection extra ca_bundle, already set below)")
+            print(f"            other clients: SSL_CERT_FILE={shlex.quote(sb.ca_bundle)}")
         print(f"AIRFLOW_CONN_ESHOPBOX_DEFAULT={shlex.quote(sb.connection_json())}")
         print(f"READY {sb.origin}", flush=True)
         while not stop.wait(0.5):

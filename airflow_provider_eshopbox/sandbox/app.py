@@ -587,6 +587,8 @@ class SandboxApp:
                 "api_url": sb.api_url,
                 "wms_url": sb.wms_url,
                 "workspace": sb.workspace,
+                "tls": sb.tls,
+                "ca_bundle": sb.ca_bundle,
                 "connection": json.loads(sb.connection_json()),
             }
         )

@@ -11,6 +11,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Iterable
 from datetime import datetime
 from types import TracebackType
@@ -24,6 +25,7 @@ from .faults import FaultConfig
 from .server import ServerThread
 from .stats import SandboxStats
 from .store import SandboxStore
+from .tls import LOOPBACK_NAMES, SandboxTLS
 
 TimeArg = datetime | int | float | None
 
@@ -33,6 +35,7 @@ class EshopboxSandbox:
 
     ``orders``: number of orders (1-4 items each); ``order_items``: exact row count instead.
     ``start``/``days``: the span of generated ``updatedAt`` values. ``port=0`` picks a free port.
+    ``tls=True``: serve HTTPS with a throw-away CA made at start-up (``ca_bundle``, removed on stop).
     """
 
     def __init__(
@@ -55,11 +58,14 @@ class EshopboxSandbox:
         require_filters: bool = False,
         latency_ms: float = 0,
         clock: SandboxClock | None = None,
+        tls: bool = False,
     ) -> None:
         self.seed = seed
         self.workspace = workspace
         self.host = host
         self.port = port
+        self.tls = tls
+        self._tls: SandboxTLS | None = None
         self.hit_cap = hit_cap
         self.per_page_max = per_page_max
         self.inventory_per_page_max = inventory_per_page_max
@@ -91,8 +97,17 @@ class EshopboxSandbox:
             raise RuntimeError("sandbox already started")
         from .app import build_app
 
-        server = ServerThread(build_app(self), self.host, self.port)
-        server.start()
+        certs: dict[str, str] = {}
+        if self.tls:
+            extra = () if self.host in ("", "0.0.0.0", "::") else (self.host,)
+            self._tls = SandboxTLS((*LOOPBACK_NAMES, *extra))
+            certs = {"ssl_certfile": self._tls.certfile, "ssl_keyfile": self._tls.keyfile}
+        try:
+            server = ServerThread(build_app(self), self.host, self.port, **certs)
+            server.start()
+        except BaseException:
+            self._drop_tls()
+            raise
         self._server = server
         self.port = server.port
         return self
@@ -102,6 +117,12 @@ class EshopboxSandbox:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        self._drop_tls()
+
+    def _drop_tls(self) -> None:
+        if self._tls is not None:
+            self._tls.cleanup()
+            self._tls = None
 
     def __enter__(self) -> EshopboxSandbox:
         return self.start()
@@ -114,9 +135,20 @@ class EshopboxSandbox:
     # ------------------------------------------------------------------ URLs
     @property
     def origin(self) -> str:
-        """``http://host:port`` of the running server."""
+        """``http://host:port`` of the running server (``https://`` with ``tls=True``)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    @property
+    def ca_bundle(self) -> str | None:
+        """Path to the throw-away CA's PEM while a TLS sandbox runs (None without TLS or before start)."""
+        return self._tls.ca_bundle if self._tls is not None else None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A verifying client SSL context trusting only this sandbox's CA (``tls=True``, started)."""
+        if self._tls is None:
+            raise RuntimeError("ssl_context() needs a started sandbox with tls=True")
+        return self._tls.client_context()
 
     @property
     def auth_url(self) -> str:
@@ -154,16 +186,21 @@ class EshopboxSandbox:
         return self.tokens.current_refresh_token
 
     def _extra(self) -> dict[str, str]:
-        return {
+        extra = {
             "workspace": self.workspace,
             "refresh_token": self.refresh_token,
             "auth_url": self.auth_url,
             "api_url": self.api_url,
             "wms_url": self.wms_url,
         }
+        if self.tls:
+            if self.ca_bundle is None:
+                raise RuntimeError("a tls=True sandbox makes its CA at start-up: start it first")
+            extra["ca_bundle"] = self.ca_bundle
+        return extra
 
     def connection_json(self) -> str:
-        """JSON value for ``AIRFLOW_CONN_ESHOPBOX_DEFAULT``."""
+        """JSON value for ``AIRFLOW_CONN_ESHOPBOX_DEFAULT`` (extra ``ca_bundle`` with ``tls=True``)."""
         return json.dumps(
             {
                 "conn_type": "eshopbox",
