@@ -26,6 +26,7 @@ import json
 import logging
 import random
 import re
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -112,8 +113,9 @@ def project(row: dict[str, Any], fields: list[str]) -> dict[str, Any]:
 class SandboxApp:
     """Route handlers bound to one sandbox's state."""
 
-    def __init__(self, sb: EshopboxSandbox) -> None:
+    def __init__(self, sb: EshopboxSandbox, stopping: threading.Event | None = None) -> None:
         self.sb = sb
+        self.stopping = stopping or threading.Event()  # set when the server stops: ends drips
 
     # ------------------------------------------------------------ plumbing
     def api(self, route: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -142,9 +144,23 @@ class SandboxApp:
                     except Exception:
                         log.exception("eshopbox sandbox: unhandled error on %s", route)
                         response = R.envelope(500, "Internal Server Error", "backendError")
-                    if plan.action == "truncate":
-                        response = R.truncated(response)
+                    if plan.action == "store_then_fail" and response.status_code < 400:
+                        response = R.envelope(500, "Backend Error", "backendError")
+                if plan.echo_secrets and response.status_code >= 400:
+                    sb.stats_counter.fault("echo_secrets")
+                    response = R.echo_secrets(response, await _request_secrets(request))
+                if plan.action == "truncate":
+                    response = R.truncated(response)
                 status = response.status_code
+                if plan.drip_bytes_per_s > 0:
+                    response = R.DripResponse(
+                        response,
+                        plan.drip_bytes_per_s,
+                        plan.drip_phase,
+                        plan.drip_max_s,
+                        self.stopping,
+                        sb.stats_counter.dripping,
+                    )
                 return response
             finally:
                 sb.stats_counter.end(status)
@@ -371,7 +387,20 @@ class SandboxApp:
         denied = self._auth(request)
         if denied is not None:
             return denied
-        order = self.order_shape(request.path_params["con"])
+        con = request.path_params["con"]
+        if plan.order_get_lag_s > 0:
+            store = self.sb.store
+            with store.lock:
+                info = store.orders.get(con)
+                lagging = (
+                    info is not None
+                    and info.created_body is not None
+                    and self.sb.clock.now_ms() - info.created_ms < plan.order_get_lag_s * 1000
+                )
+            if lagging:
+                self.sb.stats_counter.fault("order_get_lag")
+                return R.not_found()
+        order = self.order_shape(con)
         return R.not_found() if order is None else R.json_response(order)
 
     async def order_create(self, request: Request, plan: FaultPlan) -> Response:
@@ -602,6 +631,25 @@ class SandboxApp:
         return R.not_found()
 
 
+async def _request_secrets(request: Request) -> dict[str, str]:
+    """The credentials a request carried (``-`` when absent), for the echo_secrets fault."""
+    try:
+        raw = await request.body()
+    except Exception:
+        raw = b""
+    body: dict[str, Any] = {}
+    try:
+        parsed = json.loads(raw)
+        if isinstance(parsed, dict):
+            body = parsed
+    except (ValueError, UnicodeDecodeError):
+        body = dict(parse_qsl(raw.decode(errors="replace")))
+    _, _, token = request.headers.get("authorization", "").partition(" ")
+    out = {k: str(body.get(k) or "-") for k in ("client_id", "client_secret", "refresh_token")}
+    out["token"] = token.strip() or "-"
+    return out
+
+
 def _item_id(row: dict[str, Any]) -> str:
     esin = row.get("esin") or ""
     digits = "".join(ch for ch in esin if ch.isdigit())
@@ -668,9 +716,10 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return R.envelope(500, "Internal Server Error", "backendError")
 
 
-def build_app(sb: EshopboxSandbox) -> R.RawSendCapture:
-    """The ASGI app for one sandbox (wrapped so drop faults can reach the socket)."""
-    h = SandboxApp(sb)
+def build_app(sb: EshopboxSandbox, stopping: threading.Event | None = None) -> R.RawSendCapture:
+    """The ASGI app for one sandbox (wrapped so drop faults can reach the socket);
+    setting ``stopping`` ends running drip replies at once."""
+    h = SandboxApp(sb, stopping)
     ws = "/ws/{workspace}"
     routes = [
         Route("/auth/api/v1/generateToken", h.api("token", h.token), methods=["POST"]),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import threading
 from collections.abc import Iterable
 from datetime import datetime
 from types import TracebackType
@@ -89,6 +90,7 @@ class EshopboxSandbox:
             self.faults.configure(latency_ms=latency_ms)
         self.stats_counter = SandboxStats()
         self._server: ServerThread | None = None
+        self._stopping = threading.Event()
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> EshopboxSandbox:
@@ -103,7 +105,8 @@ class EshopboxSandbox:
             self._tls = SandboxTLS((*LOOPBACK_NAMES, *extra))
             certs = {"ssl_certfile": self._tls.certfile, "ssl_keyfile": self._tls.keyfile}
         try:
-            server = ServerThread(build_app(self), self.host, self.port, **certs)
+            self._stopping = threading.Event()
+            server = ServerThread(build_app(self, self._stopping), self.host, self.port, **certs)
             server.start()
         except BaseException:
             self._drop_tls()
@@ -115,6 +118,7 @@ class EshopboxSandbox:
     def stop(self) -> None:
         """Stop serving (idempotent)."""
         if self._server is not None:
+            self._stopping.set()
             self._server.stop()
             self._server = None
         self._drop_tls()
@@ -306,7 +310,8 @@ class EshopboxSandbox:
     # ---------------------------------------------------------------- stats
     def stats(self) -> dict[str, Any]:
         """Counters: requests, by_route, by_status, token_exchanges, token_requests,
-        missing_proxy_host, faults_injected, max_concurrent (and in_flight)."""
+        missing_proxy_host, faults_injected, max_concurrent (and in_flight, dripping: drip replies
+        still sending)."""
         return self.stats_counter.snapshot()
 
     def reset_stats(self) -> None:

@@ -30,6 +30,7 @@ def test_counters_exact(sb: EshopboxSandbox, client: httpx.Client) -> None:
         "faults_injected": {},
         "max_concurrent": 1,
         "in_flight": 0,
+        "dripping": 0,
     }
     sb.reset_stats()
     assert sb.stats()["requests"] == 0 and sb.stats()["by_route"] == {}
