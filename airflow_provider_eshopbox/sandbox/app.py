@@ -66,6 +66,7 @@ _CREATE_REQUIRED = (
     "billingAddress",
     "items",
 )
+ORDER_ACTIONS = {"ship": "shipped", "deliver": "delivered", "cancel": "cancelled"}
 _ADDRESS_REQUIRED = ("customerName", "addressLine1", "postalCode", "contactPhone", "email")
 _CANCEL_REQUIRED = ("externalChannelID", "customerOrderNumber", "reason", "items")
 
@@ -606,6 +607,62 @@ class SandboxApp:
                 return R.bad_request(f"advance_s: {exc}")
         return R.json_response({"now_ms": self.sb.clock.now_ms()})
 
+    async def control_order(self, request: Request) -> Response:
+        """POST ``/__sandbox__/orders/{con}/{ship|deliver|cancel}``, or ``/status`` with
+        ``{"status": ...}``: move every item of the order (updatedAt = now). 404 unknown order."""
+        con, action = request.path_params["con"], request.path_params["action"]
+        status = ORDER_ACTIONS.get(action)
+        if action == "status":
+            body = await self._json_body(request)
+            if isinstance(body, Response):
+                return body
+            status = body.get("status")
+            if not isinstance(status, str) or not status.strip():
+                return R.bad_request('status: send {"status": "<orderStatus>"}')
+        if status is None:
+            return R.not_found()
+        try:
+            ids = self.sb.set_order_status(con, status)
+        except KeyError:
+            return R.message(404, f"unknown customerOrderNumber {con!r}")
+        store = self.sb.store
+        with store.lock:
+            updated = max(store.rows[i]["updatedAt"] for i in ids) if ids else None
+        return R.json_response(
+            {"customerOrderNumber": con, "orderStatus": status, "orderItemIDs": ids, "updatedAt": updated}
+        )
+
+    async def control_stock(self, request: Request) -> Response:
+        """POST ``{"esin" (or "sku"), "warehouse", "sellable"?, "nonSellable"?, "inwardInProcess"?,
+        "outwardInProcess"?}``: set those buckets, bump the ESIN's updatedOn; 404 unknown ESIN/SKU."""
+        body = await self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        key = body.get("esin") or body.get("sku")
+        warehouse = body.get("warehouse")
+        buckets = {k: v for k, v in body.items() if k not in ("esin", "sku", "warehouse")}
+        if not key or not warehouse or not buckets:
+            return R.bad_request("stock: send esin (or sku), warehouse and at least one bucket")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in buckets.values()):
+            return R.bad_request("stock: bucket values must be integers")
+        try:
+            esin = self.sb.set_stock(str(key), str(warehouse), **buckets)
+        except KeyError as exc:
+            return R.message(404, str(exc.args[0]))
+        except ValueError as exc:
+            return R.bad_request(str(exc))
+        store = self.sb.store
+        with store.lock:
+            return R.json_response(
+                {
+                    "esin": esin,
+                    "sku": store.products_by_esin[esin].sku,
+                    "warehouse": warehouse,
+                    "updatedOn": store.stock_updated_ms[esin],
+                    "stock": dict(store.stock[esin][str(warehouse)]),
+                }
+            )
+
     async def control_info(self, request: Request) -> Response:
         """Base URLs and the connection JSON, for drivers in another process."""
         sb = self.sb
@@ -740,6 +797,8 @@ def build_app(sb: EshopboxSandbox, stopping: threading.Event | None = None) -> R
         Route("/__sandbox__/revoke", h.control_revoke, methods=["POST"]),
         Route("/__sandbox__/clock", h.control_clock, methods=["GET", "POST"]),
         Route("/__sandbox__/info", h.control_info, methods=["GET"]),
+        Route("/__sandbox__/orders/{con}/{action}", h.control_order, methods=["POST"]),
+        Route("/__sandbox__/stock", h.control_stock, methods=["POST"]),
         Route("/{path:path}", h.unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     app = Starlette(

@@ -233,6 +233,18 @@ class EshopboxSandbox:
         self.store.set_status(info.item_ids, status, self.clock.now_ms())
         return list(info.item_ids)
 
+    def ship_order(self, customer_order_number: str) -> list[str]:
+        """All items -> ``shipped`` (updatedAt = now), for sensors waiting on shipment."""
+        return self.set_order_status(customer_order_number, "shipped")
+
+    def deliver_order(self, customer_order_number: str) -> list[str]:
+        """All items -> ``delivered`` (updatedAt = now)."""
+        return self.set_order_status(customer_order_number, "delivered")
+
+    def cancel_order(self, customer_order_number: str) -> list[str]:
+        """All items -> ``cancelled`` (updatedAt = now), as if cancelled outside the API."""
+        return self.set_order_status(customer_order_number, "cancelled")
+
     def update_order_rows(
         self, order_item_ids: Iterable[str], updated_at: TimeArg = None, **changes: Any
     ) -> int:

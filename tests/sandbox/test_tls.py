@@ -73,7 +73,17 @@ def test_connection_carries_ca_bundle() -> None:
 
 def test_cli_tls_prints_trust_hints_and_removes_ca() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_eshopbox.sandbox", "--port", "0", "--orders", "20", "--tls"],
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_eshopbox.sandbox",
+            "serve",
+            "--port",
+            "0",
+            "--orders",
+            "20",
+            "--tls",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
