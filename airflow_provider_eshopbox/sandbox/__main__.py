@@ -155,6 +155,8 @@ def _serve(argv: Sequence[str]) -> int:
     with sb:
         rows = len(sb.store.rows)
         print(f"Eshopbox sandbox: {len(sb.store.orders)} orders, {rows} order-item rows, seed {args.seed}")
+        start, end = (t.strftime("%Y-%m-%dT%H:%MZ") for t in sb.data_window)
+        print(f"  data      updatedAt {start} .. {end}  (seeded orders and stock; edits stamp now)")
         print(f"  auth_url  {sb.auth_url}")
         print(f"  api_url   {sb.api_url}   (send header ProxyHost: {sb.workspace})")
         print(f"  wms_url   {sb.wms_url}")

@@ -664,7 +664,8 @@ class SandboxApp:
             )
 
     async def control_info(self, request: Request) -> Response:
-        """Base URLs and the connection JSON, for drivers in another process."""
+        """Base URLs, TLS CA, the seeded data window and the connection JSON, for drivers in
+        another process."""
         sb = self.sb
         return R.json_response(
             {
@@ -674,6 +675,12 @@ class SandboxApp:
                 "wms_url": sb.wms_url,
                 "workspace": sb.workspace,
                 "tls": sb.tls,
+                "data_window": {
+                    "start": sb.data_window[0].isoformat().replace("+00:00", "Z"),
+                    "end": sb.data_window[1].isoformat().replace("+00:00", "Z"),
+                    "start_ms": to_ms(sb.data_window[0]),
+                    "end_ms": to_ms(sb.data_window[1]),
+                },
                 "ca_bundle": sb.ca_bundle,
                 "connection": json.loads(sb.connection_json()),
             }

@@ -14,7 +14,7 @@ import json
 import ssl
 import threading
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -73,6 +73,8 @@ class EshopboxSandbox:
         self.require_filters = require_filters
         self.clock = clock or SandboxClock()
         self.known_fields = row_schema_fields()
+        self._data_start_ms = to_ms(start)
+        self._data_days = max(1, days)  # as the generator reads it
         seed_data = generate(
             workspace=workspace,
             orders=orders,
@@ -219,6 +221,13 @@ class EshopboxSandbox:
         user = quote(self.client_id, safe="")
         secret = quote(self.client_secret, safe="")
         return f"eshopbox://{user}:{secret}@/?{urlencode(self._extra())}"
+
+    @property
+    def data_window(self) -> tuple[datetime, datetime]:
+        """``(start, end)`` (UTC) of the generated updatedAt/updatedOn values: seeded data lies in
+        [start, end); later edits are stamped with the sandbox clock (today), outside it."""
+        start = datetime.fromtimestamp(self._data_start_ms / 1000, tz=timezone.utc)
+        return start, start + timedelta(days=self._data_days)
 
     # ----------------------------------------------------------- state edits
     def revoke_tokens(self) -> int:
