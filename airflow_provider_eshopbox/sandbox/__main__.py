@@ -1,20 +1,51 @@
-"""CLI: serve a sandbox until Ctrl-C/SIGTERM, printing the URLs, a connection value and ``READY <origin>``."""
+"""CLI: serve a sandbox until Ctrl-C/SIGTERM, printing the URLs, a connection value and ``READY <origin>``.
+
+Control commands drive a running sandbox over HTTP (for sensors): ``ship``/``deliver``/``cancel``
+ORDER... and ``set-stock``. ``serve`` is the default command, so plain flags keep serving.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shlex
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
+from urllib.parse import quote
 
 from .core import EshopboxSandbox
 
+PROG = "python -m airflow_provider_eshopbox.sandbox"
+CONTROL_COMMANDS = ("ship", "deliver", "cancel", "set-stock")
+ORDER_STATUS = {"ship": "shipped", "deliver": "delivered", "cancel": "cancelled"}
+_EPILOG = f"""control commands (against a running sandbox; {PROG} COMMAND --help):
+  ship|deliver|cancel [--url URL] ORDER...   every item of each order -> shipped/delivered/cancelled
+  set-stock [--url URL] --esin ESIN_OR_SKU --warehouse WH [--sellable N] [--non-sellable N]
+            [--inward-in-process N] [--outward-in-process N]
+"""
+
+
+_BUCKET_FLAGS = {
+    "sellable": "sellable",
+    "non-sellable": "nonSellable",
+    "inward-in-process": "inwardInProcess",
+    "outward-in-process": "outwardInProcess",
+}
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m airflow_provider_eshopbox.sandbox", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog=f"{PROG} [serve]",
+        description=__doc__,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default 8765)")
     p.add_argument("--orders", type=int, default=5000, help="number of orders, 1-4 items each (default 5000)")
@@ -24,11 +55,83 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--token-ttl", type=int, default=86400, help="access-token lifetime in s (default 86400)")
     p.add_argument("--latency-ms", type=float, default=0, help="added latency per API request (default 0)")
     p.add_argument("--days", type=int, default=7, help="span of generated updatedAt values (default 7)")
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a throw-away CA made at start-up; its PEM path is printed and goes into "
+        "the connection extra ca_bundle (or trust it with SSL_CERT_FILE=<path>); removed on exit",
+    )
     return p
+
+
+def _control_parser(command: str) -> argparse.ArgumentParser:
+    what = (
+        "set stock buckets for an ESIN/SKU in a warehouse (bumps its updatedOn)"
+        if command == "set-stock"
+        else f"move every item of each order to {ORDER_STATUS[command]} (updatedAt = now)"
+    )
+    p = argparse.ArgumentParser(prog=f"{PROG} {command}", description=f"{what}, on a running sandbox.")
+    p.add_argument(
+        "--url",
+        default=os.environ.get("ESHOPBOX_SANDBOX_URL", "http://127.0.0.1:8765"),
+        help="the sandbox origin (default $ESHOPBOX_SANDBOX_URL or http://127.0.0.1:8765)",
+    )
+    p.add_argument("--ca-bundle", default=None, help="CA PEM to trust for a --tls sandbox")
+    if command == "set-stock":
+        p.add_argument("--esin", "--sku", dest="esin", required=True, help="ESIN or SKU")
+        p.add_argument("--warehouse", required=True, help="warehouse code, e.g. DEL01")
+        for flag, bucket in _BUCKET_FLAGS.items():
+            p.add_argument(
+                f"--{flag}", dest=bucket, type=int, default=None, metavar="N", help=f"new {bucket} count"
+            )
+    else:
+        p.add_argument("orders", nargs="+", metavar="ORDER", help="customerOrderNumber(s)")
+    return p
+
+
+def _control(command: str, argv: Sequence[str]) -> int:
+    """POST to ``/__sandbox__/orders/{con}/{action}`` or ``/__sandbox__/stock``; print each reply."""
+    import httpx
+
+    p = _control_parser(command)
+    args = p.parse_args(argv)
+    base = args.url.rstrip("/") + "/__sandbox__"
+    if command == "set-stock":
+        buckets = {b: getattr(args, b) for b in _BUCKET_FLAGS.values() if getattr(args, b) is not None}
+        if not buckets:
+            p.error("give at least one of --" + ", --".join(_BUCKET_FLAGS))
+        calls = [(f"{base}/stock", {"esin": args.esin, "warehouse": args.warehouse, **buckets})]
+    else:
+        calls = [(f"{base}/orders/{quote(con, safe='')}/{command}", None) for con in args.orders]
+    verify: Any = ssl.create_default_context(cafile=args.ca_bundle) if args.ca_bundle else True
+    failed = 0
+    with httpx.Client(timeout=30, verify=verify) as client:
+        for url, body in calls:
+            try:
+                r = client.post(url, json=body)
+            except httpx.HTTPError as exc:
+                print(f"error: {url}: {exc}", file=sys.stderr)
+                return 2
+            if r.is_success:
+                print(json.dumps(r.json()))
+            else:
+                failed += 1
+                print(f"error: HTTP {r.status_code}: {r.text}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in CONTROL_COMMANDS:
+        return _control(argv[0], argv[1:])
+    if argv and argv[0] == "serve":
+        argv = argv[1:]
+    return _serve(argv)
+
+
+def _serve(argv: Sequence[str]) -> int:
+    """Serve until SIGINT/SIGTERM."""
     args = _parser().parse_args(argv)
     stop = threading.Event()
 
@@ -47,14 +150,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         days=args.days,
         port=args.port,
         host=args.host,
+        tls=args.tls,
     )
     with sb:
         rows = len(sb.store.rows)
         print(f"Eshopbox sandbox: {len(sb.store.orders)} orders, {rows} order-item rows, seed {args.seed}")
+        start, end = (t.strftime("%Y-%m-%dT%H:%MZ") for t in sb.data_window)
+        print(f"  data      updatedAt {start} .. {end}  (seeded orders and stock; edits stamp now)")
         print(f"  auth_url  {sb.auth_url}")
         print(f"  api_url   {sb.api_url}   (send header ProxyHost: {sb.workspace})")
         print(f"  wms_url   {sb.wms_url}")
-        print(f"  control   {sb.origin}/__sandbox__/stats | /faults | /truth/orders")
+        print(f"  control   {sb.origin}/__sandbox__/stats | /faults | /truth/orders | /orders/ORDER/ship")
+        print(f"            {PROG} ship|deliver|cancel --url {sb.origin} ORDER...  (and set-stock)")
+        if sb.ca_bundle is not None:
+            print(f"  tls       CA {sb.ca_bundle}  (connection extra ca_bundle, already set below)")
+            print(f"            other clients: SSL_CERT_FILE={shlex.quote(sb.ca_bundle)}")
         print(f"AIRFLOW_CONN_ESHOPBOX_DEFAULT={shlex.quote(sb.connection_json())}")
         print(f"READY {sb.origin}", flush=True)
         while not stop.wait(0.5):

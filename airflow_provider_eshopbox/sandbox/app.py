@@ -26,6 +26,7 @@ import json
 import logging
 import random
 import re
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,7 @@ _CREATE_REQUIRED = (
     "billingAddress",
     "items",
 )
+ORDER_ACTIONS = {"ship": "shipped", "deliver": "delivered", "cancel": "cancelled"}
 _ADDRESS_REQUIRED = ("customerName", "addressLine1", "postalCode", "contactPhone", "email")
 _CANCEL_REQUIRED = ("externalChannelID", "customerOrderNumber", "reason", "items")
 
@@ -112,8 +114,9 @@ def project(row: dict[str, Any], fields: list[str]) -> dict[str, Any]:
 class SandboxApp:
     """Route handlers bound to one sandbox's state."""
 
-    def __init__(self, sb: EshopboxSandbox) -> None:
+    def __init__(self, sb: EshopboxSandbox, stopping: threading.Event | None = None) -> None:
         self.sb = sb
+        self.stopping = stopping or threading.Event()  # set when the server stops: ends drips
 
     # ------------------------------------------------------------ plumbing
     def api(self, route: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -142,9 +145,23 @@ class SandboxApp:
                     except Exception:
                         log.exception("eshopbox sandbox: unhandled error on %s", route)
                         response = R.envelope(500, "Internal Server Error", "backendError")
-                    if plan.action == "truncate":
-                        response = R.truncated(response)
+                    if plan.action == "store_then_fail" and response.status_code < 400:
+                        response = R.envelope(500, "Backend Error", "backendError")
+                if plan.echo_secrets and response.status_code >= 400:
+                    sb.stats_counter.fault("echo_secrets")
+                    response = R.echo_secrets(response, await _request_secrets(request))
+                if plan.action == "truncate":
+                    response = R.truncated(response)
                 status = response.status_code
+                if plan.drip_bytes_per_s > 0:
+                    response = R.DripResponse(
+                        response,
+                        plan.drip_bytes_per_s,
+                        plan.drip_phase,
+                        plan.drip_max_s,
+                        self.stopping,
+                        sb.stats_counter.dripping,
+                    )
                 return response
             finally:
                 sb.stats_counter.end(status)
@@ -371,7 +388,20 @@ class SandboxApp:
         denied = self._auth(request)
         if denied is not None:
             return denied
-        order = self.order_shape(request.path_params["con"])
+        con = request.path_params["con"]
+        if plan.order_get_lag_s > 0:
+            store = self.sb.store
+            with store.lock:
+                info = store.orders.get(con)
+                lagging = (
+                    info is not None
+                    and info.created_body is not None
+                    and self.sb.clock.now_ms() - info.created_ms < plan.order_get_lag_s * 1000
+                )
+            if lagging:
+                self.sb.stats_counter.fault("order_get_lag")
+                return R.not_found()
+        order = self.order_shape(con)
         return R.not_found() if order is None else R.json_response(order)
 
     async def order_create(self, request: Request, plan: FaultPlan) -> Response:
@@ -577,8 +607,65 @@ class SandboxApp:
                 return R.bad_request(f"advance_s: {exc}")
         return R.json_response({"now_ms": self.sb.clock.now_ms()})
 
+    async def control_order(self, request: Request) -> Response:
+        """POST ``/__sandbox__/orders/{con}/{ship|deliver|cancel}``, or ``/status`` with
+        ``{"status": ...}``: move every item of the order (updatedAt = now). 404 unknown order."""
+        con, action = request.path_params["con"], request.path_params["action"]
+        status = ORDER_ACTIONS.get(action)
+        if action == "status":
+            body = await self._json_body(request)
+            if isinstance(body, Response):
+                return body
+            status = body.get("status")
+            if not isinstance(status, str) or not status.strip():
+                return R.bad_request('status: send {"status": "<orderStatus>"}')
+        if status is None:
+            return R.not_found()
+        try:
+            ids = self.sb.set_order_status(con, status)
+        except KeyError:
+            return R.message(404, f"unknown customerOrderNumber {con!r}")
+        store = self.sb.store
+        with store.lock:
+            updated = max(store.rows[i]["updatedAt"] for i in ids) if ids else None
+        return R.json_response(
+            {"customerOrderNumber": con, "orderStatus": status, "orderItemIDs": ids, "updatedAt": updated}
+        )
+
+    async def control_stock(self, request: Request) -> Response:
+        """POST ``{"esin" (or "sku"), "warehouse", "sellable"?, "nonSellable"?, "inwardInProcess"?,
+        "outwardInProcess"?}``: set those buckets, bump the ESIN's updatedOn; 404 unknown ESIN/SKU."""
+        body = await self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        key = body.get("esin") or body.get("sku")
+        warehouse = body.get("warehouse")
+        buckets = {k: v for k, v in body.items() if k not in ("esin", "sku", "warehouse")}
+        if not key or not warehouse or not buckets:
+            return R.bad_request("stock: send esin (or sku), warehouse and at least one bucket")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in buckets.values()):
+            return R.bad_request("stock: bucket values must be integers")
+        try:
+            esin = self.sb.set_stock(str(key), str(warehouse), **buckets)
+        except KeyError as exc:
+            return R.message(404, str(exc.args[0]))
+        except ValueError as exc:
+            return R.bad_request(str(exc))
+        store = self.sb.store
+        with store.lock:
+            return R.json_response(
+                {
+                    "esin": esin,
+                    "sku": store.products_by_esin[esin].sku,
+                    "warehouse": warehouse,
+                    "updatedOn": store.stock_updated_ms[esin],
+                    "stock": dict(store.stock[esin][str(warehouse)]),
+                }
+            )
+
     async def control_info(self, request: Request) -> Response:
-        """Base URLs and the connection JSON, for drivers in another process."""
+        """Base URLs, TLS CA, the seeded data window and the connection JSON, for drivers in
+        another process."""
         sb = self.sb
         return R.json_response(
             {
@@ -587,6 +674,14 @@ class SandboxApp:
                 "api_url": sb.api_url,
                 "wms_url": sb.wms_url,
                 "workspace": sb.workspace,
+                "tls": sb.tls,
+                "data_window": {
+                    "start": sb.data_window[0].isoformat().replace("+00:00", "Z"),
+                    "end": sb.data_window[1].isoformat().replace("+00:00", "Z"),
+                    "start_ms": to_ms(sb.data_window[0]),
+                    "end_ms": to_ms(sb.data_window[1]),
+                },
+                "ca_bundle": sb.ca_bundle,
                 "connection": json.loads(sb.connection_json()),
             }
         )
@@ -598,6 +693,25 @@ class SandboxApp:
         self.sb.stats_counter.begin("unknown")
         self.sb.stats_counter.end(404)
         return R.not_found()
+
+
+async def _request_secrets(request: Request) -> dict[str, str]:
+    """The credentials a request carried (``-`` when absent), for the echo_secrets fault."""
+    try:
+        raw = await request.body()
+    except Exception:
+        raw = b""
+    body: dict[str, Any] = {}
+    try:
+        parsed = json.loads(raw)
+        if isinstance(parsed, dict):
+            body = parsed
+    except (ValueError, UnicodeDecodeError):
+        body = dict(parse_qsl(raw.decode(errors="replace")))
+    _, _, token = request.headers.get("authorization", "").partition(" ")
+    out = {k: str(body.get(k) or "-") for k in ("client_id", "client_secret", "refresh_token")}
+    out["token"] = token.strip() or "-"
+    return out
 
 
 def _item_id(row: dict[str, Any]) -> str:
@@ -666,9 +780,10 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return R.envelope(500, "Internal Server Error", "backendError")
 
 
-def build_app(sb: EshopboxSandbox) -> R.RawSendCapture:
-    """The ASGI app for one sandbox (wrapped so drop faults can reach the socket)."""
-    h = SandboxApp(sb)
+def build_app(sb: EshopboxSandbox, stopping: threading.Event | None = None) -> R.RawSendCapture:
+    """The ASGI app for one sandbox (wrapped so drop faults can reach the socket);
+    setting ``stopping`` ends running drip replies at once."""
+    h = SandboxApp(sb, stopping)
     ws = "/ws/{workspace}"
     routes = [
         Route("/auth/api/v1/generateToken", h.api("token", h.token), methods=["POST"]),
@@ -689,6 +804,8 @@ def build_app(sb: EshopboxSandbox) -> R.RawSendCapture:
         Route("/__sandbox__/revoke", h.control_revoke, methods=["POST"]),
         Route("/__sandbox__/clock", h.control_clock, methods=["GET", "POST"]),
         Route("/__sandbox__/info", h.control_info, methods=["GET"]),
+        Route("/__sandbox__/orders/{con}/{action}", h.control_order, methods=["POST"]),
+        Route("/__sandbox__/stock", h.control_stock, methods=["POST"]),
         Route("/{path:path}", h.unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     app = Starlette(
