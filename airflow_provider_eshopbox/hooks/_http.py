@@ -233,6 +233,8 @@ def classify_response(spec: RequestSpec, response: httpx.Response, secrets: Iter
 def classify_exception(spec: RequestSpec, exc: Exception) -> Exception:
     """The exception to raise for a transport failure: _Retry, ambiguity, or a final API error."""
     text = f"{type(exc).__name__}: {exc}"[:200]
+    if _certificate_refused(exc):  # final: asking again will not make the certificate trusted
+        return EshopboxApiError(None, spec.label, f"TLS failed ({text}); {_TLS_HINT}")
     if isinstance(exc, _NEVER_SENT):
         return _Retry(EshopboxApiError(None, spec.label, f"could not connect ({text})"))
     if isinstance(exc, (*_MAYBE_SENT, TimeoutError)):
@@ -241,9 +243,16 @@ def classify_exception(spec: RequestSpec, exc: Exception) -> Exception:
                 None, spec.label, f"{text}; the write may or may not have been applied"
             )
         return _Retry(EshopboxApiError(None, spec.label, text))
-    if isinstance(exc, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
-        return EshopboxApiError(None, spec.label, f"TLS failed ({text}); {_TLS_HINT}")
     return EshopboxApiError(None, spec.label, text)
+
+
+def _certificate_refused(exc: BaseException | None) -> bool:
+    """Whether a failure is, or was caused by, the server's certificate not being trusted."""
+    while exc is not None:
+        if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 _TLS_HINT = (
