@@ -539,7 +539,11 @@ class SandboxApp:
             warehouse, buckets = next(iter(store.stock[esin].items()))
             store.set_stock(esin, warehouse, {"sellable": buckets["sellable"] + 1}, sb.clock.now_ms())
         stamps = store.stock_updated_ms
-        return [e for e in store.esins_sorted if (lo is None or stamps[e] >= lo) and (hi is None or stamps[e] <= hi)]
+        return [
+            e
+            for e in store.esins_sorted
+            if (lo is None or stamps[e] >= lo) and (hi is None or stamps[e] <= hi)
+        ]
 
     # -------------------------------------------------------------- control
     async def control_stats(self, request: Request) -> Response:
