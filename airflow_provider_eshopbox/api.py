@@ -188,6 +188,10 @@ INVENTORY_PARAM_UPDATED_ON = "updatedOn"
 # ASSUMPTION (eshopbox-api.md §4.2, §8.5): paging params of inventoryListing are page/perPage.
 INVENTORY_PARAM_PAGE = "page"
 INVENTORY_PARAM_PER_PAGE = "perPage"
+# ASSUMPTION (§8.5; the sandbox lists by ESIN): an inventoryListing WITHOUT filters lists ESINs in
+# an order that stock changes do not alter, so paging it while stock changes skips no ESIN (the
+# snapshot mode relies on this). With an updatedOn filter a change moves the ESIN out of the result
+# and shifts the rest up a place: never offset-page a live updatedOn range across pages.
 INVENTORY_FIRST_PAGE = 1
 # ASSUMPTION (eshopbox-api.md §6): the generic documented default page size; a larger value risks a
 # silent server cap that would look like "last page" under inventory_is_last_page.
@@ -195,6 +199,17 @@ INVENTORY_PER_PAGE_DEFAULT = 25
 # ASSUMPTION (eshopbox-api.md §4.2): inventoryListing filters by product field internal name; esin.
 INVENTORY_PARAM_ESIN = "esin"
 UPDATED_ON_FORMAT = "%Y-%m-%d %H:%M:%S"  # the docs' yyyy-MM-dd HH:mm:ss, rendered in UTC
+# ASSUMPTION (eshopbox-api.md §4.2 shows the range, not its edges; the sandbox does the same): both
+# updatedOn bounds are inclusive and stamps have whole-second precision, so "a,b" selects a..b and a
+# half-open [start, end) is asked as [ceil(start), ceil(end) - 1 s] (operators/inventory.py).
+# ASSUMPTION (§8.5): inventoryListing can be paged as deep as it goes (no Algolia-style hit cap).
+# Only a bound for the exact reader's paging of one crowded second: a second holding this many
+# ESINs fails the read loudly rather than being trusted.
+INVENTORY_HIT_CAP = 100_000
+# ASSUMPTION (§4.2): a stock change stamps updatedOn with the server's "now" when it commits, so a
+# second that ended this long ago (clock skew and commit delay included) can only LOSE ESINs. Paging
+# such a second once is then proof; a more recent one is re-read until two passes agree.
+INVENTORY_UPDATED_ON_SETTLE_MS = 5 * 60 * 1000
 
 
 def format_updated_on(start: datetime | None, end: datetime | None) -> str:

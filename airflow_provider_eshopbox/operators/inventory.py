@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +10,9 @@ from airflow.sdk import BaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
+
+    from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+    from airflow_provider_eshopbox.sync.window import Window
 
 MODES = ("snapshot", "changed")
 ON_TOTALS_MISMATCH = ("warn", "fail")
@@ -27,8 +30,22 @@ class EshopboxInventoryToStorageOperator(BaseOperator):
 
     ``mode="changed"`` reads the ESINs whose ``updatedOn`` lies in ``[start, end)`` (default: the
     run's data interval widened by ``lookback``). ``updatedOn`` has whole-second precision and the API
-    bounds are inclusive, so the request asks for ``[ceil(start), ceil(end) - 1 s]``, which is exactly
-    ``[start, end)`` on whole-second stamps.
+    bounds are inclusive, so a request asks for ``[ceil(start), ceil(end) - 1 s]``, which is exactly
+    ``[start, end)`` on whole-second stamps. A stock change moves an ESIN's ``updatedOn`` to now, out
+    of a past window, so offset paging the window would skip the ESIN that the others shift over.
+    The window is therefore read like the orders sync reads its own (``sync/slicing.py``): in time
+    slices that each fit one page, a single request being a consistent answer; a second holding more
+    than a page is paged and proven complete. Contract, for a window that is over when the read
+    starts: every ESIN whose ``updatedOn`` was in the window at the start and that did not change
+    during the read is written, with those values, exactly once; an ESIN that changed during the read
+    is written with its values from before the change, or is absent (its new ``updatedOn`` lies after
+    ``end``: the next window covers it); nothing else is written. For a window that is not over yet
+    (``end`` in the future, or server clock skew: use ``lookback``), an ESIN changing during the read
+    may stay inside it and be missed; a warning says so.
+
+    ``mode="snapshot"`` pages the unfiltered listing, whose order stock changes do not alter
+    (ASSUMPTION in ``api.py``): every ESIN is written exactly once, with its values as of the moment
+    its page was read (an ESIN that changed during the read may have old or new values).
 
     Totals check: for every ESIN the warehouse buckets are summed and compared with ``inventories``.
     By default a mismatch is logged as a warning naming the ESIN and counted in the manifest
@@ -42,6 +59,7 @@ class EshopboxInventoryToStorageOperator(BaseOperator):
     :param end: window end (exclusive) for ``changed``; default ``data_interval_end``. Templated.
     :param lookback: extra time before ``start`` (timedelta or seconds), ``changed`` only.
     :param on_totals_mismatch: ``warn`` (default) or ``fail``.
+    :param max_concurrency: requests in flight at once (``changed`` mode).
     :param eshopbox_conn_id: the Eshopbox connection.
     """
 
@@ -57,6 +75,7 @@ class EshopboxInventoryToStorageOperator(BaseOperator):
         end: Any = None,
         lookback: timedelta | float | None = None,
         on_totals_mismatch: str = "warn",
+        max_concurrency: int = 4,
         eshopbox_conn_id: str = "eshopbox_default",
         **kwargs: Any,
     ) -> None:
@@ -67,15 +86,17 @@ class EshopboxInventoryToStorageOperator(BaseOperator):
         self.end = end
         self.lookback = lookback
         self.on_totals_mismatch = on_totals_mismatch
+        self.max_concurrency = max_concurrency
         self.eshopbox_conn_id = eshopbox_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        import asyncio
         import itertools
         import time
 
-        from airflow_provider_eshopbox import api
         from airflow_provider_eshopbox.exceptions import EshopboxConfigError, EshopboxIncompleteReadError
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+        from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
         from airflow_provider_eshopbox.sync.progress import ProgressLog
         from airflow_provider_eshopbox.sync.storage import RowSpool, resolve_destination
@@ -92,11 +113,10 @@ class EshopboxInventoryToStorageOperator(BaseOperator):
                 f"got {self.on_totals_mismatch!r}",
                 field="on_totals_mismatch",
             )
+        check_max_concurrency(self.max_concurrency)
         window = None
-        updated_on: tuple[datetime, datetime] | None = None
         if self.mode == "changed":
             window = resolve_window(self.start, self.end, self.lookback, context)
-            updated_on = updated_on_bounds(window.start, window.end)
         destination = resolve_destination(self.destination)
         snapshot_at = _snapshot_at(context)
         hook = EshopboxHook(eshopbox_conn_id=self.eshopbox_conn_id)
@@ -107,10 +127,15 @@ class EshopboxInventoryToStorageOperator(BaseOperator):
             destination,
             "" if window is None else f" in [{window.start.isoformat()}, {window.end.isoformat()})",
         )
+        if window is not None and window.end.timestamp() > time.time():
+            self.log.warning(
+                "The window ends in the future (%s): an ESIN whose stock changes during the read stays "
+                "inside it and may be missed; read windows that are over",
+                window.end.isoformat(),
+            )
 
         started = time.monotonic()
         progress = ProgressLog(self.log, "inventory")
-        requests = 0
         reads = itertools.count()  # version of a row: later reads of an ESIN win
         esins: set[str] = set()
         mismatches: list[str] = []
@@ -119,29 +144,27 @@ class EshopboxInventoryToStorageOperator(BaseOperator):
             version=lambda _row: next(reads),
             sort_key=lambda row: (row["esin"], row["warehouse"]),
         )
+
+        def add(esin: str, value: dict[str, Any]) -> None:
+            esins.add(esin)
+            rows, mismatch = flatten_esin(esin, value, snapshot_at)
+            if mismatch:
+                mismatches.append(esin)
+                self.log.warning("Stock totals of ESIN %s disagree: %s", esin, mismatch)
+            for row in rows:
+                spool.add(row)
+
         with spool:
-            # An empty updatedOn range (window inside one second, no whole-second stamp) reads nothing.
-            if window is None or updated_on is not None:
-                page = api.INVENTORY_FIRST_PAGE
-                per_page = api.INVENTORY_PER_PAGE_DEFAULT
-                try:
-                    while True:
-                        items = hook.fetch_inventory_page(updated_on, page, per_page)
-                        requests += 1
-                        for esin, value in items.items():
-                            esins.add(esin)
-                            rows, mismatch = flatten_esin(esin, value, snapshot_at)
-                            if mismatch:
-                                mismatches.append(esin)
-                                self.log.warning("Stock totals of ESIN %s disagree: %s", esin, mismatch)
-                            for row in rows:
-                                spool.add(row)
-                        progress.update(len(spool), esins=len(esins), requests=requests)
-                        if api.inventory_is_last_page(len(items), per_page):
-                            break
-                        page += 1
-                finally:
-                    hook.close()
+            if window is None:
+                requests = self._read_snapshot(
+                    hook, add, lambda n: progress.update(len(spool), esins=len(esins), requests=n)
+                )
+            else:
+                requests = asyncio.run(
+                    self._read_changed(
+                        hook, window, add, lambda n: progress.update(len(spool), esins=len(esins), requests=n)
+                    )
+                )
             if mismatches and self.on_totals_mismatch == "fail":
                 raise EshopboxIncompleteReadError(
                     f"{len(mismatches)} ESIN(s) have warehouse buckets that do not add up to their "
@@ -170,6 +193,102 @@ class EshopboxInventoryToStorageOperator(BaseOperator):
         )
         attach_to_outlet_events(self, context, manifest)
         return manifest
+
+    @staticmethod
+    def _read_snapshot(
+        hook: EshopboxHook, add: Callable[[str, dict[str, Any]], None], progress: Callable[[int], None]
+    ) -> int:
+        """Page the unfiltered listing (stable under stock changes, see api.py); returns requests made."""
+        from airflow_provider_eshopbox import api
+
+        per_page = api.INVENTORY_PER_PAGE_DEFAULT
+        page = api.INVENTORY_FIRST_PAGE
+        try:
+            while True:
+                items = hook.fetch_inventory_page(None, page, per_page)
+                for esin, value in items.items():
+                    add(esin, value)
+                progress(page)
+                if api.inventory_is_last_page(len(items), per_page):
+                    return page - api.INVENTORY_FIRST_PAGE + 1
+                page += 1
+        finally:
+            hook.close()
+
+    async def _read_changed(
+        self,
+        hook: EshopboxHook,
+        window: Window,
+        add: Callable[[str, dict[str, Any]], None],
+        progress: Callable[[int], None],
+    ) -> int:
+        """Read ``window`` exactly with the orders' WindowReader, seconds mapped to milliseconds.
+
+        The reader asks for ``[start_ms, end_ms)`` slices; a slice holding no whole second cannot
+        hold a stamp and costs no request. Replies carry no ``updatedOn``, while the reader sizes
+        slices from row stamps (never its exactness): each row gets a stand-in stamp, the slice's
+        rows spread evenly over its whole seconds (see ``_stand_in_stamps``).
+        """
+        from airflow_provider_eshopbox import api
+        from airflow_provider_eshopbox.sync.slicing import WindowReader
+
+        per_page = api.INVENTORY_PER_PAGE_DEFAULT
+        requests = 0
+
+        async def fetch(start_ms: int, end_ms: int, page: int) -> tuple[list[_Stamped], bool]:
+            nonlocal requests
+            bounds = updated_on_bounds(_from_ms(start_ms), _from_ms(end_ms))
+            if bounds is None:
+                return [], False
+            requests += 1
+            items = await hook.afetch_inventory_page(bounds, page, per_page)
+            return _stand_in_stamps(items, bounds), not api.inventory_is_last_page(len(items), per_page)
+
+        def on_rows(rows: list[_Stamped]) -> None:
+            for esin, _stamp, value in rows:
+                add(esin, value)
+            progress(requests)
+
+        reader = WindowReader(
+            fetch,
+            timestamp=lambda row: row[1],
+            row_id=lambda row: row[0],
+            per_page=per_page,
+            hit_cap=api.INVENTORY_HIT_CAP,
+            max_concurrency=self.max_concurrency,
+            on_rows=on_rows,
+            settle_ms=api.INVENTORY_UPDATED_ON_SETTLE_MS,
+        )
+        try:
+            await reader.read(window.start_ms, window.end_ms)
+        finally:
+            await hook.aclose()
+        return requests
+
+
+# One ESIN of a reply as the changed-mode reader handles it: (ESIN, stand-in stamp in ms, value).
+_Stamped = tuple[str, int, dict[str, Any]]
+
+
+def _stand_in_stamps(items: dict[str, dict[str, Any]], bounds: tuple[datetime, datetime]) -> list[_Stamped]:
+    """The ESINs of a reply, spread evenly over the whole seconds of ``bounds`` (inclusive).
+
+    The API does not say when each ESIN changed; a uniform spread is the guess that assumes
+    nothing, and a one-second slice gets its true stamp (so a crowded second is found and paged).
+    """
+    first = int(bounds[0].timestamp())
+    seconds = int(bounds[1].timestamp()) - first + 1
+    count = len(items)
+    return [
+        (esin, (first + (2 * i + 1) * seconds // (2 * count)) * 1000, value)
+        for i, (esin, value) in enumerate(items.items())
+    ]
+
+
+def _from_ms(ms: int) -> datetime:
+    from datetime import timezone
+
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms)
 
 
 def updated_on_bounds(start: datetime, end: datetime) -> tuple[datetime, datetime] | None:

@@ -546,6 +546,8 @@ class SandboxApp:
                 for e in store.esins_sorted
                 if (lo is None or stamps[e] >= lo) and (hi is None or stamps[e] <= hi)
             ]
+            if plan.inventory_updates and esins:
+                esins = self._update_while_paging(esins, plan, lo, hi)
             for esin in esins[(page - 1) * per_page : page * per_page]:
                 per_wh = store.stock[esin]
                 totals = {b: sum(wh[b] for wh in per_wh.values()) for b in BUCKETS}
@@ -555,6 +557,23 @@ class SandboxApp:
                     "sku": store.products_by_esin[esin].sku,
                 }
         return R.json_response(out)
+
+    def _update_while_paging(
+        self, esins: list[str], plan: FaultPlan, lo: int | None, hi: int | None
+    ) -> list[str]:
+        """inventory_updates_while_paging: change a few ESINs of the result (sellable + 1, updatedOn
+        = now) before the page is served; returns the result as it is afterwards."""
+        sb, store = self.sb, self.sb.store
+        picker = random.Random(f"{sb.seed}:inventory:{plan.inventory_serial}:{len(esins)}")
+        for esin in picker.sample(esins, min(plan.inventory_updates, len(esins))):
+            warehouse, buckets = next(iter(store.stock[esin].items()))
+            store.set_stock(esin, warehouse, {"sellable": buckets["sellable"] + 1}, sb.clock.now_ms())
+        stamps = store.stock_updated_ms
+        return [
+            e
+            for e in store.esins_sorted
+            if (lo is None or stamps[e] >= lo) and (hi is None or stamps[e] <= hi)
+        ]
 
     # -------------------------------------------------------------- control
     async def control_stats(self, request: Request) -> Response:

@@ -52,6 +52,10 @@ class FaultPlan:
     drip_max_s: float = 600.0
     echo_secrets: bool = False
     order_get_lag_s: float = 0.0
+    # inventory_updates_while_paging: ESINs of this inventoryListing result to change before serving,
+    # and a serial number that seeds which ones.
+    inventory_updates: int = 0
+    inventory_serial: int = 0
 
 
 @dataclass
@@ -109,6 +113,8 @@ class FaultConfig:
         self._bucket: _Bucket | None = None
         self._bucket_routes: frozenset[str] | None = None
         self._limit: dict[str, Any] | None = None
+        self._inventory_updates = 0  # see inventory_updates_while_paging
+        self._inventory_serial = 0
 
     def configure(
         self,
@@ -229,6 +235,16 @@ class FaultConfig:
             self._bucket = None
             self._bucket_routes = None
             self._limit = None
+            self._inventory_updates = 0
+
+    # -- inventory_updates_while_paging (minimal version added on the inventory branch) ----------
+    def inventory_updates_while_paging(self, esins_per_page: int) -> None:
+        """Before each inventoryListing page is served, ``esins_per_page`` ESINs of its (filtered)
+        result get a stock change and updatedOn = now; 0 turns it off (so does ``clear``)."""
+        if esins_per_page < 0:
+            raise ValueError(f"esins_per_page must not be negative, got {esins_per_page}")
+        with self._lock:
+            self._inventory_updates = int(esins_per_page)
 
     def snapshot(self) -> dict[str, Any]:
         """Current settings as JSON-ready data (``GET /__sandbox__/faults``)."""
@@ -324,6 +340,11 @@ class FaultConfig:
             if route == "orders_list" and cfg.mutate_rate and rng.random() < cfg.mutate_rate:
                 plan.mutate_rows = cfg.mutate_rows
                 plan.kinds.append("mutate")
+            if route == "inventory_list" and self._inventory_updates and plan.action is None:
+                self._inventory_serial += 1
+                plan.inventory_updates = self._inventory_updates
+                plan.inventory_serial = self._inventory_serial
+                plan.kinds.append("inventory_update")
             return plan
 
 
