@@ -583,11 +583,24 @@ class SandboxApp:
         out: dict[str, Any] = {}
         with store.lock:
             stamps = store.stock_updated_ms
-            esins = [
-                e
-                for e in store.esins_sorted
-                if (lo is None or stamps[e] >= lo) and (hi is None or stamps[e] <= hi)
-            ]
+
+            def matching() -> list[str]:
+                return [
+                    e
+                    for e in store.esins_sorted
+                    if (lo is None or stamps[e] >= lo) and (hi is None or stamps[e] <= hi)
+                ]
+
+            esins = matching()
+            if plan.inventory_updates and esins:
+                # like mutate on orders: matching ESINs change (updatedOn = now) before the page is cut
+                picker = random.Random(plan.pick_seed)
+                now = sb.clock.now_ms()
+                for esin in picker.sample(esins, min(plan.inventory_updates, len(esins))):
+                    wh = picker.choice(sorted(store.stock[esin]))
+                    sellable = store.stock[esin][wh]["sellable"] + picker.randint(1, 9)
+                    store.set_stock(esin, wh, {"sellable": sellable}, now)
+                esins = matching()
             for esin in esins[(page - 1) * per_page : page * per_page]:
                 per_wh = store.stock[esin]
                 totals = {b: sum(wh[b] for wh in per_wh.values()) for b in BUCKETS}

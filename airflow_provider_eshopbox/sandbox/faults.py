@@ -6,8 +6,9 @@ Faults apply to API routes only (never ``/__sandbox__``). Kinds: ``latency`` (no
 (orders list only: a few matching rows get ``updatedAt`` = now before the page is served),
 ``rate_limit`` (token bucket; excess requests get 429 + Retry-After in whole seconds), ``drip`` (the
 reply trickles out a few bytes at a time), ``echo_secrets`` (error replies quote the request's
-credentials), ``order_get_lag`` (a just-created order is 404 on GET for a while) and
-``store_then_fail`` (the request takes effect, then the reply is a 500).
+credentials), ``order_get_lag`` (a just-created order is 404 on GET for a while),
+``store_then_fail`` (the request takes effect, then the reply is a 500) and ``inventory_update``
+(inventoryListing only: a few matching ESINs change stock, updatedOn = now, before a page is cut).
 Random decisions come from a ``random.Random(seed)`` re-seeded by every ``configure`` call, so a
 given configuration and request sequence always injects the same faults.
 """
@@ -52,6 +53,8 @@ class FaultPlan:
     drip_max_s: float = 600.0
     echo_secrets: bool = False
     order_get_lag_s: float = 0.0
+    inventory_updates: int = 0
+    pick_seed: int = 0
 
 
 @dataclass
@@ -75,6 +78,7 @@ class _Random:
     echo_secrets_routes: frozenset[str] | None = None
     order_get_lag_s: float = 0.0
     create_store_then_fail: float = 0.0
+    inventory_updates_while_paging: int = 0
 
 
 class _Bucket:
@@ -133,6 +137,7 @@ class FaultConfig:
         echo_secrets_routes: Iterable[str] | None = None,
         order_get_lag_s: float = 0.0,
         create_store_then_fail: float = 0.0,
+        inventory_updates_while_paging: int = 0,
     ) -> None:
         """Replace the random-fault settings (rates are probabilities per request) and re-seed.
 
@@ -152,9 +157,14 @@ class FaultConfig:
           of sandbox time after its creation (``sb.clock.advance`` skips the wait).
         * ``create_store_then_fail``: probability that a valid create-order is stored and then
           answered 500 (script step ``"store_then_fail"`` does it once, on any route).
+        * ``inventory_updates_while_paging`` = n: before each inventoryListing page is cut, n
+          ESINs matching its ``updatedOn`` range (seeded pick) get sellable stock raised in one
+          warehouse and updatedOn = now, as ``mutate_*`` does to orders. Subject to ``routes``.
         """
         if drip_phase not in DRIP_PHASES:
             raise ValueError(f"drip_phase must be one of {DRIP_PHASES}, got {drip_phase!r}")
+        if int(inventory_updates_while_paging) < 0:
+            raise ValueError("inventory_updates_while_paging must be >= 0")
         if float(drip_bytes_per_s) < 0 or float(drip_max_s) <= 0 or float(order_get_lag_s) < 0:
             raise ValueError("drip_bytes_per_s and order_get_lag_s must be >= 0, drip_max_s > 0")
         for name, rate in (
@@ -190,6 +200,7 @@ class FaultConfig:
             echo_secrets_routes=_routes(echo_secrets_routes),
             order_get_lag_s=float(order_get_lag_s),
             create_store_then_fail=float(create_store_then_fail),
+            inventory_updates_while_paging=int(inventory_updates_while_paging),
         )
         with self._lock:
             self._cfg = cfg
@@ -256,6 +267,7 @@ class FaultConfig:
                 ),
                 "order_get_lag_s": cfg.order_get_lag_s,
                 "create_store_then_fail": cfg.create_store_then_fail,
+                "inventory_updates_while_paging": cfg.inventory_updates_while_paging,
                 "script": {route: list(steps) for route, steps in self._scripts.items() if steps},
                 "rate_limit": self._limit,
             }
@@ -324,6 +336,10 @@ class FaultConfig:
             if route == "orders_list" and cfg.mutate_rate and rng.random() < cfg.mutate_rate:
                 plan.mutate_rows = cfg.mutate_rows
                 plan.kinds.append("mutate")
+            if route == "inventory_list" and cfg.inventory_updates_while_paging:
+                plan.inventory_updates = cfg.inventory_updates_while_paging
+                plan.pick_seed = rng.getrandbits(32)
+                plan.kinds.append("inventory_update")
             return plan
 
 
