@@ -22,12 +22,24 @@ from urllib.parse import quote
 from .core import EshopboxSandbox
 
 PROG = "python -m airflow_provider_eshopbox.sandbox"
-CONTROL_COMMANDS = ("ship", "deliver", "cancel", "set-stock")
+CONTROL_COMMANDS = ("ship", "deliver", "cancel", "set-stock", "faults")
 ORDER_STATUS = {"ship": "shipped", "deliver": "delivered", "cancel": "cancelled"}
 _EPILOG = f"""control commands (against a running sandbox; {PROG} COMMAND --help):
   ship|deliver|cancel [--url URL] ORDER...   every item of each order -> shipped/delivered/cancelled
   set-stock [--url URL] --esin ESIN_OR_SKU --warehouse WH [--sellable N] [--non-sellable N]
             [--inward-in-process N] [--outward-in-process N]
+  faults [--url URL] [--clear] [KEY=VALUE ...]  replace fault settings (values are JSON; none
+            given: only print them)
+
+fault keys (FaultConfig.configure; also POST JSON to ORIGIN/__sandbox__/faults):
+  latency_ms error_rate error_statuses throttle_rate retry_after drop_rate truncate_rate
+  mutate_rate mutate_rows hang_s routes seed, script {{route: [status|drop|truncate|hang|ok|
+  store_then_fail]}}, rate_limit {{rps, burst, routes}}
+  drip_bytes_per_s drip_phase=headers|body drip_max_s drip_routes  slow trickle of replies
+  echo_secrets echo_secrets_routes   error replies quote the request's credentials
+  order_get_lag_s                    created orders 404 on GET for that long
+  create_store_then_fail             a create is stored, then answered 500 (probability)
+  inventory_updates_while_paging     n matching ESINs change before each inventory page
 """
 
 
@@ -65,19 +77,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _control_parser(command: str) -> argparse.ArgumentParser:
-    what = (
-        "set stock buckets for an ESIN/SKU in a warehouse (bumps its updatedOn)"
-        if command == "set-stock"
-        else f"move every item of each order to {ORDER_STATUS[command]} (updatedAt = now)"
+    what = {
+        "set-stock": "set stock buckets for an ESIN/SKU in a warehouse (bumps its updatedOn)",
+        "faults": "replace the fault settings (keys below; unnamed ones reset), --clear them, or print them",
+    }.get(command) or f"move every item of each order to {ORDER_STATUS[command]} (updatedAt = now)"
+    p = argparse.ArgumentParser(
+        prog=f"{PROG} {command}",
+        description=f"{what}, on a running sandbox.",
+        epilog=_EPILOG.split("\n\n", 1)[1] if command == "faults" else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p = argparse.ArgumentParser(prog=f"{PROG} {command}", description=f"{what}, on a running sandbox.")
     p.add_argument(
         "--url",
         default=os.environ.get("ESHOPBOX_SANDBOX_URL", "http://127.0.0.1:8765"),
         help="the sandbox origin (default $ESHOPBOX_SANDBOX_URL or http://127.0.0.1:8765)",
     )
     p.add_argument("--ca-bundle", default=None, help="CA PEM to trust for a --tls sandbox")
-    if command == "set-stock":
+    if command == "faults":
+        p.add_argument("--clear", action="store_true", help="remove every fault first")
+        p.add_argument("settings", nargs="*", metavar="KEY=VALUE", help="e.g. drip_bytes_per_s=5")
+    elif command == "set-stock":
         p.add_argument("--esin", "--sku", dest="esin", required=True, help="ESIN or SKU")
         p.add_argument("--warehouse", required=True, help="warehouse code, e.g. DEL01")
         for flag, bucket in _BUCKET_FLAGS.items():
@@ -96,19 +115,31 @@ def _control(command: str, argv: Sequence[str]) -> int:
     p = _control_parser(command)
     args = p.parse_args(argv)
     base = args.url.rstrip("/") + "/__sandbox__"
-    if command == "set-stock":
+    if command == "faults":
+        try:
+            settings = dict(_setting(kv) for kv in args.settings)
+        except ValueError as exc:
+            p.error(str(exc))
+        calls: list[tuple[str, str, dict[str, Any] | None]] = []
+        if args.clear:
+            calls.append(("DELETE", f"{base}/faults", None))
+        if settings:
+            calls.append(("POST", f"{base}/faults", settings))
+        if not calls:
+            calls.append(("GET", f"{base}/faults", None))
+    elif command == "set-stock":
         buckets = {b: getattr(args, b) for b in _BUCKET_FLAGS.values() if getattr(args, b) is not None}
         if not buckets:
             p.error("give at least one of --" + ", --".join(_BUCKET_FLAGS))
-        calls = [(f"{base}/stock", {"esin": args.esin, "warehouse": args.warehouse, **buckets})]
+        calls = [("POST", f"{base}/stock", {"esin": args.esin, "warehouse": args.warehouse, **buckets})]
     else:
-        calls = [(f"{base}/orders/{quote(con, safe='')}/{command}", None) for con in args.orders]
+        calls = [("POST", f"{base}/orders/{quote(con, safe='')}/{command}", None) for con in args.orders]
     verify: Any = ssl.create_default_context(cafile=args.ca_bundle) if args.ca_bundle else True
     failed = 0
     with httpx.Client(timeout=30, verify=verify) as client:
-        for url, body in calls:
+        for method, url, body in calls:
             try:
-                r = client.post(url, json=body)
+                r = client.request(method, url, json=body)
             except httpx.HTTPError as exc:
                 print(f"error: {url}: {exc}", file=sys.stderr)
                 return 2
@@ -118,6 +149,17 @@ def _control(command: str, argv: Sequence[str]) -> int:
                 failed += 1
                 print(f"error: HTTP {r.status_code}: {r.text}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    """``key=value`` with a JSON value (``true``, ``5``, ``["order_get"]``), else the raw string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except ValueError:
+        return key, raw
 
 
 def main(argv: Sequence[str] | None = None) -> int:

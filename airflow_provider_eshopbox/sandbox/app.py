@@ -29,7 +29,7 @@ import re
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -39,12 +39,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import responses as R
+from .auth import TokenRegistry
+from .clock import SandboxClock
 from .data import BUCKETS, fmt_ts, to_ms
-from .faults import FaultPlan
+from .faults import FaultConfig, FaultPlan
 from .filters import FilterError, parse_filters
-
-if TYPE_CHECKING:
-    from .core import EshopboxSandbox
+from .stats import SandboxStats
+from .store import SandboxStore
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +112,131 @@ def project(row: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     return out
 
 
+def order_shape(store: SandboxStore, con: str) -> dict[str, Any] | None:
+    """The §3.2 single-order object assembled from the order info and its current item rows."""
+    with store.lock:
+        info = store.orders.get(con)
+        if info is None:
+            return None
+        rows = [store.rows[k] for k in info.item_ids if k in store.rows]
+        first = rows[0] if rows else {}
+        details = first.get("orderDetails", {})
+        cust = first.get("customerDetails", {})
+        body = info.created_body or {}
+        subtotal = round(
+            sum(float(r.get("customerPrice") or 0) * int(r.get("quantity") or 1) for r in rows), 2
+        )
+        body_items = body.get("items") or []
+        items = []
+        for idx, row in enumerate(rows):
+            src = body_items[idx] if idx < len(body_items) and isinstance(body_items[idx], dict) else {}
+            reason, when = info.cancellations.get(row["orderItemID"], (None, None))
+            price = row.get("customerPrice") or 0
+            qty = row.get("quantity") or 1
+            items.append(
+                {
+                    "lineItemSequenceNumber": row.get("lineItemSequenceNumber"),
+                    "orderItemID": row["orderItemID"],
+                    "itemID": src.get("itemID") or _item_id(row),
+                    "sku": row.get("sku"),
+                    "productName": row.get("productName"),
+                    "quantity": qty,
+                    "customerPrice": price,
+                    "discount": src.get("discount", 0),
+                    "lineItemTotal": src.get("lineItemTotal", round(float(price) * int(qty), 2)),
+                    "taxRate": src.get("taxRate", 0),
+                    "taxAmount": src.get("taxAmount", 0),
+                    "cancellationReason": reason,
+                    "cancellationTime": when,
+                    "productUrl": src.get("productUrl"),
+                    "productImageUrl": src.get("productImageUrl"),
+                }
+            )
+        shipping = body.get("shippingAddress") or {
+            "customerName": cust.get("shippingCustomerName"),
+            "addressLine1": info.address_line1,
+            "addressLine2": "",
+            "city": cust.get("shippingCity"),
+            "state": cust.get("shippingState"),
+            "postalCode": cust.get("shippingPostalCode"),
+            "countryCode": "IN",
+            "countryName": "India",
+            "contactPhone": cust.get("shippingContactPhone"),
+            "email": cust.get("shippingEmail"),
+        }
+        updated = max((r["updatedAt"] for r in rows), default=info.created_ms)
+        is_cod = details.get("isCod", "0")
+        return {
+            "id": info.id,
+            "externalChannelID": body.get("externalChannelID", details.get("externalChannelID")),
+            "customerOrderNumber": con,
+            "vendorOrderNumber": first.get("vendorOrderNumber"),
+            "shipMethod": body.get("shipMethod", details.get("shipMethod")),
+            "orderDate": body.get("orderDate") or details.get("orderDate"),
+            "expectedShipDate": body.get("expectedShipDate") or fmt_ts(info.created_ms + 86_400_000),
+            "promiseDeliveryDate": body.get("promiseDeliveryDate") or "0000-00-00 00:00:00",
+            "isCOD": str(body.get("isCOD", is_cod)),
+            "paymentType": body.get("paymentType", details.get("paymentType")),
+            "taxAmount": body.get("taxAmount", 0),
+            "shipChargeAmount": body.get("shipChargeAmount", 0),
+            "subtotal": body.get("subtotal", subtotal),
+            "orderTotal": body.get("orderTotal", subtotal),
+            "balanceDue": body.get("balanceDue", subtotal if is_cod == "1" else 0),
+            "thirdPartyShipping": first.get("thirdPartyShipping") == "1",
+            "onHold": first.get("onHold") == 1,
+            "created_at": fmt_ts(info.created_ms),
+            "updated_at": fmt_ts(updated),
+            "shippingAddress": shipping,
+            "billingAddress": body.get("billingAddress") or dict(shipping),
+            "items": items,
+        }
+
+
+class SandboxState(Protocol):
+    """What the routes need from a sandbox (``EshopboxSandbox`` satisfies it), so this module does
+    not import the facade: state objects and settings for the API routes, plus the facade's
+    reads and edits for ``/__sandbox__`` control."""
+
+    workspace: str
+    seed: int
+    hit_cap: int
+    per_page_max: int
+    inventory_per_page_max: int
+    require_filters: bool
+    known_fields: frozenset[str]
+    store: SandboxStore
+    tokens: TokenRegistry
+    faults: FaultConfig
+    stats_counter: SandboxStats
+    clock: SandboxClock
+    tls: bool
+
+    @property
+    def origin(self) -> str: ...
+    @property
+    def auth_url(self) -> str: ...
+    @property
+    def api_url(self) -> str: ...
+    @property
+    def wms_url(self) -> str: ...
+    @property
+    def ca_bundle(self) -> str | None: ...
+    @property
+    def data_window(self) -> tuple[datetime, datetime]: ...
+    def connection_json(self) -> str: ...
+    def stats(self) -> dict[str, Any]: ...
+    def reset_stats(self) -> None: ...
+    def revoke_tokens(self) -> int: ...
+    def truth_order_item_ids(self, start: int | None = None, end: int | None = None) -> set[str]: ...
+    def truth_order_rows(self, start: int | None = None, end: int | None = None) -> list[dict[str, Any]]: ...
+    def set_order_status(self, customer_order_number: str, status: str) -> list[str]: ...
+    def set_stock(self, esin_or_sku: str, warehouse: str, **buckets: int) -> str: ...
+
+
 class SandboxApp:
     """Route handlers bound to one sandbox's state."""
 
-    def __init__(self, sb: EshopboxSandbox, stopping: threading.Event | None = None) -> None:
+    def __init__(self, sb: SandboxState, stopping: threading.Event | None = None) -> None:
         self.sb = sb
         self.stopping = stopping or threading.Event()  # set when the server stops: ends drips
 
@@ -303,86 +425,6 @@ class SandboxApp:
         tail = b'],"hasNext":true}' if has_next else b'],"hasNext":false}'
         return R.raw_json_response(b'{"hits":[' + encoded + tail)
 
-    def order_shape(self, con: str) -> dict[str, Any] | None:
-        """The §3.2 single-order object assembled from the order info and its current item rows."""
-        store = self.sb.store
-        with store.lock:
-            info = store.orders.get(con)
-            if info is None:
-                return None
-            rows = [store.rows[k] for k in info.item_ids if k in store.rows]
-            first = rows[0] if rows else {}
-            details = first.get("orderDetails", {})
-            cust = first.get("customerDetails", {})
-            body = info.created_body or {}
-            subtotal = round(
-                sum(float(r.get("customerPrice") or 0) * int(r.get("quantity") or 1) for r in rows), 2
-            )
-            body_items = body.get("items") or []
-            items = []
-            for idx, row in enumerate(rows):
-                src = body_items[idx] if idx < len(body_items) and isinstance(body_items[idx], dict) else {}
-                reason, when = info.cancellations.get(row["orderItemID"], (None, None))
-                price = row.get("customerPrice") or 0
-                qty = row.get("quantity") or 1
-                items.append(
-                    {
-                        "lineItemSequenceNumber": row.get("lineItemSequenceNumber"),
-                        "orderItemID": row["orderItemID"],
-                        "itemID": src.get("itemID") or _item_id(row),
-                        "sku": row.get("sku"),
-                        "productName": row.get("productName"),
-                        "quantity": qty,
-                        "customerPrice": price,
-                        "discount": src.get("discount", 0),
-                        "lineItemTotal": src.get("lineItemTotal", round(float(price) * int(qty), 2)),
-                        "taxRate": src.get("taxRate", 0),
-                        "taxAmount": src.get("taxAmount", 0),
-                        "cancellationReason": reason,
-                        "cancellationTime": when,
-                        "productUrl": src.get("productUrl"),
-                        "productImageUrl": src.get("productImageUrl"),
-                    }
-                )
-            shipping = body.get("shippingAddress") or {
-                "customerName": cust.get("shippingCustomerName"),
-                "addressLine1": info.address_line1,
-                "addressLine2": "",
-                "city": cust.get("shippingCity"),
-                "state": cust.get("shippingState"),
-                "postalCode": cust.get("shippingPostalCode"),
-                "countryCode": "IN",
-                "countryName": "India",
-                "contactPhone": cust.get("shippingContactPhone"),
-                "email": cust.get("shippingEmail"),
-            }
-            updated = max((r["updatedAt"] for r in rows), default=info.created_ms)
-            is_cod = details.get("isCod", "0")
-            return {
-                "id": info.id,
-                "externalChannelID": body.get("externalChannelID", details.get("externalChannelID")),
-                "customerOrderNumber": con,
-                "vendorOrderNumber": first.get("vendorOrderNumber"),
-                "shipMethod": body.get("shipMethod", details.get("shipMethod")),
-                "orderDate": body.get("orderDate") or details.get("orderDate"),
-                "expectedShipDate": body.get("expectedShipDate") or fmt_ts(info.created_ms + 86_400_000),
-                "promiseDeliveryDate": body.get("promiseDeliveryDate") or "0000-00-00 00:00:00",
-                "isCOD": str(body.get("isCOD", is_cod)),
-                "paymentType": body.get("paymentType", details.get("paymentType")),
-                "taxAmount": body.get("taxAmount", 0),
-                "shipChargeAmount": body.get("shipChargeAmount", 0),
-                "subtotal": body.get("subtotal", subtotal),
-                "orderTotal": body.get("orderTotal", subtotal),
-                "balanceDue": body.get("balanceDue", subtotal if is_cod == "1" else 0),
-                "thirdPartyShipping": first.get("thirdPartyShipping") == "1",
-                "onHold": first.get("onHold") == 1,
-                "created_at": fmt_ts(info.created_ms),
-                "updated_at": fmt_ts(updated),
-                "shippingAddress": shipping,
-                "billingAddress": body.get("billingAddress") or dict(shipping),
-                "items": items,
-            }
-
     async def order_get(self, request: Request, plan: FaultPlan) -> Response:
         """``GET /wms/api/order/{customerOrderNumber}`` (api doc §3.2)."""
         denied = self._auth(request)
@@ -401,7 +443,7 @@ class SandboxApp:
             if lagging:
                 self.sb.stats_counter.fault("order_get_lag")
                 return R.not_found()
-        order = self.order_shape(con)
+        order = order_shape(self.sb.store, con)
         return R.not_found() if order is None else R.json_response(order)
 
     async def order_create(self, request: Request, plan: FaultPlan) -> Response:
@@ -446,7 +488,7 @@ class SandboxApp:
             if errors:
                 return R.field_errors(errors)
             store.add_order(body, self.sb.workspace, self.sb.clock.now_ms())
-            order = self.order_shape(str(con))
+            order = order_shape(self.sb.store, str(con))
         return R.json_response(order)
 
     async def order_cancel(self, request: Request, plan: FaultPlan) -> Response:
@@ -541,13 +583,24 @@ class SandboxApp:
         out: dict[str, Any] = {}
         with store.lock:
             stamps = store.stock_updated_ms
-            esins = [
-                e
-                for e in store.esins_sorted
-                if (lo is None or stamps[e] >= lo) and (hi is None or stamps[e] <= hi)
-            ]
+
+            def matching() -> list[str]:
+                return [
+                    e
+                    for e in store.esins_sorted
+                    if (lo is None or stamps[e] >= lo) and (hi is None or stamps[e] <= hi)
+                ]
+
+            esins = matching()
             if plan.inventory_updates and esins:
-                esins = self._update_while_paging(esins, plan, lo, hi)
+                # like mutate on orders: matching ESINs change (updatedOn = now) before the page is cut
+                picker = random.Random(plan.pick_seed)
+                now = sb.clock.now_ms()
+                for esin in picker.sample(esins, min(plan.inventory_updates, len(esins))):
+                    wh = picker.choice(sorted(store.stock[esin]))
+                    sellable = store.stock[esin][wh]["sellable"] + picker.randint(1, 9)
+                    store.set_stock(esin, wh, {"sellable": sellable}, now)
+                esins = matching()
             for esin in esins[(page - 1) * per_page : page * per_page]:
                 per_wh = store.stock[esin]
                 totals = {b: sum(wh[b] for wh in per_wh.values()) for b in BUCKETS}
@@ -557,23 +610,6 @@ class SandboxApp:
                     "sku": store.products_by_esin[esin].sku,
                 }
         return R.json_response(out)
-
-    def _update_while_paging(
-        self, esins: list[str], plan: FaultPlan, lo: int | None, hi: int | None
-    ) -> list[str]:
-        """inventory_updates_while_paging: change a few ESINs of the result (sellable + 1, updatedOn
-        = now) before the page is served; returns the result as it is afterwards."""
-        sb, store = self.sb, self.sb.store
-        picker = random.Random(f"{sb.seed}:inventory:{plan.inventory_serial}:{len(esins)}")
-        for esin in picker.sample(esins, min(plan.inventory_updates, len(esins))):
-            warehouse, buckets = next(iter(store.stock[esin].items()))
-            store.set_stock(esin, warehouse, {"sellable": buckets["sellable"] + 1}, sb.clock.now_ms())
-        stamps = store.stock_updated_ms
-        return [
-            e
-            for e in store.esins_sorted
-            if (lo is None or stamps[e] >= lo) and (hi is None or stamps[e] <= hi)
-        ]
 
     # -------------------------------------------------------------- control
     async def control_stats(self, request: Request) -> Response:
@@ -799,7 +835,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return R.envelope(500, "Internal Server Error", "backendError")
 
 
-def build_app(sb: EshopboxSandbox, stopping: threading.Event | None = None) -> R.RawSendCapture:
+def build_app(sb: SandboxState, stopping: threading.Event | None = None) -> R.RawSendCapture:
     """The ASGI app for one sandbox (wrapped so drop faults can reach the socket);
     setting ``stopping`` ends running drip replies at once."""
     h = SandboxApp(sb, stopping)

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from .app import build_app, order_shape
 from .auth import Credentials, TokenRegistry
 from .clock import SandboxClock
 from .data import BUCKETS, DEFAULT_DAYS, DEFAULT_START, generate, row_schema_fields, to_ms
@@ -99,8 +100,6 @@ class EshopboxSandbox:
         """Serve in a daemon thread; returns once listening."""
         if self._server is not None:
             raise RuntimeError("sandbox already started")
-        from .app import build_app
-
         certs: dict[str, str] = {}
         if self.tls:
             extra = () if self.host in ("", "0.0.0.0", "::") else (self.host,)
@@ -289,9 +288,7 @@ class EshopboxSandbox:
 
     def order(self, customer_order_number: str) -> dict[str, Any] | None:
         """The §3.2 shape of one order as the WMS GET would return it (None if unknown)."""
-        from .app import SandboxApp
-
-        return SandboxApp(self).order_shape(customer_order_number)
+        return order_shape(self.store, customer_order_number)
 
     def inventory_rows(self) -> list[dict[str, Any]]:
         """Stock table flattened: one dict per (esin, warehouse) with sku, updatedOn and the buckets."""

@@ -6,8 +6,9 @@ Faults apply to API routes only (never ``/__sandbox__``). Kinds: ``latency`` (no
 (orders list only: a few matching rows get ``updatedAt`` = now before the page is served),
 ``rate_limit`` (token bucket; excess requests get 429 + Retry-After in whole seconds), ``drip`` (the
 reply trickles out a few bytes at a time), ``echo_secrets`` (error replies quote the request's
-credentials), ``order_get_lag`` (a just-created order is 404 on GET for a while) and
-``store_then_fail`` (the request takes effect, then the reply is a 500).
+credentials), ``order_get_lag`` (a just-created order is 404 on GET for a while),
+``store_then_fail`` (the request takes effect, then the reply is a 500) and ``inventory_update``
+(inventoryListing only: a few matching ESINs change stock, updatedOn = now, before a page is cut).
 Random decisions come from a ``random.Random(seed)`` re-seeded by every ``configure`` call, so a
 given configuration and request sequence always injects the same faults.
 """
@@ -52,10 +53,8 @@ class FaultPlan:
     drip_max_s: float = 600.0
     echo_secrets: bool = False
     order_get_lag_s: float = 0.0
-    # inventory_updates_while_paging: ESINs of this inventoryListing result to change before serving,
-    # and a serial number that seeds which ones.
     inventory_updates: int = 0
-    inventory_serial: int = 0
+    pick_seed: int = 0
 
 
 @dataclass
@@ -79,6 +78,7 @@ class _Random:
     echo_secrets_routes: frozenset[str] | None = None
     order_get_lag_s: float = 0.0
     create_store_then_fail: float = 0.0
+    inventory_updates_while_paging: int = 0
 
 
 class _Bucket:
@@ -113,8 +113,6 @@ class FaultConfig:
         self._bucket: _Bucket | None = None
         self._bucket_routes: frozenset[str] | None = None
         self._limit: dict[str, Any] | None = None
-        self._inventory_updates = 0  # see inventory_updates_while_paging
-        self._inventory_serial = 0
 
     def configure(
         self,
@@ -139,6 +137,7 @@ class FaultConfig:
         echo_secrets_routes: Iterable[str] | None = None,
         order_get_lag_s: float = 0.0,
         create_store_then_fail: float = 0.0,
+        inventory_updates_while_paging: int = 0,
     ) -> None:
         """Replace the random-fault settings (rates are probabilities per request) and re-seed.
 
@@ -158,9 +157,14 @@ class FaultConfig:
           of sandbox time after its creation (``sb.clock.advance`` skips the wait).
         * ``create_store_then_fail``: probability that a valid create-order is stored and then
           answered 500 (script step ``"store_then_fail"`` does it once, on any route).
+        * ``inventory_updates_while_paging`` = n: before each inventoryListing page is cut, n
+          ESINs matching its ``updatedOn`` range (seeded pick) get sellable stock raised in one
+          warehouse and updatedOn = now, as ``mutate_*`` does to orders. Subject to ``routes``.
         """
         if drip_phase not in DRIP_PHASES:
             raise ValueError(f"drip_phase must be one of {DRIP_PHASES}, got {drip_phase!r}")
+        if int(inventory_updates_while_paging) < 0:
+            raise ValueError("inventory_updates_while_paging must be >= 0")
         if float(drip_bytes_per_s) < 0 or float(drip_max_s) <= 0 or float(order_get_lag_s) < 0:
             raise ValueError("drip_bytes_per_s and order_get_lag_s must be >= 0, drip_max_s > 0")
         for name, rate in (
@@ -196,6 +200,7 @@ class FaultConfig:
             echo_secrets_routes=_routes(echo_secrets_routes),
             order_get_lag_s=float(order_get_lag_s),
             create_store_then_fail=float(create_store_then_fail),
+            inventory_updates_while_paging=int(inventory_updates_while_paging),
         )
         with self._lock:
             self._cfg = cfg
@@ -235,16 +240,6 @@ class FaultConfig:
             self._bucket = None
             self._bucket_routes = None
             self._limit = None
-            self._inventory_updates = 0
-
-    # -- inventory_updates_while_paging (minimal version added on the inventory branch) ----------
-    def inventory_updates_while_paging(self, esins_per_page: int) -> None:
-        """Before each inventoryListing page is served, ``esins_per_page`` ESINs of its (filtered)
-        result get a stock change and updatedOn = now; 0 turns it off (so does ``clear``)."""
-        if esins_per_page < 0:
-            raise ValueError(f"esins_per_page must not be negative, got {esins_per_page}")
-        with self._lock:
-            self._inventory_updates = int(esins_per_page)
 
     def snapshot(self) -> dict[str, Any]:
         """Current settings as JSON-ready data (``GET /__sandbox__/faults``)."""
@@ -272,6 +267,7 @@ class FaultConfig:
                 ),
                 "order_get_lag_s": cfg.order_get_lag_s,
                 "create_store_then_fail": cfg.create_store_then_fail,
+                "inventory_updates_while_paging": cfg.inventory_updates_while_paging,
                 "script": {route: list(steps) for route, steps in self._scripts.items() if steps},
                 "rate_limit": self._limit,
             }
@@ -340,10 +336,9 @@ class FaultConfig:
             if route == "orders_list" and cfg.mutate_rate and rng.random() < cfg.mutate_rate:
                 plan.mutate_rows = cfg.mutate_rows
                 plan.kinds.append("mutate")
-            if route == "inventory_list" and self._inventory_updates and plan.action is None:
-                self._inventory_serial += 1
-                plan.inventory_updates = self._inventory_updates
-                plan.inventory_serial = self._inventory_serial
+            if route == "inventory_list" and cfg.inventory_updates_while_paging:
+                plan.inventory_updates = cfg.inventory_updates_while_paging
+                plan.pick_seed = rng.getrandbits(32)
                 plan.kinds.append("inventory_update")
             return plan
 

@@ -84,7 +84,7 @@ def _assert_changed_contract(sb: EshopboxSandbox, start: datetime, end: datetime
     """Run ``changed`` over [start, end) under the fault; assert the contract; (changed ESINs, requests)."""
     truth = sb.esins_updated_between(start, end)
     before, stamps_before = _table(sb)
-    sb.faults.inventory_updates_while_paging(PER_PAGE_CHANGES)
+    sb.faults.configure(inventory_updates_while_paging=PER_PAGE_CHANGES)
     try:
         manifest = _run_changed(sb, start, end)
     finally:
@@ -136,7 +136,7 @@ def test_crowded_second_is_paged_and_proven_while_stock_changes(sb):
 
 def test_snapshot_while_stock_changes_has_every_esin_once(sb):
     before, _stamps = _table(sb)
-    sb.faults.inventory_updates_while_paging(PER_PAGE_CHANGES)
+    sb.faults.configure(inventory_updates_while_paging=PER_PAGE_CHANGES)
     try:
         result = run_dag(DAG_ID, run_conf={"mode": "snapshot"})
     finally:

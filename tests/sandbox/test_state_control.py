@@ -119,3 +119,22 @@ def test_cli_control_over_tls(capsys: pytest.CaptureFixture[str]) -> None:
         assert _statuses(sb, "SHOP-100001") == {"shipped"}
         assert main(["ship", "--url", sb.origin, "SHOP-100001"]) == 2  # the CA is not trusted by default
         assert "CERTIFICATE_VERIFY_FAILED" in capsys.readouterr().err
+
+
+def test_cli_faults_command(sb: EshopboxSandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    url = ["--url", sb.origin]
+    assert (
+        main(["faults", *url, "drip_bytes_per_s=5", 'drip_routes=["order_get"]', "drip_phase=headers"]) == 0
+    )
+    snap = json.loads(capsys.readouterr().out)
+    assert (snap["drip_bytes_per_s"], snap["drip_routes"], snap["drip_phase"]) == (
+        5,
+        ["order_get"],
+        "headers",
+    )
+    assert sb.faults.snapshot() == snap
+    assert main(["faults", *url]) == 0 and json.loads(capsys.readouterr().out) == snap  # read only
+    assert main(["faults", *url, "--clear"]) == 0
+    assert json.loads(capsys.readouterr().out)["drip_bytes_per_s"] == 0
+    assert main(["faults", *url, "drip_phase=sideways"]) == 1
+    assert "drip_phase" in capsys.readouterr().err
