@@ -66,6 +66,17 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "process: one per task process.",
         "schema": {"type": _OPTIONAL_STRING, "enum": ["shared", "process", None]},
     },
+    "ca_bundle": {
+        "label": "CA bundle (PEM file)",
+        "description": "Path, on the workers, of a PEM file of CA certificates to trust instead of the "
+        "system's: a corporate TLS proxy's CA, or the sandbox's (--tls). Empty: the system's CAs.",
+        "schema": {"type": _OPTIONAL_STRING},
+    },
+    "verify": {
+        "label": "Verify TLS certificates",
+        "description": "Leave on. Off disables certificate checks entirely (never for production).",
+        "schema": {"type": ["boolean", "null"]},
+    },
 }
 
 
@@ -103,6 +114,7 @@ def get_provider_info() -> dict[str, Any]:
                         "max_requests_per_second": "5",
                         "timeout": "30",
                         "token_cache": "shared",
+                        "ca_bundle": "/etc/ssl/certs/corporate-proxy-ca.pem",
                     },
                 },
                 "conn-fields": CONN_FIELDS,

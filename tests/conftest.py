@@ -7,6 +7,7 @@ process Airflow starts) sees the same isolated configuration.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,3 +51,8 @@ def output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     out = tmp_path / "out"
     monkeypatch.setenv("ESHOPBOX_DEMO_OUTPUT", f"file://{out}")
     return out
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Leave nothing behind in /tmp: the Airflow home, token cache and outputs of this session."""
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)

@@ -105,6 +105,9 @@ GOOD = {"refresh_token": REFRESH_TOKEN, "workspace": "acme"}
         ("token_cache", CLIENT_ID, CLIENT_SECRET, {**GOOD, "token_cache": "redis"}),
         ("workspace", CLIENT_ID, CLIENT_SECRET, {**GOOD, "workspace": "acme.myeshopbox.com"}),
         ("workspace", CLIENT_ID, CLIENT_SECRET, {**GOOD, "workspace": "-bad-"}),
+        ("ca_bundle", CLIENT_ID, CLIENT_SECRET, {**GOOD, "ca_bundle": "/nonexistent/ca.pem"}),
+        ("ca_bundle", CLIENT_ID, CLIENT_SECRET, {**GOOD, "ca_bundle": "/"}),
+        ("verify", CLIENT_ID, CLIENT_SECRET, {**GOOD, "verify": "perhaps"}),
     ],
 )
 def test_bad_connection_fails_before_any_network_call(monkeypatch, field, login, password, extra):
@@ -142,3 +145,16 @@ async def test_aget_config_reads_connection_once(monkeypatch):
     first = await hook.aget_config()
     assert await hook.aget_config() is first and calls == 1
     assert first.workspace == "acme"
+
+
+def test_tls_settings_from_the_extras(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+
+    def verify(**extra: object) -> object:
+        return parse_connection("c", login=CLIENT_ID, password=CLIENT_SECRET, extra={**GOOD, **extra}).verify
+
+    assert verify() is True
+    assert verify(ca_bundle=str(bundle)) == str(bundle)
+    assert verify(verify=False) is False and verify(verify="false") is False
+    assert verify(verify=True, ca_bundle=str(bundle)) == str(bundle)
