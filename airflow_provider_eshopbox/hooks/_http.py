@@ -9,6 +9,7 @@ so a server that trickles bytes cannot hold a task for ever.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,6 +28,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from airflow_provider_eshopbox.api import Endpoint, error_message
 from airflow_provider_eshopbox.exceptions import EshopboxAmbiguousWriteError, EshopboxApiError
+from airflow_provider_eshopbox.hooks.rate_control import FileRateState, RateLimiter
 from airflow_provider_eshopbox.hooks.rawjson import loads_leaving_items
 
 log = logging.getLogger(__name__)
@@ -66,50 +69,22 @@ class RetryPolicy:
         return ceiling * random.uniform(0.5, 1.0)
 
 
-class RateLimiter:
-    """Thread-safe spacing limiter: at most ``rate`` request starts per second, on any event loop."""
-
-    def __init__(self, rate: float | None) -> None:
-        self.interval = 1.0 / rate if rate else 0.0
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def reserve(self) -> float:
-        """Claim the next slot; returns how long the caller must wait for it."""
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-            return slot - now
-
-    def pause(self, seconds: float) -> None:
-        """Hold every request of the connection back for ``seconds`` (after a 429 says so).
-
-        Without this, requests in flight beside the throttled one would each hit the limit, wait,
-        and come back together, turning one 429 into a storm of them.
-        """
-        with self._lock:
-            self._next = max(self._next, time.monotonic() + seconds)
-
-    def held_for(self) -> float:
-        """Seconds until the next request may start (more than zero while a 429's pause lasts)."""
-        with self._lock:
-            return max(0.0, self._next - time.monotonic())
-
-    async def acquire(self) -> None:
-        """Wait (without blocking the loop) until this caller may send."""
-        if delay := self.reserve():
-            await asyncio.sleep(delay)
-
-
 _limiters: dict[tuple[str, float | None], RateLimiter] = {}
 _limiters_guard = threading.Lock()
 
 
-def limiter_for(key: str, rate: float | None) -> RateLimiter:
-    """The process-wide limiter of one connection, shared by all its hooks, threads and loops."""
+def limiter_for(key: str, rate: float | None, shared_dir: Path | None = None) -> RateLimiter:
+    """The limiter of one connection, shared by all its hooks, threads and loops in this process,
+    and through ``shared_dir`` (if given) by every process of the host."""
     with _limiters_guard:
-        return _limiters.setdefault((key, rate), RateLimiter(rate))
+        limiter = _limiters.get((key, rate))
+        if limiter is None:
+            state = None
+            if shared_dir is not None:
+                digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+                state = FileRateState(shared_dir / f"{digest}.rate")
+            limiter = _limiters[(key, rate)] = RateLimiter(rate, state)
+        return limiter
 
 
 @dataclass(frozen=True)
@@ -248,8 +223,12 @@ def classify_exception(spec: RequestSpec, exc: Exception) -> Exception:
 
 def _certificate_refused(exc: BaseException | None) -> bool:
     """Whether a failure is, or was caused by, the server's certificate not being trusted."""
-    while exc is not None:
-        if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+    for _ in range(8):  # a chain can be long, or even loop
+        if exc is None:
+            return False
+        if isinstance(exc, ssl.SSLCertVerificationError) or (
+            isinstance(exc, (httpx.ConnectError, ssl.SSLError)) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
+        ):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
@@ -290,6 +269,7 @@ class HttpClient:
         #: values to redact from error replies before they become messages (secrets, minted tokens)
         self.secrets: set[str] = set(secrets)
         self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self.summary = ThrottleSummary(limiter)
 
     def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -308,6 +288,7 @@ class HttpClient:
 
     async def _attempt(self, spec: RequestSpec) -> Reply:
         await self.limiter.acquire()
+        self.summary.maybe_log()
         client = self._client()
         try:
             response = await asyncio.wait_for(
@@ -320,7 +301,15 @@ class HttpClient:
             if isinstance(exc, asyncio.TimeoutError):
                 exc = httpx.ReadTimeout(f"no complete reply within {self.timeout * DEADLINE_FACTOR:g} s")
             raise classify_exception(spec, exc) from None
-        return classify_response(spec, response, self.secrets)
+        try:
+            reply = classify_response(spec, response, self.secrets)
+        except _Retry as exc:
+            if exc.error.status == 429:
+                self.limiter.throttled(exc.retry_after)
+                self.summary.throttled += 1
+            raise
+        self.limiter.succeeded()
+        return reply
 
     async def send(self, spec: RequestSpec) -> Reply:
         """Send with retries; returns the final Reply (2xx or a non-retryable 4xx)."""
@@ -349,8 +338,8 @@ class HttpClient:
                 raise _TooLong(
                     exc.error, f"gave up after waiting {spent['waited'] - delay:.1f} s between attempts"
                 )
-            if exc.error.status == 429:
-                self.limiter.pause(delay)
+            if exc.error.status != 429:
+                self.summary.retried += 1
             log.debug("Eshopbox request retry %d in %.2f s: %s", state.attempt_number, delay, exc)
             return delay
 
@@ -368,9 +357,43 @@ class HttpClient:
 
     async def aclose(self) -> None:
         """Close the client of the running loop (others close with their loops)."""
+        self.summary.maybe_log(force=True)
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
+
+
+class ThrottleSummary:
+    """Throttling and retries told in the task log as one line every ``every`` s at most, with
+    counts, instead of a line per wait that would bury the progress lines."""
+
+    def __init__(self, limiter: RateLimiter, every: float = 30.0) -> None:
+        self.limiter = limiter
+        self.every = every
+        self.throttled = 0  # 429s
+        self.retried = 0  # errors retried
+        self._told = (0, 0, 0, 0.0)  # throttled, retried, limiter waits, limiter seconds: as last logged
+        self._last = time.monotonic()
+
+    def maybe_log(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.every:
+            return
+        counts = (self.throttled, self.retried, self.limiter.waits, self.limiter.waited)
+        throttled, retried, waits, waited = (a - b for a, b in zip(counts, self._told, strict=True))
+        if not (throttled or retried or waits):
+            return
+        log.info(
+            "Eshopbox throttling in the last %.0f s: %d requests held back by the rate limit (%.1f s in "
+            "all), %d answered 429, %d retried after errors; current rate %.1f requests/s",
+            now - self._last,
+            waits,
+            waited,
+            throttled,
+            retried,
+            self.limiter.rate(),
+        )
+        self._told, self._last = counts, now
 
 
 class _TooLong(Exception):

@@ -38,7 +38,12 @@ from airflow_provider_eshopbox.exceptions import (
 from airflow_provider_eshopbox.hooks import _loop
 from airflow_provider_eshopbox.hooks._http import HttpClient, Reply, RequestSpec, RetryPolicy, limiter_for
 from airflow_provider_eshopbox.hooks.rawjson import RawItems
-from airflow_provider_eshopbox.hooks.token_cache import CachedToken, FileTokenStore, TokenCache
+from airflow_provider_eshopbox.hooks.token_cache import (
+    CachedToken,
+    FileTokenStore,
+    TokenCache,
+    default_cache_dir,
+)
 
 T = TypeVar("T")
 UpdatedOn = tuple[datetime | None, datetime | None] | str | None
@@ -255,7 +260,11 @@ class EshopboxHook(BaseHook):
         self._http = HttpClient(
             timeout=config.timeout,
             policy=self.retry_policy,
-            limiter=limiter_for(config.cache_key, config.max_requests_per_second),
+            limiter=limiter_for(
+                config.cache_key,
+                config.max_requests_per_second,
+                default_cache_dir() if config.token_cache == "shared" else None,
+            ),
             verify=config.verify,
             secrets=config.secrets,
         )
