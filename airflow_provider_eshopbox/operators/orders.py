@@ -12,12 +12,9 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook, OrdersPage
-    from airflow_provider_eshopbox.sync.slicing import Sections, SliceStats
+    from airflow_provider_eshopbox.sync.slicing import SliceStats
     from airflow_provider_eshopbox.sync.storage import RowSpool
     from airflow_provider_eshopbox.sync.window import Window
-
-_SECTION_MS = 3_600_000  # a .gz output is compressed an hour of updatedAt at a time...
-_MAX_SECTIONS = 256  # ...or in this many sections of a longer window
 
 
 class EshopboxOrdersToStorageOperator(BaseOperator):
@@ -70,12 +67,10 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         import operator
         import time
 
-        from airflow_provider_eshopbox.heap import existing_heap_frozen
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
-        from airflow_provider_eshopbox.sync.slicing import Sections
-        from airflow_provider_eshopbox.sync.storage import RowSpool, is_gzip, resolve_destination
+        from airflow_provider_eshopbox.sync.storage import RowSpool, resolve_destination
         from airflow_provider_eshopbox.sync.window import resolve_window
 
         # Everything local is checked before the first request.
@@ -94,21 +89,15 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         )
 
         started = time.monotonic()
-        # A .gz output is compressed a section (an hour of updatedAt, or more for long windows) at
-        # a time, each as soon as it is fully read: the write at the end is then mostly done.
-        width = max(_SECTION_MS, -(-(window.end_ms - window.start_ms) // _MAX_SECTIONS))
-        sections = Sections(window.start_ms, window.end_ms, width)
         # A row is (orderItemID, updatedAt, its JSON line): see _rows. The output is in the order of
         # api.order_row_sort_key: by updatedAt, then orderItemID.
         spool = RowSpool(
             key=operator.itemgetter(0),
             version=operator.itemgetter(1),
             sort_key=operator.itemgetter(1, 0),
-            section=lambda row: sections.of(row[1]),
-            deflate_ahead=is_gzip(destination),
         )
-        with spool, existing_heap_frozen():
-            stats = asyncio.run(self._read(hook, window, fields, spool, sections))
+        with spool:
+            stats = asyncio.run(self._read(hook, window, fields, spool))
             rows = spool.write_to(destination)
         manifest = {
             "path": str(destination),
@@ -136,7 +125,6 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         window: Window,
         fields: list[str] | None,
         spool: RowSpool,
-        sections: Sections,
     ) -> SliceStats:
         import operator
 
@@ -158,10 +146,6 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         def on_rows(rows: list[Row]) -> None:
             spool.extend((row, row[2]) for row in rows)
 
-        def on_covered(start_ms: int, end_ms: int) -> None:
-            for section in sections.cover(start_ms, end_ms):
-                spool.seal(section)
-
         def on_progress(stats: SliceStats, regions: int) -> None:
             progress.update(stats.rows, slices_done=stats.slices, regions=regions, requests=stats.requests)
 
@@ -174,7 +158,6 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
             max_concurrency=self.max_concurrency,
             on_rows=on_rows,
             on_progress=on_progress,
-            on_covered=on_covered,
         )
         try:
             stats = await reader.read(window.start_ms, window.end_ms)
