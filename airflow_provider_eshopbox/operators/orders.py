@@ -70,7 +70,7 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
-        from airflow_provider_eshopbox.sync.storage import RowSpool, resolve_destination
+        from airflow_provider_eshopbox.sync.storage import RowSpool, check_writable, resolve_destination
         from airflow_provider_eshopbox.sync.window import resolve_window
 
         # Everything local is checked before the first request.
@@ -78,6 +78,7 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         destination = resolve_destination(self.destination)
         fields = _resolve_fields(self.fields)
         check_max_concurrency(self.max_concurrency)
+        check_writable(destination)
         hook = EshopboxHook(eshopbox_conn_id=self.eshopbox_conn_id)
         hook.get_config()
         self.log.info(

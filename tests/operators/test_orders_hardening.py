@@ -1,0 +1,127 @@
+"""Issue 13: destinations checked before the read, stale temporaries, rows that cannot be keyed, odd input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_eshopbox.exceptions import EshopboxConfigError
+from airflow_provider_eshopbox.operators.orders import EshopboxOrdersToStorageOperator
+from airflow_provider_eshopbox.sandbox import EshopboxSandbox
+from tests.dagtest import run_dag
+
+from .conftest import read_jsonl
+
+UTC = timezone.utc
+DAY = {
+    "data_interval_start": datetime(2026, 11, 2, tzinfo=UTC),
+    "data_interval_end": datetime(2026, 11, 3, tzinfo=UTC),
+}
+
+
+def _resync(destination: str, start: datetime, end: datetime, capfd: Any = None) -> Any:
+    conf = {"start": start.isoformat(), "end": end.isoformat(), "destination": destination}
+    return run_dag("eshopbox_orders_resync", capfd, run_conf=conf)
+
+
+# --- destinations: every problem is found before the first request --------------------------------
+def test_an_existing_directory_as_destination_fails_before_the_read(
+    sandbox: EshopboxSandbox, output_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    directory = output_dir / "orders"
+    directory.mkdir(parents=True)
+    sandbox.reset_stats()
+
+    result = _resync(f"file://{directory}", *DAY.values(), capfd)
+
+    assert result.task_states == {"resync_orders": "failed"}
+    assert "is an existing directory" in result.log
+    assert sandbox.stats()["requests"] == 0
+    assert list(directory.iterdir()) == []  # no hidden file landed inside it
+
+
+def _staged(tmp_path: Path, case: str) -> str:
+    """A destination URL with one problem that only the local filesystem shows."""
+    if case == "parent is a file":
+        (tmp_path / "afile").write_text("x")
+        return f"file://{tmp_path}/afile/orders.jsonl"
+    if case == "grandparent is a file":
+        (tmp_path / "afile").write_text("x")
+        return f"file://{tmp_path}/afile/sub/orders.jsonl"
+    if case == "unwritable (even for root)":
+        return "file:///sys/eshopbox-test/orders.jsonl"
+    if case == "name too long with the temporary suffix":
+        return f"file://{tmp_path}/{'o' * 230}.jsonl"  # 236 bytes: fine alone, not as .<name>.tmp-<32 hex>
+    assert case == "relative file:// URL"
+    return "file://data/orders.jsonl"  # host "data", not the directory data/
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("parent is a file", r"parent .*/afile is a file, not a directory"),
+        ("grandparent is a file", r"parent .*/afile is a file, not a directory"),
+        ("unwritable (even for root)", r"cannot be written here: .*Operation not permitted"),
+        ("name too long with the temporary suffix", r"name is too long: .* 274 bytes, over the 255"),
+        ("relative file:// URL", r"file://data/orders.jsonl.* names host 'data'.*file:///"),
+    ],
+)
+def test_destination_problems_are_named_before_any_request(
+    sandbox: EshopboxSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where a relative path would land
+    destination = _staged(tmp_path, case)
+    before = sorted(tmp_path.rglob("*"))
+    sandbox.reset_stats()
+    operator = EshopboxOrdersToStorageOperator(task_id="o", destination=destination)
+
+    with pytest.raises(EshopboxConfigError, match=message):
+        operator.execute(DAY)  # type: ignore[arg-type]
+
+    assert sandbox.stats()["requests"] == 0
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written, no directory left behind
+
+
+# --- temporaries: a killed write leaves one; the next run removes it once it is stale --------------
+def test_a_killed_write_never_shows_at_the_destination_and_the_next_run_removes_its_temporary(
+    sandbox: EshopboxSandbox, output_dir: Path
+) -> None:
+    destination = output_dir / "orders.jsonl.gz"
+    output_dir.mkdir(parents=True)
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal\n"
+            "from airflow.sdk import ObjectStoragePath\n"
+            "from airflow_provider_eshopbox.sync.storage import atomic_open\n"
+            f"with atomic_open(ObjectStoragePath('file://{destination}')) as out:\n"
+            "    out.write(os.urandom(1 << 20)); out.flush()\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n",
+        ],
+        check=False,
+    )
+    assert killed.returncode == -9
+    assert not destination.exists()
+    (stale,) = output_dir.glob(".orders.jsonl.gz.tmp-*")
+    assert stale.stat().st_size > 0  # a partial file, for ever unless someone removes it
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    fresh = output_dir / ".orders.jsonl.gz.tmp-0123456789abcdef0123456789abcdef"  # a concurrent writer's
+    fresh.write_bytes(b"in progress")
+    other = output_dir / ".other.jsonl.tmp-0123456789abcdef0123456789abcdef"  # another destination's
+    other.write_bytes(b"not ours")
+    os.utime(other, (two_hours_ago, two_hours_ago))
+
+    start, end = datetime(2026, 11, 3, 12, tzinfo=UTC), datetime(2026, 11, 3, 13, tzinfo=UTC)
+    assert _resync(f"file://{destination}", start, end).state == "success"
+
+    assert {row["orderItemID"] for row in read_jsonl(destination)} == sandbox.truth_order_item_ids(start, end)
+    assert sorted(p.name for p in output_dir.iterdir()) == sorted([destination.name, fresh.name, other.name])
