@@ -142,7 +142,7 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
                 per_page=api.ORDERS_PER_PAGE_MAX,
                 fields=fields,
             )
-            return _rows(result), result.has_next
+            return _rows(result, f" of updatedAt in [{start_ms}, {end_ms})"), result.has_next
 
         def on_rows(rows: list[Row]) -> None:
             spool.extend((row, row[2]) for row in rows)
@@ -172,21 +172,39 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
 Row = tuple[str, int, bytes]
 
 
-def _rows(page: OrdersPage) -> list[Row]:
-    """The rows of a page: identity and version read without decoding the hits, when they allow."""
+def _rows(page: OrdersPage, where: str = "") -> list[Row]:
+    """The rows of a page: identity and version read without decoding the hits, when they allow.
+
+    A hit without a usable ``orderItemID`` or ``updatedAt`` fails the sync (it would be merged with
+    another row or lost); ``where`` names its slice in the error.
+    """
     from airflow_provider_eshopbox import api
+    from airflow_provider_eshopbox.exceptions import EshopboxApiError
     from airflow_provider_eshopbox.sync.storage import fits_one_line, one_line
 
-    texts = page.hit_texts
-    keys = page.row_keys
-    if keys is not None and texts is not None and all(map(fits_one_line, texts)):
+    texts, keys = page.hit_texts, page.row_keys
+    if (
+        keys is not None
+        and texts is not None
+        and all(key for key, _ in keys)
+        and all(map(fits_one_line, texts))
+    ):
         return [(row_id, updated_at, text) for (row_id, updated_at), text in zip(keys, texts, strict=True)]
     hits = page.hits  # unusual: a hit without a plain id or time, or a row sent over several lines
     lines = texts if texts is not None else [None] * len(hits)
-    return [
-        (api.order_row_id(hit), api.order_row_updated_at(hit), one_line(hit, text))
-        for hit, text in zip(hits, lines, strict=True)
-    ]
+    rows = []
+    for position, (hit, text) in enumerate(zip(hits, lines, strict=True)):
+        try:
+            rows.append((api.order_row_id(hit), api.order_row_updated_at(hit), one_line(hit, text)))
+        except ValueError as problem:
+            raise EshopboxApiError(
+                200,
+                api.ORDERS_LIST.label,
+                f"hit {position} (objectID {hit.get('objectID')!r}) of page {page.page}{where}: {problem}. "
+                "The sync cannot key this row without merging it with another or losing it, so nothing "
+                "was written; have the row fixed in Eshopbox, then re-run the task",
+            ) from None
+    return rows
 
 
 def _resolve_fields(fields: Sequence[str] | str | None) -> list[str] | None:

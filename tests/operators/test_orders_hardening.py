@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_provider_eshopbox.exceptions import EshopboxConfigError
+from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxConfigError
 from airflow_provider_eshopbox.operators.orders import EshopboxOrdersToStorageOperator
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
 from tests.dagtest import run_dag
@@ -125,3 +127,88 @@ def test_a_killed_write_never_shows_at_the_destination_and_the_next_run_removes_
 
     assert {row["orderItemID"] for row in read_jsonl(destination)} == sandbox.truth_order_item_ids(start, end)
     assert sorted(p.name for p in output_dir.iterdir()) == sorted([destination.name, fresh.name, other.name])
+
+
+# --- rows the sync cannot key fail the task, naming the row; nothing is written --------------------
+@pytest.fixture
+def own_sandbox(airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EshopboxSandbox]:
+    """A sandbox this test may damage."""
+    with EshopboxSandbox(order_items=3000, seed=5) as sb:
+        monkeypatch.setenv("AIRFLOW_CONN_ESHOPBOX_DEFAULT", sb.connection_json())
+        yield sb
+
+
+def test_rows_with_a_null_order_item_id_fail_the_sync_and_nothing_is_written(
+    own_sandbox: EshopboxSandbox, output_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    sb = own_sandbox
+    rows = sorted(sb.truth_order_rows(), key=lambda row: row["updatedAt"])
+    # A window of 424 rows, 30 of them with orderItemID null (as in the issue: 30 rows were lost).
+    window = rows[1000:1424]
+    start, end = window[0]["updatedAt"], window[-1]["updatedAt"] + 1
+    assert len(sb.truth_order_item_ids(start, end)) == 424
+    damaged = window[::14][:30]
+    for row in damaged:
+        sb.update_order_rows(row["orderItemID"], updated_at=row["updatedAt"], orderItemID=None)
+    destination = output_dir / "orders.jsonl"
+
+    result = _resync(
+        f"file://{destination}",
+        datetime.fromtimestamp(start / 1000, UTC),
+        datetime.fromtimestamp(end / 1000, UTC),
+        capfd,
+    )
+
+    assert result.task_states == {"resync_orders": "failed"}
+    assert "EshopboxApiError" in result.log
+    assert "orderItemID is null" in result.log
+    assert "nothing was written" in result.log
+    assert any(f"objectID '{row['objectID']}'" in result.log for row in damaged)
+    assert "of updatedAt in [" in result.log  # the slice it came in
+    assert not output_dir.exists() or list(output_dir.iterdir()) == []
+
+
+def _page(hits: list[Any]) -> Any:
+    from airflow_provider_eshopbox.hooks.eshopbox import parse_orders_page
+    from airflow_provider_eshopbox.hooks.rawjson import loads_leaving_items
+
+    body = json.dumps({"hits": hits, "hasNext": False}).encode()
+    return parse_orders_page(loads_leaving_items(body, "hits"), 3, 100)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"orderItemID": None}, "orderItemID is null"),
+        ({"orderItemID": ""}, "orderItemID is an empty string"),
+        ({"orderItemID": True}, "orderItemID is a bool"),
+        ({"orderItemID": 1.5}, "orderItemID is the number 1.5"),
+        ({"orderItemID": {"id": 1}}, "orderItemID is an object"),
+        ({"orderItemID": "DROP"}, "orderItemID is missing"),
+        ({"updatedAt": None}, "updatedAt is null"),
+        ({"updatedAt": "DROP"}, "updatedAt is missing"),
+        ({"updatedAt": "1793700000000"}, "updatedAt is a string"),
+        ({"updatedAt": 1793700000000.5}, "updatedAt is the number 1793700000000.5"),
+        ({"updatedAt": False}, "updatedAt is a bool"),
+    ],
+)
+def test_a_row_that_cannot_be_keyed_is_named_never_merged_or_dropped(
+    bad: dict[str, Any], message: str
+) -> None:
+    from airflow_provider_eshopbox.operators.orders import _rows
+
+    good = {"objectID": "o-1", "orderItemID": "1-1", "updatedAt": 1793700000000}
+    odd = {"objectID": "o-2", "orderItemID": "1-2", "updatedAt": 1793700000001, **bad}
+    odd = {key: value for key, value in odd.items() if value != "DROP"}
+    with pytest.raises(EshopboxApiError) as raised:
+        _rows(_page([good, odd]))
+    text = str(raised.value)
+    assert message in text
+    assert "hit 1 (objectID 'o-2') of page 3" in text
+    assert "nothing was written" in text
+
+
+def test_integer_ids_are_keyed_as_strings() -> None:
+    from airflow_provider_eshopbox.operators.orders import _rows
+
+    assert [row[:2] for row in _rows(_page([{"orderItemID": 7, "updatedAt": 5}]))] == [("7", 5)]
