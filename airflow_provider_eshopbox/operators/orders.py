@@ -214,6 +214,10 @@ def _resolve_fields(fields: Sequence[str] | str | None) -> list[str] | None:
 
     if fields is None or fields == "" or fields == []:
         return None
+    if not isinstance(fields, (str, list, tuple)):
+        raise EshopboxConfigError(
+            f"fields must be a comma-separated string or a list of names, got {fields!r}", field="fields"
+        )
     names = fields.split(",") if isinstance(fields, str) else list(fields)
     cleaned = [name.strip() for name in names if isinstance(name, str) and name.strip()]
     if len(cleaned) != len(names):

@@ -33,8 +33,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from airflow_provider_eshopbox.api import ORDERS_SEARCH_SETTLE_MS
-from airflow_provider_eshopbox.exceptions import EshopboxIncompleteReadError
+from airflow_provider_eshopbox.api import ORDERS_LIST, ORDERS_SEARCH_SETTLE_MS
+from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxIncompleteReadError
 
 _T = TypeVar("_T")
 Row = Any  # one hit as ``fetch`` returns it: only ``timestamp`` and ``row_id`` look inside
@@ -381,7 +381,15 @@ class WindowReader:
     async def _get(self, start: int, end: int, page: int) -> tuple[list[Row], bool]:
         async with self._slots:
             self.stats.requests += 1
-            return await self._fetch(start, end, page)
+            hits, has_next = await self._fetch(start, end, page)
+        if has_next and not hits:  # nothing to slice or page by: the reply contradicts itself
+            raise EshopboxApiError(
+                200,
+                ORDERS_LIST.label,
+                f"hasNext true but no hits on page {page} of updatedAt in [{start}, {end}); nothing was "
+                "written: retry the task, and report the reply to Eshopbox if it persists",
+            )
+        return hits, has_next
 
     def _deliver(self, rows: list[Row]) -> None:
         """Hand over every row of a slice: that part of the window is done."""

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxConfigError
 from airflow_provider_eshopbox.operators.orders import EshopboxOrdersToStorageOperator
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
+from airflow_provider_eshopbox.sync.slicing import WindowReader
+from airflow_provider_eshopbox.sync.window import resolve_window
 from tests.dagtest import run_dag
 
 from .conftest import read_jsonl
@@ -212,3 +216,65 @@ def test_integer_ids_are_keyed_as_strings() -> None:
     from airflow_provider_eshopbox.operators.orders import _rows
 
     assert [row[:2] for row in _rows(_page([{"orderItemID": 7, "updatedAt": 5}]))] == [("7", 5)]
+
+
+# --- odd replies and arguments: Eshopbox errors that name the reply or the argument ---------------
+@pytest.mark.parametrize("empty_page", [1, 2], ids=["first page", "a later slice"])
+def test_a_page_that_says_more_but_holds_nothing_is_named(empty_page: int) -> None:
+    calls = 0
+
+    async def fetch(start: int, end: int, page: int) -> tuple[list[Any], bool]:
+        nonlocal calls
+        calls += 1
+        if calls == empty_page:
+            return [], True
+        return [(str(i), start + i % (end - start)) for i in range(100)], True
+
+    reader = WindowReader(
+        fetch,
+        timestamp=lambda row: row[1],
+        row_id=lambda row: row[0],
+        per_page=100,
+        hit_cap=1000,
+        max_concurrency=1,
+        on_rows=lambda rows: None,
+    )
+    with pytest.raises(EshopboxApiError, match=r"hasNext true but no hits .*updatedAt in \["):
+        asyncio.run(reader.read(0, 10_000_000))
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "lookback", "message"),
+    [
+        ("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", 10**12, "lookback=1000000000000 reaches before"),
+        ("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", 1e20, "lookback=1e\\+20 is too large"),
+        ("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", 10**400, "lookback=1000.* is too large"),
+        ("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", float("nan"), "lookback must be a finite number"),
+        ("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", timedelta(days=999_999), "reaches before"),
+        ("0001-01-01T00:00:00+01:00", "2026-11-02T00:00:00Z", None, r"start='0001-01-01.*' is out of range"),
+        ("1969-12-31T00:00:00Z", "2026-11-02T00:00:00Z", None, "before 1970-01-01"),
+        ("2026-11-01T00:00:00.000100Z", "2026-11-01T00:00:00.000900Z", None, "holds no whole millisecond"),
+    ],
+)  # fmt: skip
+def test_odd_windows_are_config_errors_naming_the_argument(
+    start: str, end: str, lookback: Any, message: str
+) -> None:
+    with pytest.raises(EshopboxConfigError, match=message):
+        resolve_window(start, end, lookback, {})
+
+
+def test_fields_of_the_wrong_type_name_the_argument() -> None:
+    from airflow_provider_eshopbox.operators.orders import _resolve_fields
+
+    with pytest.raises(EshopboxConfigError, match="fields must be a comma-separated string or a list"):
+        _resolve_fields(5)  # type: ignore[arg-type]
+
+
+def test_window_milliseconds_are_exactly_those_updatedAt_can_hold() -> None:
+    # [00:00:00.0005, 00:00:00.0015) holds the instant 00:00:00.001 and no other whole millisecond.
+    window = resolve_window("2026-11-01T00:00:00.000500Z", "2026-11-01T00:00:00.001500Z", None, {})
+    base = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp()) * 1000
+    assert (window.start_ms, window.end_ms) == (base + 1, base + 2)
+    assert api.orders_window_filter(window.start_ms, window.end_ms) == (
+        f"(updatedAt >= {base + 1} AND updatedAt < {base + 2})"
+    )
