@@ -255,6 +255,8 @@ def test_a_page_that_says_more_but_holds_nothing_is_named(empty_page: int) -> No
         ("1969-12-31T00:00:00Z", "2026-11-02T00:00:00Z", None, "before 1970-01-01"),
         ("2026-11-01T00:00:00.000100Z", "2026-11-01T00:00:00.000900Z", None, "holds no whole millisecond"),
     ],
+    ids=["lookback 1e12 s", "lookback 1e20 s", "lookback 10**400 s", "lookback nan", "lookback 999999 days",
+         "start year 0 in UTC", "start 1969", "sub-millisecond window"],
 )  # fmt: skip
 def test_odd_windows_are_config_errors_naming_the_argument(
     start: str, end: str, lookback: Any, message: str
