@@ -143,13 +143,43 @@ ORDER_ROW_REQUIRED_FIELDS = ("objectID", ORDER_ROW_ID_FIELD, ORDERS_UPDATED_AT_F
 
 
 def order_row_id(row: Mapping[str, Any]) -> str:
-    """Identity of an order-item row (de-duplication key)."""
-    return str(row[ORDER_ROW_ID_FIELD])
+    """Identity of an order-item row (de-duplication key): a non-empty string, or an integer as text.
+
+    Anything else raises ValueError saying what it is: such a row must never be merged with another.
+    """
+    value = row.get(ORDER_ROW_ID_FIELD, _MISSING)
+    if (isinstance(value, str) and value) or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)
+    raise ValueError(f"{ORDER_ROW_ID_FIELD} is {_describe(value)}, not a non-empty string or an integer")
 
 
 def order_row_updated_at(row: Mapping[str, Any]) -> int:
-    """``updatedAt`` of an order-item row in epoch ms (the version of the row, and its time key)."""
-    return int(row[ORDERS_UPDATED_AT_FIELD])
+    """``updatedAt`` of an order-item row in epoch ms (the version of the row, and its time key).
+
+    Anything but a JSON integer raises ValueError saying what it is.
+    """
+    value = row.get(ORDERS_UPDATED_AT_FIELD, _MISSING)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"{ORDERS_UPDATED_AT_FIELD} is {_describe(value)}, not an integer (epoch milliseconds)")
+
+
+_MISSING = object()
+
+
+def _describe(value: Any) -> str:
+    """A field's value for a message: its JSON type, and the value itself when it is short."""
+    if value is _MISSING:
+        return "missing"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a bool ({str(value).lower()})"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})" if value else "an empty string"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    return "a list" if isinstance(value, list) else "an object"
 
 
 def order_row_sort_key(row: Mapping[str, Any]) -> tuple[int, str]:

@@ -12,12 +12,9 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook, OrdersPage
-    from airflow_provider_eshopbox.sync.slicing import Sections, SliceStats
+    from airflow_provider_eshopbox.sync.slicing import SliceStats
     from airflow_provider_eshopbox.sync.storage import RowSpool
     from airflow_provider_eshopbox.sync.window import Window
-
-_SECTION_MS = 3_600_000  # a .gz output is compressed an hour of updatedAt at a time...
-_MAX_SECTIONS = 256  # ...or in this many sections of a longer window
 
 
 class EshopboxOrdersToStorageOperator(BaseOperator):
@@ -70,12 +67,10 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         import operator
         import time
 
-        from airflow_provider_eshopbox.heap import existing_heap_frozen
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
-        from airflow_provider_eshopbox.sync.slicing import Sections
-        from airflow_provider_eshopbox.sync.storage import RowSpool, is_gzip, resolve_destination
+        from airflow_provider_eshopbox.sync.storage import RowSpool, check_writable, resolve_destination
         from airflow_provider_eshopbox.sync.window import resolve_window
 
         # Everything local is checked before the first request.
@@ -83,6 +78,7 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         destination = resolve_destination(self.destination)
         fields = _resolve_fields(self.fields)
         check_max_concurrency(self.max_concurrency)
+        check_writable(destination)
         hook = EshopboxHook(eshopbox_conn_id=self.eshopbox_conn_id)
         hook.get_config()
         self.log.info(
@@ -94,21 +90,15 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         )
 
         started = time.monotonic()
-        # A .gz output is compressed a section (an hour of updatedAt, or more for long windows) at
-        # a time, each as soon as it is fully read: the write at the end is then mostly done.
-        width = max(_SECTION_MS, -(-(window.end_ms - window.start_ms) // _MAX_SECTIONS))
-        sections = Sections(window.start_ms, window.end_ms, width)
         # A row is (orderItemID, updatedAt, its JSON line): see _rows. The output is in the order of
         # api.order_row_sort_key: by updatedAt, then orderItemID.
         spool = RowSpool(
             key=operator.itemgetter(0),
             version=operator.itemgetter(1),
             sort_key=operator.itemgetter(1, 0),
-            section=lambda row: sections.of(row[1]),
-            deflate_ahead=is_gzip(destination),
         )
-        with spool, existing_heap_frozen():
-            stats = asyncio.run(self._read(hook, window, fields, spool, sections))
+        with spool:
+            stats = asyncio.run(self._read(hook, window, fields, spool))
             rows = spool.write_to(destination)
         manifest = {
             "path": str(destination),
@@ -136,7 +126,6 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
         window: Window,
         fields: list[str] | None,
         spool: RowSpool,
-        sections: Sections,
     ) -> SliceStats:
         import operator
 
@@ -153,14 +142,10 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
                 per_page=api.ORDERS_PER_PAGE_MAX,
                 fields=fields,
             )
-            return _rows(result), result.has_next
+            return _rows(result, f" of updatedAt in [{start_ms}, {end_ms})"), result.has_next
 
         def on_rows(rows: list[Row]) -> None:
             spool.extend((row, row[2]) for row in rows)
-
-        def on_covered(start_ms: int, end_ms: int) -> None:
-            for section in sections.cover(start_ms, end_ms):
-                spool.seal(section)
 
         def on_progress(stats: SliceStats, regions: int) -> None:
             progress.update(stats.rows, slices_done=stats.slices, regions=regions, requests=stats.requests)
@@ -174,7 +159,6 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
             max_concurrency=self.max_concurrency,
             on_rows=on_rows,
             on_progress=on_progress,
-            on_covered=on_covered,
         )
         try:
             stats = await reader.read(window.start_ms, window.end_ms)
@@ -188,21 +172,39 @@ class EshopboxOrdersToStorageOperator(BaseOperator):
 Row = tuple[str, int, bytes]
 
 
-def _rows(page: OrdersPage) -> list[Row]:
-    """The rows of a page: identity and version read without decoding the hits, when they allow."""
+def _rows(page: OrdersPage, where: str = "") -> list[Row]:
+    """The rows of a page: identity and version read without decoding the hits, when they allow.
+
+    A hit without a usable ``orderItemID`` or ``updatedAt`` fails the sync (it would be merged with
+    another row or lost); ``where`` names its slice in the error.
+    """
     from airflow_provider_eshopbox import api
+    from airflow_provider_eshopbox.exceptions import EshopboxApiError
     from airflow_provider_eshopbox.sync.storage import fits_one_line, one_line
 
-    texts = page.hit_texts
-    keys = page.row_keys
-    if keys is not None and texts is not None and all(map(fits_one_line, texts)):
+    texts, keys = page.hit_texts, page.row_keys
+    if (
+        keys is not None
+        and texts is not None
+        and all(key for key, _ in keys)
+        and all(map(fits_one_line, texts))
+    ):
         return [(row_id, updated_at, text) for (row_id, updated_at), text in zip(keys, texts, strict=True)]
     hits = page.hits  # unusual: a hit without a plain id or time, or a row sent over several lines
     lines = texts if texts is not None else [None] * len(hits)
-    return [
-        (api.order_row_id(hit), api.order_row_updated_at(hit), one_line(hit, text))
-        for hit, text in zip(hits, lines, strict=True)
-    ]
+    rows = []
+    for position, (hit, text) in enumerate(zip(hits, lines, strict=True)):
+        try:
+            rows.append((api.order_row_id(hit), api.order_row_updated_at(hit), one_line(hit, text)))
+        except ValueError as problem:
+            raise EshopboxApiError(
+                200,
+                api.ORDERS_LIST.label,
+                f"hit {position} (objectID {hit.get('objectID')!r}) of page {page.page}{where}: {problem}. "
+                "The sync cannot key this row without merging it with another or losing it, so nothing "
+                "was written; have the row fixed in Eshopbox, then re-run the task",
+            ) from None
+    return rows
 
 
 def _resolve_fields(fields: Sequence[str] | str | None) -> list[str] | None:
@@ -212,6 +214,10 @@ def _resolve_fields(fields: Sequence[str] | str | None) -> list[str] | None:
 
     if fields is None or fields == "" or fields == []:
         return None
+    if not isinstance(fields, (str, list, tuple)):
+        raise EshopboxConfigError(
+            f"fields must be a comma-separated string or a list of names, got {fields!r}", field="fields"
+        )
     names = fields.split(",") if isinstance(fields, str) else list(fields)
     cleaned = [name.strip() for name in names if isinstance(name, str) and name.strip()]
     if len(cleaned) != len(names):

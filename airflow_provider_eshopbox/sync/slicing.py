@@ -33,8 +33,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from airflow_provider_eshopbox.api import ORDERS_SEARCH_SETTLE_MS
-from airflow_provider_eshopbox.exceptions import EshopboxIncompleteReadError
+from airflow_provider_eshopbox.api import ORDERS_LIST, ORDERS_SEARCH_SETTLE_MS
+from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxIncompleteReadError
 
 _T = TypeVar("_T")
 Row = Any  # one hit as ``fetch`` returns it: only ``timestamp`` and ``row_id`` look inside
@@ -106,7 +106,6 @@ class WindowReader:
         max_concurrency: int,
         on_rows: Callable[[list[Row]], None],
         on_progress: Callable[[SliceStats, int], None] | None = None,
-        on_covered: Callable[[int, int], None] | None = None,
         target_fill: float = 0.8,
         settle_ms: int = ORDERS_SEARCH_SETTLE_MS,
     ) -> None:
@@ -122,7 +121,6 @@ class WindowReader:
         self._workers = max_concurrency
         self._on_rows = on_rows
         self._on_progress = on_progress
-        self._on_covered = on_covered
         self._target = max(1.0, per_page * target_fill)
         self._regions: list[_Region] = []
         self._scale: float | None = None  # rows per root-sample point, once calibrated
@@ -138,7 +136,7 @@ class WindowReader:
             raise ValueError(f"empty window [{start_ms}, {end_ms})")
         hits, has_next = await self._get(start_ms, end_ms, 1)
         if not has_next:
-            self._deliver(hits, start_ms, end_ms)
+            self._deliver(hits)
         elif end_ms - start_ms == 1:
             await self._read_one_millisecond(start_ms, hits)
         else:
@@ -266,7 +264,7 @@ class WindowReader:
         region.busy_until = None
         if not has_next:
             region.overflows = 0
-            self._deliver(hits, start, end)
+            self._deliver(hits)
             if width > 1:
                 self._observe(region, len(hits), width)
             region.cursor = end
@@ -328,7 +326,7 @@ class WindowReader:
                 continue
             ids = frozenset(self._row_id(row) for row in rows)
             if settled or ids == agreed:
-                self._deliver(rows, ms, ms + 1)
+                self._deliver(rows)
                 return
             agreed = ids
         raise EshopboxIncompleteReadError(
@@ -383,15 +381,21 @@ class WindowReader:
     async def _get(self, start: int, end: int, page: int) -> tuple[list[Row], bool]:
         async with self._slots:
             self.stats.requests += 1
-            return await self._fetch(start, end, page)
+            hits, has_next = await self._fetch(start, end, page)
+        if has_next and not hits:  # nothing to slice or page by: the reply contradicts itself
+            raise EshopboxApiError(
+                200,
+                ORDERS_LIST.label,
+                f"hasNext true but no hits on page {page} of updatedAt in [{start}, {end}); nothing was "
+                "written: retry the task, and report the reply to Eshopbox if it persists",
+            )
+        return hits, has_next
 
-    def _deliver(self, rows: list[Row], start: int, end: int) -> None:
-        """Hand over every row of ``[start, end)``: that part of the window is done."""
+    def _deliver(self, rows: list[Row]) -> None:
+        """Hand over every row of a slice: that part of the window is done."""
         self.stats.slices += 1
         self.stats.rows += len(rows)
         self._on_rows(rows)
-        if self._on_covered is not None:
-            self._on_covered(start, end)
         if self._on_progress is not None:
             self._on_progress(self.stats, len(self._regions))
 
@@ -406,34 +410,3 @@ async def _all(awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-class Sections:
-    """``[start_ms, end_ms)`` cut into sections of ``width`` ms, and which ones are fully read.
-
-    The slices a reader delivers cover the window exactly once, so a section whose covered
-    milliseconds add up to its width has all its rows: its part of the output can be written early.
-    """
-
-    def __init__(self, start_ms: int, end_ms: int, width: int) -> None:
-        if width < 1 or end_ms <= start_ms:
-            raise ValueError(f"bad sections: [{start_ms}, {end_ms}) by {width} ms")
-        self.start, self.end, self.width = start_ms, end_ms, width
-        self._missing: dict[int, int] = {}  # section -> milliseconds not yet covered
-
-    def of(self, ms: int) -> int:
-        """The section holding millisecond ``ms``."""
-        return (ms - self.start) // self.width
-
-    def cover(self, start: int, end: int) -> list[int]:
-        """Count ``[start, end)`` as read; return the sections this completes."""
-        done = []
-        for section in range(self.of(start), self.of(end - 1) + 1):
-            low = max(start, self.start + section * self.width)
-            high = min(end, self.start + (section + 1) * self.width, self.end)
-            size = min(self.width, self.end - (self.start + section * self.width))
-            missing = self._missing.get(section, size) - (high - low)
-            self._missing[section] = missing
-            if missing == 0:
-                done.append(section)
-        return done

@@ -1,34 +1,57 @@
 """Atomic, idempotent JSON Lines output to any ``ObjectStoragePath`` (shared by the *ToStorage operators).
 
-Rows are first spooled to a local temporary file (so memory stays flat however many rows arrive),
-de-duplicated on a key keeping the newest version, sorted, and written to a hidden temporary object
-beside the destination, which is moved into place only after the last row. A failed or killed run
-therefore leaves nothing at the destination, and a re-run of the same input writes the same bytes.
+Rows are spooled to a local temporary file (so memory stays flat however many rows arrive),
+de-duplicated on a key keeping the newest version, sorted, and written to a hidden temporary
+object beside the destination, ``.<name>.tmp-<32 hex>``, which is moved into place only after the
+last row. A re-run of the same input writes the same bytes. A reader never sees a partial object
+at the destination's name:
+
+- local disk (``file://``): the move is ``os.replace`` within one directory, an atomic rename; a
+  reader sees the previous file or the new one, whole.
+- object stores (``s3://``, ``gs://``, ...): fsspec's move is a copy of the completed temporary,
+  then its deletion. A copy of a completed object is not partial: S3 and GCS show a new object only
+  once it is whole, so the destination name holds the previous object or the new one. (For other
+  stores, check that their copy behaves the same.) Readers that list the prefix see the temporary
+  while it exists: skip names that start with ``.``.
+
+A run removes its own temporary on any error (Airflow turns SIGTERM into one). A run killed with
+SIGKILL, or a lost machine, cannot: the next write to the same destination removes that
+destination's temporaries unchanged for STALE_TEMPORARY_SECONDS (a live writer's keeps changing,
+and on object stores appears only when complete). Destination problems (a directory, a parent that
+is a file, an unwritable place, a name too long for its temporary, a relative ``file://`` URL) are
+found by ``resolve_destination`` and ``check_writable`` before any read.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import itertools
+import gzip
 import json
+import logging
 import operator
 import os
+import posixpath
 import tempfile
+import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeGuard
 
 from airflow_provider_eshopbox.exceptions import EshopboxConfigError
-from airflow_provider_eshopbox.parallel_gzip import Deflated, ParallelGzip, deflate_section
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
+log = logging.getLogger(__name__)
+
+#: A destination's temporary unchanged for this long was left by a killed run: the next write removes it.
+STALE_TEMPORARY_SECONDS = 3600.0
+_NAME_MAX = 255  # bytes in a file name on local file systems (ext4, xfs, apfs)
 _GZIP_SUFFIXES = (".gz", ".gzip")
 _WRITE_CHUNK = 1 << 20
-_RUN_SLACK = 4  # read a run of rows as one span while the span is at most this many times their size
+_GZIP_LEVEL = 6  # zlib's default: level 9 costs far more CPU for a few percent
 # One encoder for every row (json.dumps builds a new one per call when given options).
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
@@ -73,8 +96,64 @@ def resolve_destination(value: Any, *, field: str = "destination") -> ObjectStor
     if text.endswith("/"):
         raise EshopboxConfigError(f"{field}={text!r} must name a file, not a directory", field=field)
     if path is None:
+        if scheme == "file" and not text.startswith("file:///"):  # fsspec reads the host as a cwd path
+            host, _, rest = text[len("file://") :].partition("/")
+            raise EshopboxConfigError(
+                f"{field}={text!r} names host {host!r}, not a local path: a file:// URL needs an "
+                f"absolute path after two slashes, e.g. file:///{host}/{rest}",
+                field=field,
+            )
         path = ObjectStoragePath(text)
+    is_dir = False
+    with contextlib.suppress(Exception):  # an unreachable store is reported by the read or the write
+        is_dir = path.is_dir()
+    if is_dir:
+        raise EshopboxConfigError(
+            f"{field}={text!r} is an existing directory: name a file in it, e.g. {text}/orders.jsonl.gz",
+            field=field,
+        )
     return path
+
+
+def check_writable(destination: ObjectStoragePath, *, field: str = "destination") -> None:
+    """Fail now, before any read, if the final write could not succeed.
+
+    Writes and removes an empty temporary where the real one will go; directories created for it
+    are removed again.
+    """
+    text, created = str(destination), []
+    local = _local_path(destination)
+    if local is not None:
+        length = len(_temporary_name(destination, "0" * 32).encode())
+        if length > _NAME_MAX:
+            raise EshopboxConfigError(
+                f"{field}={text!r}: the name is too long: its temporary .{destination.name}.tmp-<32 hex> "
+                f"would be {length} bytes, over the {_NAME_MAX}-byte limit of a file name; shorten the "
+                f"name by {length - _NAME_MAX} bytes or more",
+                field=field,
+            )
+        for ancestor in local.parents:
+            if ancestor.exists():
+                if not ancestor.is_dir():
+                    raise EshopboxConfigError(
+                        f"{field}={text!r}: its parent {ancestor} is a file, not a directory", field=field
+                    )
+                break
+            created.append(ancestor)  # deepest first
+    probe = destination.parent / _temporary_name(destination, uuid.uuid4().hex)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except Exception as error:
+        raise EshopboxConfigError(
+            f"{field}={text!r} cannot be written here: {error}; choose a place this worker can write",
+            field=field,
+        ) from None
+    finally:
+        for directory in created:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
 
 
 def is_gzip(path: ObjectStoragePath) -> bool:
@@ -82,19 +161,70 @@ def is_gzip(path: ObjectStoragePath) -> bool:
     return path.name.endswith(_GZIP_SUFFIXES)
 
 
+def _local_path(path: ObjectStoragePath) -> Path | None:
+    return Path(path.path) if path.protocol in ("file", "local") else None
+
+
+def _temporary_name(destination: ObjectStoragePath, tag: str) -> str:
+    return f".{destination.name}.tmp-{tag}"
+
+
+def _modified_at(entry: Mapping[str, Any]) -> float | None:
+    """Last change (epoch s) of an fsspec listing entry, whatever the store calls it."""
+    for key in ("mtime", "LastModified", "last_modified", "updated"):
+        value = entry.get(key)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def remove_stale_temporaries(destination: ObjectStoragePath) -> list[str]:
+    """Remove the temporaries of ``destination`` left by runs killed while writing; return their names."""
+    prefix, cutoff, removed = _temporary_name(destination, ""), time.time() - STALE_TEMPORARY_SECONDS, []
+    try:
+        entries = destination.fs.ls(destination.parent.path, detail=True)
+        for entry in entries:
+            name = posixpath.basename(entry["name"].rstrip("/"))
+            modified = _modified_at(entry)
+            if name.startswith(prefix) and entry.get("type") == "file" and modified and modified < cutoff:
+                destination.fs.rm_file(entry["name"])
+                removed.append(name)
+    except Exception as error:  # never fail a write over another run's leftovers
+        log.warning("Could not remove stale temporaries of %s: %s", destination, error)
+    if removed:
+        log.warning("Removed temporaries of %s left by killed runs: %s", destination, ", ".join(removed))
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_open(destination: ObjectStoragePath) -> Iterator[IO[bytes]]:
-    """Yield a binary writer to a temporary object beside ``destination``; move it into place on success."""
+    """Yield a binary writer to a temporary object beside ``destination``; move it into place on success.
+
+    A ``.gz`` destination gets one standard gzip member with no time or name in its header, so the
+    same rows always give the same bytes.
+    """
     destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.parent / f".{destination.name}.tmp-{uuid.uuid4().hex}"
+    remove_stale_temporaries(destination)
+    temporary = destination.parent / _temporary_name(destination, uuid.uuid4().hex)
     try:
         with temporary.open("wb") as raw:
             if is_gzip(destination):
-                with ParallelGzip(raw) as zipped:
+                with gzip.GzipFile(
+                    filename="", mode="wb", compresslevel=_GZIP_LEVEL, fileobj=raw, mtime=0
+                ) as zipped:
                     yield zipped  # type: ignore[misc]
             else:
                 yield raw
-        temporary.rename(destination)
+        local = _local_path(destination)
+        if local is not None:
+            os.replace(temporary.path, local)  # atomic; fails on a directory rather than moving into it
+        else:
+            temporary.rename(destination)  # copy, then delete the temporary
     except BaseException:
         with contextlib.suppress(Exception):
             temporary.unlink()
@@ -108,11 +238,6 @@ class RowSpool:
     ``key`` names the row's identity (``orderItemID``), ``version`` orders versions of one row
     (``updatedAt``), ``sort_key`` orders the output. The line written is the text given with the
     row, or the row as JSON if there is none. Memory holds one small index entry per row.
-
-    ``section`` (optional) cuts the output into consecutive parts, in the order of ``sort_key``
-    (an hour of ``updatedAt``, say). With ``deflate_ahead``, a section the caller ``seal``s is
-    gzip-compressed on a thread while rows still arrive, so a large .gz write is mostly done when
-    the last row comes; the file's bytes are the same either way.
     """
 
     def __init__(
@@ -121,26 +246,13 @@ class RowSpool:
         key: Callable[[Any], str],
         version: Callable[[Any], Any],
         sort_key: Callable[[Any], Any],
-        section: Callable[[Any], int] | None = None,
-        deflate_ahead: bool = False,
     ) -> None:
         self._key = key
         self._version = version
         self._sort_key = sort_key
-        self._section = section
         self._file = tempfile.TemporaryFile(prefix="eshopbox-spool-")  # noqa: SIM115 - closed in close()
-        # key -> (version, sort key, offset, length, batch, section) of the newest version seen
-        self._index: dict[str, tuple[Any, Any, int, int, int, int]] = {}
+        self._index: dict[str, tuple[Any, Any, int, int]] = {}  # key -> (version, sort key, offset, length)
         self._end = 0  # spool size (tracked: seeking to the end would flush the write buffer)
-        self._batches = 0  # rows written by one ``extend`` are contiguous: write_to reads them at once
-        self._members: dict[int, list[str]] = collections.defaultdict(list)  # keys a section ever had
-        self._ahead: dict[int, Future[tuple[int, int, int, int]]] = {}  # sealed, valid while unchanged
-        self._sealed: collections.deque[int] = collections.deque()  # sealed, waiting for the thread
-        self._deflating: collections.deque[Future[Any]] = collections.deque()  # on the thread, in order
-        self._deflater = ThreadPoolExecutor(1, "eshopbox-deflate-ahead") if deflate_ahead else None
-        # deflated sections wait on disk too, not in memory: (offset, length, crc, size) each
-        self._deflated = tempfile.TemporaryFile(prefix="eshopbox-deflated-") if deflate_ahead else None  # noqa: SIM115
-        self._deflated_end = 0
         self.received = 0
         self.superseded = 0
 
@@ -159,9 +271,7 @@ class RowSpool:
         (a missing key, say) leaves the spool as it was.
         """
         key_of, version_of, sort_key_of, index = self._key, self._version, self._sort_key, self._index
-        section_of = self._section
-        # this batch's newest versions, offsets relative
-        batch: dict[str, tuple[Any, Any, int, int, int]] = {}
+        batch: dict[str, tuple[Any, Any, int, int]] = {}  # this batch's newest versions
         lines: list[bytes] = []
         size = received = superseded = 0
         for row, text in rows:
@@ -175,60 +285,13 @@ class RowSpool:
                     continue
             line = one_line(row, text) + b"\n"
             lines.append(line)
-            section = section_of(row) if section_of is not None else 0
-            batch[key] = (version, sort_key_of(row), size, len(line), section)
+            batch[key] = (version, sort_key_of(row), self._end + size, len(line))
             size += len(line)
         self._file.write(b"".join(lines))
-        number, ahead, members = self._batches, self._ahead, self._members
-        for key, (version, sort_key, offset, length, section) in batch.items():
-            previous = index.get(key)
-            if previous is not None and ahead:
-                ahead.pop(previous[5], None)  # that section lost a row: deflated ahead in vain
-            index[key] = (version, sort_key, self._end + offset, length, number, section)
-            members[section].append(key)
-            if ahead:
-                ahead.pop(section, None)
+        index.update(batch)
         self._end += size
-        self._batches += 1
         self.received += received
         self.superseded += superseded
-        if self._sealed:
-            self._deflate_sealed()
-
-    def seal(self, section: int) -> None:
-        """Say no more rows will come for ``section``: with ``deflate_ahead``, compress it now.
-
-        A row that comes anyway only costs the early work: the section is written afresh.
-        """
-        if self._deflater is not None and section not in self._ahead:
-            self._sealed.append(section)
-            self._deflate_sealed()
-
-    def _deflate_sealed(self) -> None:
-        """Hand sealed sections to the thread, a couple at a time (each is held in memory till done)."""
-        deflating = self._deflating
-        while deflating and deflating[0].done():
-            deflating.popleft()
-        while self._sealed and len(deflating) < 2:
-            section = self._sealed.popleft()
-            index = self._index
-            rows = {key: index[key] for key in self._members.get(section, ()) if index[key][5] == section}
-            self._file.flush()  # the thread reads these rows from the file: they must be in it
-            assert self._deflater is not None
-            future = self._deflater.submit(
-                self._deflate_to_disk, sorted(rows.values(), key=operator.itemgetter(1))
-            )
-            self._ahead[section] = future
-            deflating.append(future)
-
-    def _deflate_to_disk(self, entries: list[tuple[Any, ...]]) -> tuple[int, int, int, int]:
-        """(On the thread) read a section's rows, deflate them, keep the result in the deflated file."""
-        deflated = deflate_section(b"".join(self._read_flushed(entries)))
-        assert self._deflated is not None
-        offset = self._deflated_end
-        self._deflated_end += len(deflated.data)
-        os.pwrite(self._deflated.fileno(), deflated.data, offset)
-        return offset, len(deflated.data), deflated.crc, deflated.size
 
     def __len__(self) -> int:
         return len(self._index)
@@ -237,61 +300,26 @@ class RowSpool:
         return set(self._index)
 
     def write_to(self, destination: ObjectStoragePath) -> int:
-        """Write the de-duplicated rows, sorted, atomically to ``destination``; return the row count."""
-        # By sort key, then (stable) by section: keys taken as they are, no tuple built per row.
+        """Write the de-duplicated rows, sorted, atomically to ``destination``; return the row count.
+
+        Rows are read back with pread, not mmap: mapped pages would count against the task's memory.
+        """
         entries = sorted(self._index.values(), key=operator.itemgetter(1))
-        entries.sort(key=operator.itemgetter(5))
-        with atomic_open(destination) as out:  # a .gz destination compresses on its own threads
-            zipped = out if isinstance(out, ParallelGzip) else None
-            for section, rows in itertools.groupby(entries, key=lambda entry: entry[5]):
-                ahead = self._ahead.get(section) if zipped is not None else None
-                if ahead is not None and self._deflated is not None:
-                    offset, length, crc, size = ahead.result()
-                    data = os.pread(self._deflated.fileno(), length, offset)
-                    zipped.write_deflated(Deflated(data, crc, size))  # type: ignore[union-attr]
-                    continue
-                chunk: list[bytes] = []
-                size = 0
-                for block in self._read(rows):
-                    chunk.append(block)
-                    size += len(block)
-                    if size >= _WRITE_CHUNK:  # few large writes: each write through fsspec costs
-                        out.write(b"".join(chunk))
-                        chunk, size = [], 0
-                out.write(b"".join(chunk))
-                if zipped is not None:
-                    zipped.end_section()
+        self._file.flush()
+        descriptor = self._file.fileno()
+        with atomic_open(destination) as out:
+            chunk: list[bytes] = []
+            size = 0
+            for _version, _sort_key, offset, length in entries:
+                chunk.append(os.pread(descriptor, length, offset))
+                size += length
+                if size >= _WRITE_CHUNK:  # few large writes: each write through fsspec costs
+                    out.write(b"".join(chunk))
+                    chunk, size = [], 0
+            out.write(b"".join(chunk))
         return len(entries)
 
-    def _read(self, entries: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
-        """The spooled lines of ``entries``, in their order.
-
-        Rows next to each other in the output mostly came in one page (one batch, contiguous on
-        disk): one read per such run, not per row. pread, not mmap: mapped pages would count
-        against the task's memory (RSS).
-        """
-        self._file.flush()
-        return self._read_flushed(entries)
-
-    def _read_flushed(self, entries: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
-        """``_read`` of rows already flushed to the file (safe on another thread: pread only)."""
-        descriptor = self._file.fileno()
-        for _batch, run in itertools.groupby(entries, key=lambda entry: entry[4]):
-            rows = [(entry[2], entry[3]) for entry in run]
-            low = min(offset for offset, _ in rows)
-            high = max(offset + length for offset, length in rows)
-            if len(rows) > 1 and high - low <= _RUN_SLACK * sum(length for _, length in rows):
-                block = os.pread(descriptor, high - low, low)
-                yield from (block[offset - low : offset - low + length] for offset, length in rows)
-            else:  # scattered rows of a batch: reading the whole span would read mostly others
-                yield from (os.pread(descriptor, length, offset) for offset, length in rows)
-
     def close(self) -> None:
-        if self._deflater is not None:
-            self._deflater.shutdown(cancel_futures=True)
-        if self._deflated is not None:
-            self._deflated.close()
-        self._ahead.clear()
         self._file.close()
         self._index.clear()
 

@@ -5,12 +5,15 @@ Validated before any API call, with messages that say what to change.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_provider_eshopbox.exceptions import EshopboxConfigError
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # updatedAt counts milliseconds from here
+_MS = timedelta(milliseconds=1)
 _ZERO_LENGTH_HINT = (
     "Airflow 3's default cron schedules give data_interval_start == data_interval_end; schedule the DAG "
     'with CronDataIntervalTimetable("0 * * * *", timezone="UTC") or pass explicit start/end'
@@ -37,7 +40,9 @@ class Window:
 
 
 def _to_ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
+    """The first whole millisecond at or after ``value``: a row at ``t`` ms is in ``[start, end)`` exactly
+    when ``_to_ms(start) <= t < _to_ms(end)``. Exact (no float)."""
+    return -((_EPOCH - value) // _MS)
 
 
 def parse_instant(value: Any, *, field: str) -> datetime:
@@ -59,7 +64,12 @@ def parse_instant(value: Any, *, field: str) -> datetime:
         )
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    utc = parsed.astimezone(timezone.utc)
+    try:
+        utc = parsed.astimezone(timezone.utc)
+    except OverflowError:
+        raise EshopboxConfigError(
+            f"{field}={value!r} is out of range once converted to UTC (years 1 to 9999)", field=field
+        ) from None
     # A plain datetime (not pendulum's subclass, whose comparisons with stdlib values misbehave).
     return datetime(*utc.timetuple()[:6], utc.microsecond, tzinfo=timezone.utc)
 
@@ -71,7 +81,17 @@ def parse_lookback(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         lookback = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        lookback = timedelta(seconds=value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise EshopboxConfigError(
+                f"lookback must be a finite number of seconds, got {value!r}", field="lookback"
+            )
+        try:
+            lookback = timedelta(seconds=value)
+        except OverflowError:
+            raise EshopboxConfigError(
+                f"lookback={value!r:.40} is too large: give a few years at most, as seconds or a timedelta",
+                field="lookback",
+            ) from None
     else:
         raise EshopboxConfigError(f"lookback must be a timedelta or seconds, got {value!r}", field="lookback")
     if lookback < timedelta(0):
@@ -92,7 +112,18 @@ def resolve_window(start: Any, end: Any, lookback: Any, context: Any) -> Window:
             )
         start = interval_start if start in (None, "") else start
         end = interval_end if end in (None, "") else end
-    window_start = parse_instant(start, field="start") - parse_lookback(lookback)
+    start_at, back = parse_instant(start, field="start"), parse_lookback(lookback)
+    if start_at < _EPOCH:
+        raise EshopboxConfigError(
+            f"start {start_at.isoformat()} is before 1970-01-01, where updatedAt begins", field="start"
+        )
+    if back > start_at - _EPOCH:
+        raise EshopboxConfigError(
+            f"lookback={lookback!r} reaches before 1970-01-01 (start {start_at.isoformat()} minus {back}), "
+            "where updatedAt begins: make it smaller",
+            field="lookback",
+        )
+    window_start = start_at - back
     window_end = parse_instant(end, field="end")
     if window_end == window_start:
         raise EshopboxConfigError(
@@ -103,4 +134,11 @@ def resolve_window(start: Any, end: Any, lookback: Any, context: Any) -> Window:
             f"start {window_start.isoformat()} is after end {window_end.isoformat()}: swap them",
             field="start",
         )
-    return Window(window_start, window_end)
+    window = Window(window_start, window_end)
+    if window.start_ms == window.end_ms:
+        raise EshopboxConfigError(
+            f"the window [{window_start.isoformat()}, {window_end.isoformat()}) holds no whole millisecond, "
+            "and updatedAt is in milliseconds: make it at least 1 ms long",
+            field="end",
+        )
+    return window

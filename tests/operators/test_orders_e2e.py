@@ -75,8 +75,7 @@ def test_window_ten_times_the_cap_is_exact(sandbox: EshopboxSandbox, output_dir:
     assert len(ids) == len(set(ids))
     assert set(ids) == truth
     assert result.returns["resync_orders"]["rows"] == len(truth)
-    # 96 hourly sections were compressed as each was read, in whatever order the slices finished:
-    # a re-run (other slices, other timing) writes the same bytes.
+    # A re-run (other slices, other timing) writes the same bytes.
     first = destination.read_bytes()
     assert run_dag("eshopbox_orders_resync", run_conf=conf).state == "success"
     assert destination.read_bytes() == first
@@ -87,7 +86,7 @@ def test_rows_updated_during_the_sync_are_never_lost_or_doubled(
 ) -> None:
     start, end = datetime(2026, 11, 6, tzinfo=UTC), datetime(2026, 11, 7, 12, tzinfo=UTC)
     before = {row["orderItemID"]: row["updatedAt"] for row in sandbox.truth_order_rows(start, end)}
-    destination = output_dir / "moving.jsonl.gz"  # sections compressed early, while rows still move
+    destination = output_dir / "moving.jsonl.gz"
     sandbox.faults.configure(mutate_rate=0.15, mutate_rows=3, routes=["orders_list"])
 
     result = run_dag(
