@@ -26,9 +26,10 @@ import json
 import logging
 import random
 import re
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -38,12 +39,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import responses as R
+from .auth import TokenRegistry
+from .clock import SandboxClock
 from .data import BUCKETS, fmt_ts, to_ms
-from .faults import FaultPlan
+from .faults import FaultConfig, FaultPlan
 from .filters import FilterError, parse_filters
-
-if TYPE_CHECKING:
-    from .core import EshopboxSandbox
+from .stats import SandboxStats
+from .store import SandboxStore
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ _CREATE_REQUIRED = (
     "billingAddress",
     "items",
 )
+ORDER_ACTIONS = {"ship": "shipped", "deliver": "delivered", "cancel": "cancelled"}
 _ADDRESS_REQUIRED = ("customerName", "addressLine1", "postalCode", "contactPhone", "email")
 _CANCEL_REQUIRED = ("externalChannelID", "customerOrderNumber", "reason", "items")
 
@@ -109,11 +112,133 @@ def project(row: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     return out
 
 
+def order_shape(store: SandboxStore, con: str) -> dict[str, Any] | None:
+    """The §3.2 single-order object assembled from the order info and its current item rows."""
+    with store.lock:
+        info = store.orders.get(con)
+        if info is None:
+            return None
+        rows = [store.rows[k] for k in info.item_ids if k in store.rows]
+        first = rows[0] if rows else {}
+        details = first.get("orderDetails", {})
+        cust = first.get("customerDetails", {})
+        body = info.created_body or {}
+        subtotal = round(
+            sum(float(r.get("customerPrice") or 0) * int(r.get("quantity") or 1) for r in rows), 2
+        )
+        body_items = body.get("items") or []
+        items = []
+        for idx, row in enumerate(rows):
+            src = body_items[idx] if idx < len(body_items) and isinstance(body_items[idx], dict) else {}
+            reason, when = info.cancellations.get(row["orderItemID"], (None, None))
+            price = row.get("customerPrice") or 0
+            qty = row.get("quantity") or 1
+            items.append(
+                {
+                    "lineItemSequenceNumber": row.get("lineItemSequenceNumber"),
+                    "orderItemID": row["orderItemID"],
+                    "itemID": src.get("itemID") or _item_id(row),
+                    "sku": row.get("sku"),
+                    "productName": row.get("productName"),
+                    "quantity": qty,
+                    "customerPrice": price,
+                    "discount": src.get("discount", 0),
+                    "lineItemTotal": src.get("lineItemTotal", round(float(price) * int(qty), 2)),
+                    "taxRate": src.get("taxRate", 0),
+                    "taxAmount": src.get("taxAmount", 0),
+                    "cancellationReason": reason,
+                    "cancellationTime": when,
+                    "productUrl": src.get("productUrl"),
+                    "productImageUrl": src.get("productImageUrl"),
+                }
+            )
+        shipping = body.get("shippingAddress") or {
+            "customerName": cust.get("shippingCustomerName"),
+            "addressLine1": info.address_line1,
+            "addressLine2": "",
+            "city": cust.get("shippingCity"),
+            "state": cust.get("shippingState"),
+            "postalCode": cust.get("shippingPostalCode"),
+            "countryCode": "IN",
+            "countryName": "India",
+            "contactPhone": cust.get("shippingContactPhone"),
+            "email": cust.get("shippingEmail"),
+        }
+        updated = max((r["updatedAt"] for r in rows), default=info.created_ms)
+        is_cod = details.get("isCod", "0")
+        return {
+            "id": info.id,
+            "externalChannelID": body.get("externalChannelID", details.get("externalChannelID")),
+            "customerOrderNumber": con,
+            "vendorOrderNumber": first.get("vendorOrderNumber"),
+            "shipMethod": body.get("shipMethod", details.get("shipMethod")),
+            "orderDate": body.get("orderDate") or details.get("orderDate"),
+            "expectedShipDate": body.get("expectedShipDate") or fmt_ts(info.created_ms + 86_400_000),
+            "promiseDeliveryDate": body.get("promiseDeliveryDate") or "0000-00-00 00:00:00",
+            "isCOD": str(body.get("isCOD", is_cod)),
+            "paymentType": body.get("paymentType", details.get("paymentType")),
+            "taxAmount": body.get("taxAmount", 0),
+            "shipChargeAmount": body.get("shipChargeAmount", 0),
+            "subtotal": body.get("subtotal", subtotal),
+            "orderTotal": body.get("orderTotal", subtotal),
+            "balanceDue": body.get("balanceDue", subtotal if is_cod == "1" else 0),
+            "thirdPartyShipping": first.get("thirdPartyShipping") == "1",
+            "onHold": first.get("onHold") == 1,
+            "created_at": fmt_ts(info.created_ms),
+            "updated_at": fmt_ts(updated),
+            "shippingAddress": shipping,
+            "billingAddress": body.get("billingAddress") or dict(shipping),
+            "items": items,
+        }
+
+
+class SandboxState(Protocol):
+    """What the routes need from a sandbox (``EshopboxSandbox`` satisfies it), so this module does
+    not import the facade: state objects and settings for the API routes, plus the facade's
+    reads and edits for ``/__sandbox__`` control."""
+
+    workspace: str
+    seed: int
+    hit_cap: int
+    per_page_max: int
+    inventory_per_page_max: int
+    require_filters: bool
+    known_fields: frozenset[str]
+    store: SandboxStore
+    tokens: TokenRegistry
+    faults: FaultConfig
+    stats_counter: SandboxStats
+    clock: SandboxClock
+    tls: bool
+
+    @property
+    def origin(self) -> str: ...
+    @property
+    def auth_url(self) -> str: ...
+    @property
+    def api_url(self) -> str: ...
+    @property
+    def wms_url(self) -> str: ...
+    @property
+    def ca_bundle(self) -> str | None: ...
+    @property
+    def data_window(self) -> tuple[datetime, datetime]: ...
+    def connection_json(self) -> str: ...
+    def stats(self) -> dict[str, Any]: ...
+    def reset_stats(self) -> None: ...
+    def revoke_tokens(self) -> int: ...
+    def truth_order_item_ids(self, start: int | None = None, end: int | None = None) -> set[str]: ...
+    def truth_order_rows(self, start: int | None = None, end: int | None = None) -> list[dict[str, Any]]: ...
+    def set_order_status(self, customer_order_number: str, status: str) -> list[str]: ...
+    def set_stock(self, esin_or_sku: str, warehouse: str, **buckets: int) -> str: ...
+
+
 class SandboxApp:
     """Route handlers bound to one sandbox's state."""
 
-    def __init__(self, sb: EshopboxSandbox) -> None:
+    def __init__(self, sb: SandboxState, stopping: threading.Event | None = None) -> None:
         self.sb = sb
+        self.stopping = stopping or threading.Event()  # set when the server stops: ends drips
 
     # ------------------------------------------------------------ plumbing
     def api(self, route: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -142,9 +267,23 @@ class SandboxApp:
                     except Exception:
                         log.exception("eshopbox sandbox: unhandled error on %s", route)
                         response = R.envelope(500, "Internal Server Error", "backendError")
-                    if plan.action == "truncate":
-                        response = R.truncated(response)
+                    if plan.action == "store_then_fail" and response.status_code < 400:
+                        response = R.envelope(500, "Backend Error", "backendError")
+                if plan.echo_secrets and response.status_code >= 400:
+                    sb.stats_counter.fault("echo_secrets")
+                    response = R.echo_secrets(response, await _request_secrets(request))
+                if plan.action == "truncate":
+                    response = R.truncated(response)
                 status = response.status_code
+                if plan.drip_bytes_per_s > 0:
+                    response = R.DripResponse(
+                        response,
+                        plan.drip_bytes_per_s,
+                        plan.drip_phase,
+                        plan.drip_max_s,
+                        self.stopping,
+                        sb.stats_counter.dripping,
+                    )
                 return response
             finally:
                 sb.stats_counter.end(status)
@@ -286,92 +425,25 @@ class SandboxApp:
         tail = b'],"hasNext":true}' if has_next else b'],"hasNext":false}'
         return R.raw_json_response(b'{"hits":[' + encoded + tail)
 
-    def order_shape(self, con: str) -> dict[str, Any] | None:
-        """The §3.2 single-order object assembled from the order info and its current item rows."""
-        store = self.sb.store
-        with store.lock:
-            info = store.orders.get(con)
-            if info is None:
-                return None
-            rows = [store.rows[k] for k in info.item_ids if k in store.rows]
-            first = rows[0] if rows else {}
-            details = first.get("orderDetails", {})
-            cust = first.get("customerDetails", {})
-            body = info.created_body or {}
-            subtotal = round(
-                sum(float(r.get("customerPrice") or 0) * int(r.get("quantity") or 1) for r in rows), 2
-            )
-            body_items = body.get("items") or []
-            items = []
-            for idx, row in enumerate(rows):
-                src = body_items[idx] if idx < len(body_items) and isinstance(body_items[idx], dict) else {}
-                reason, when = info.cancellations.get(row["orderItemID"], (None, None))
-                price = row.get("customerPrice") or 0
-                qty = row.get("quantity") or 1
-                items.append(
-                    {
-                        "lineItemSequenceNumber": row.get("lineItemSequenceNumber"),
-                        "orderItemID": row["orderItemID"],
-                        "itemID": src.get("itemID") or _item_id(row),
-                        "sku": row.get("sku"),
-                        "productName": row.get("productName"),
-                        "quantity": qty,
-                        "customerPrice": price,
-                        "discount": src.get("discount", 0),
-                        "lineItemTotal": src.get("lineItemTotal", round(float(price) * int(qty), 2)),
-                        "taxRate": src.get("taxRate", 0),
-                        "taxAmount": src.get("taxAmount", 0),
-                        "cancellationReason": reason,
-                        "cancellationTime": when,
-                        "productUrl": src.get("productUrl"),
-                        "productImageUrl": src.get("productImageUrl"),
-                    }
-                )
-            shipping = body.get("shippingAddress") or {
-                "customerName": cust.get("shippingCustomerName"),
-                "addressLine1": info.address_line1,
-                "addressLine2": "",
-                "city": cust.get("shippingCity"),
-                "state": cust.get("shippingState"),
-                "postalCode": cust.get("shippingPostalCode"),
-                "countryCode": "IN",
-                "countryName": "India",
-                "contactPhone": cust.get("shippingContactPhone"),
-                "email": cust.get("shippingEmail"),
-            }
-            updated = max((r["updatedAt"] for r in rows), default=info.created_ms)
-            is_cod = details.get("isCod", "0")
-            return {
-                "id": info.id,
-                "externalChannelID": body.get("externalChannelID", details.get("externalChannelID")),
-                "customerOrderNumber": con,
-                "vendorOrderNumber": first.get("vendorOrderNumber"),
-                "shipMethod": body.get("shipMethod", details.get("shipMethod")),
-                "orderDate": body.get("orderDate") or details.get("orderDate"),
-                "expectedShipDate": body.get("expectedShipDate") or fmt_ts(info.created_ms + 86_400_000),
-                "promiseDeliveryDate": body.get("promiseDeliveryDate") or "0000-00-00 00:00:00",
-                "isCOD": str(body.get("isCOD", is_cod)),
-                "paymentType": body.get("paymentType", details.get("paymentType")),
-                "taxAmount": body.get("taxAmount", 0),
-                "shipChargeAmount": body.get("shipChargeAmount", 0),
-                "subtotal": body.get("subtotal", subtotal),
-                "orderTotal": body.get("orderTotal", subtotal),
-                "balanceDue": body.get("balanceDue", subtotal if is_cod == "1" else 0),
-                "thirdPartyShipping": first.get("thirdPartyShipping") == "1",
-                "onHold": first.get("onHold") == 1,
-                "created_at": fmt_ts(info.created_ms),
-                "updated_at": fmt_ts(updated),
-                "shippingAddress": shipping,
-                "billingAddress": body.get("billingAddress") or dict(shipping),
-                "items": items,
-            }
-
     async def order_get(self, request: Request, plan: FaultPlan) -> Response:
         """``GET /wms/api/order/{customerOrderNumber}`` (api doc §3.2)."""
         denied = self._auth(request)
         if denied is not None:
             return denied
-        order = self.order_shape(request.path_params["con"])
+        con = request.path_params["con"]
+        if plan.order_get_lag_s > 0:
+            store = self.sb.store
+            with store.lock:
+                info = store.orders.get(con)
+                lagging = (
+                    info is not None
+                    and info.created_body is not None
+                    and self.sb.clock.now_ms() - info.created_ms < plan.order_get_lag_s * 1000
+                )
+            if lagging:
+                self.sb.stats_counter.fault("order_get_lag")
+                return R.not_found()
+        order = order_shape(self.sb.store, con)
         return R.not_found() if order is None else R.json_response(order)
 
     async def order_create(self, request: Request, plan: FaultPlan) -> Response:
@@ -416,7 +488,7 @@ class SandboxApp:
             if errors:
                 return R.field_errors(errors)
             store.add_order(body, self.sb.workspace, self.sb.clock.now_ms())
-            order = self.order_shape(str(con))
+            order = order_shape(self.sb.store, str(con))
         return R.json_response(order)
 
     async def order_cancel(self, request: Request, plan: FaultPlan) -> Response:
@@ -511,11 +583,24 @@ class SandboxApp:
         out: dict[str, Any] = {}
         with store.lock:
             stamps = store.stock_updated_ms
-            esins = [
-                e
-                for e in store.esins_sorted
-                if (lo is None or stamps[e] >= lo) and (hi is None or stamps[e] <= hi)
-            ]
+
+            def matching() -> list[str]:
+                return [
+                    e
+                    for e in store.esins_sorted
+                    if (lo is None or stamps[e] >= lo) and (hi is None or stamps[e] <= hi)
+                ]
+
+            esins = matching()
+            if plan.inventory_updates and esins:
+                # like mutate on orders: matching ESINs change (updatedOn = now) before the page is cut
+                picker = random.Random(plan.pick_seed)
+                now = sb.clock.now_ms()
+                for esin in picker.sample(esins, min(plan.inventory_updates, len(esins))):
+                    wh = picker.choice(sorted(store.stock[esin]))
+                    sellable = store.stock[esin][wh]["sellable"] + picker.randint(1, 9)
+                    store.set_stock(esin, wh, {"sellable": sellable}, now)
+                esins = matching()
             for esin in esins[(page - 1) * per_page : page * per_page]:
                 per_wh = store.stock[esin]
                 totals = {b: sum(wh[b] for wh in per_wh.values()) for b in BUCKETS}
@@ -577,8 +662,65 @@ class SandboxApp:
                 return R.bad_request(f"advance_s: {exc}")
         return R.json_response({"now_ms": self.sb.clock.now_ms()})
 
+    async def control_order(self, request: Request) -> Response:
+        """POST ``/__sandbox__/orders/{con}/{ship|deliver|cancel}``, or ``/status`` with
+        ``{"status": ...}``: move every item of the order (updatedAt = now). 404 unknown order."""
+        con, action = request.path_params["con"], request.path_params["action"]
+        status = ORDER_ACTIONS.get(action)
+        if action == "status":
+            body = await self._json_body(request)
+            if isinstance(body, Response):
+                return body
+            status = body.get("status")
+            if not isinstance(status, str) or not status.strip():
+                return R.bad_request('status: send {"status": "<orderStatus>"}')
+        if status is None:
+            return R.not_found()
+        try:
+            ids = self.sb.set_order_status(con, status)
+        except KeyError:
+            return R.message(404, f"unknown customerOrderNumber {con!r}")
+        store = self.sb.store
+        with store.lock:
+            updated = max(store.rows[i]["updatedAt"] for i in ids) if ids else None
+        return R.json_response(
+            {"customerOrderNumber": con, "orderStatus": status, "orderItemIDs": ids, "updatedAt": updated}
+        )
+
+    async def control_stock(self, request: Request) -> Response:
+        """POST ``{"esin" (or "sku"), "warehouse", "sellable"?, "nonSellable"?, "inwardInProcess"?,
+        "outwardInProcess"?}``: set those buckets, bump the ESIN's updatedOn; 404 unknown ESIN/SKU."""
+        body = await self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        key = body.get("esin") or body.get("sku")
+        warehouse = body.get("warehouse")
+        buckets = {k: v for k, v in body.items() if k not in ("esin", "sku", "warehouse")}
+        if not key or not warehouse or not buckets:
+            return R.bad_request("stock: send esin (or sku), warehouse and at least one bucket")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in buckets.values()):
+            return R.bad_request("stock: bucket values must be integers")
+        try:
+            esin = self.sb.set_stock(str(key), str(warehouse), **buckets)
+        except KeyError as exc:
+            return R.message(404, str(exc.args[0]))
+        except ValueError as exc:
+            return R.bad_request(str(exc))
+        store = self.sb.store
+        with store.lock:
+            return R.json_response(
+                {
+                    "esin": esin,
+                    "sku": store.products_by_esin[esin].sku,
+                    "warehouse": warehouse,
+                    "updatedOn": store.stock_updated_ms[esin],
+                    "stock": dict(store.stock[esin][str(warehouse)]),
+                }
+            )
+
     async def control_info(self, request: Request) -> Response:
-        """Base URLs and the connection JSON, for drivers in another process."""
+        """Base URLs, TLS CA, the seeded data window and the connection JSON, for drivers in
+        another process."""
         sb = self.sb
         return R.json_response(
             {
@@ -587,6 +729,14 @@ class SandboxApp:
                 "api_url": sb.api_url,
                 "wms_url": sb.wms_url,
                 "workspace": sb.workspace,
+                "tls": sb.tls,
+                "data_window": {
+                    "start": sb.data_window[0].isoformat().replace("+00:00", "Z"),
+                    "end": sb.data_window[1].isoformat().replace("+00:00", "Z"),
+                    "start_ms": to_ms(sb.data_window[0]),
+                    "end_ms": to_ms(sb.data_window[1]),
+                },
+                "ca_bundle": sb.ca_bundle,
                 "connection": json.loads(sb.connection_json()),
             }
         )
@@ -598,6 +748,25 @@ class SandboxApp:
         self.sb.stats_counter.begin("unknown")
         self.sb.stats_counter.end(404)
         return R.not_found()
+
+
+async def _request_secrets(request: Request) -> dict[str, str]:
+    """The credentials a request carried (``-`` when absent), for the echo_secrets fault."""
+    try:
+        raw = await request.body()
+    except Exception:
+        raw = b""
+    body: dict[str, Any] = {}
+    try:
+        parsed = json.loads(raw)
+        if isinstance(parsed, dict):
+            body = parsed
+    except (ValueError, UnicodeDecodeError):
+        body = dict(parse_qsl(raw.decode(errors="replace")))
+    _, _, token = request.headers.get("authorization", "").partition(" ")
+    out = {k: str(body.get(k) or "-") for k in ("client_id", "client_secret", "refresh_token")}
+    out["token"] = token.strip() or "-"
+    return out
 
 
 def _item_id(row: dict[str, Any]) -> str:
@@ -666,9 +835,10 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return R.envelope(500, "Internal Server Error", "backendError")
 
 
-def build_app(sb: EshopboxSandbox) -> R.RawSendCapture:
-    """The ASGI app for one sandbox (wrapped so drop faults can reach the socket)."""
-    h = SandboxApp(sb)
+def build_app(sb: SandboxState, stopping: threading.Event | None = None) -> R.RawSendCapture:
+    """The ASGI app for one sandbox (wrapped so drop faults can reach the socket);
+    setting ``stopping`` ends running drip replies at once."""
+    h = SandboxApp(sb, stopping)
     ws = "/ws/{workspace}"
     routes = [
         Route("/auth/api/v1/generateToken", h.api("token", h.token), methods=["POST"]),
@@ -689,6 +859,8 @@ def build_app(sb: EshopboxSandbox) -> R.RawSendCapture:
         Route("/__sandbox__/revoke", h.control_revoke, methods=["POST"]),
         Route("/__sandbox__/clock", h.control_clock, methods=["GET", "POST"]),
         Route("/__sandbox__/info", h.control_info, methods=["GET"]),
+        Route("/__sandbox__/orders/{con}/{action}", h.control_order, methods=["POST"]),
+        Route("/__sandbox__/stock", h.control_stock, methods=["POST"]),
         Route("/{path:path}", h.unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     app = Starlette(

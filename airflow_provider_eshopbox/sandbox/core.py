@@ -11,12 +11,15 @@ Usage::
 from __future__ import annotations
 
 import json
+import ssl
+import threading
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from .app import build_app, order_shape
 from .auth import Credentials, TokenRegistry
 from .clock import SandboxClock
 from .data import BUCKETS, DEFAULT_DAYS, DEFAULT_START, generate, row_schema_fields, to_ms
@@ -24,6 +27,7 @@ from .faults import FaultConfig
 from .server import ServerThread
 from .stats import SandboxStats
 from .store import SandboxStore
+from .tls import LOOPBACK_NAMES, SandboxTLS
 
 TimeArg = datetime | int | float | None
 
@@ -33,6 +37,7 @@ class EshopboxSandbox:
 
     ``orders``: number of orders (1-4 items each); ``order_items``: exact row count instead.
     ``start``/``days``: the span of generated ``updatedAt`` values. ``port=0`` picks a free port.
+    ``tls=True``: serve HTTPS with a throw-away CA made at start-up (``ca_bundle``, removed on stop).
     """
 
     def __init__(
@@ -55,17 +60,22 @@ class EshopboxSandbox:
         require_filters: bool = False,
         latency_ms: float = 0,
         clock: SandboxClock | None = None,
+        tls: bool = False,
     ) -> None:
         self.seed = seed
         self.workspace = workspace
         self.host = host
         self.port = port
+        self.tls = tls
+        self._tls: SandboxTLS | None = None
         self.hit_cap = hit_cap
         self.per_page_max = per_page_max
         self.inventory_per_page_max = inventory_per_page_max
         self.require_filters = require_filters
         self.clock = clock or SandboxClock()
         self.known_fields = row_schema_fields()
+        self._data_start_ms = to_ms(start)
+        self._data_days = max(1, days)  # as the generator reads it
         seed_data = generate(
             workspace=workspace,
             orders=orders,
@@ -83,16 +93,25 @@ class EshopboxSandbox:
             self.faults.configure(latency_ms=latency_ms)
         self.stats_counter = SandboxStats()
         self._server: ServerThread | None = None
+        self._stopping = threading.Event()
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> EshopboxSandbox:
         """Serve in a daemon thread; returns once listening."""
         if self._server is not None:
             raise RuntimeError("sandbox already started")
-        from .app import build_app
-
-        server = ServerThread(build_app(self), self.host, self.port)
-        server.start()
+        certs: dict[str, str] = {}
+        if self.tls:
+            extra = () if self.host in ("", "0.0.0.0", "::") else (self.host,)
+            self._tls = SandboxTLS((*LOOPBACK_NAMES, *extra))
+            certs = {"ssl_certfile": self._tls.certfile, "ssl_keyfile": self._tls.keyfile}
+        try:
+            self._stopping = threading.Event()
+            server = ServerThread(build_app(self, self._stopping), self.host, self.port, **certs)
+            server.start()
+        except BaseException:
+            self._drop_tls()
+            raise
         self._server = server
         self.port = server.port
         return self
@@ -100,8 +119,15 @@ class EshopboxSandbox:
     def stop(self) -> None:
         """Stop serving (idempotent)."""
         if self._server is not None:
+            self._stopping.set()
             self._server.stop()
             self._server = None
+        self._drop_tls()
+
+    def _drop_tls(self) -> None:
+        if self._tls is not None:
+            self._tls.cleanup()
+            self._tls = None
 
     def __enter__(self) -> EshopboxSandbox:
         return self.start()
@@ -114,9 +140,20 @@ class EshopboxSandbox:
     # ------------------------------------------------------------------ URLs
     @property
     def origin(self) -> str:
-        """``http://host:port`` of the running server."""
+        """``http://host:port`` of the running server (``https://`` with ``tls=True``)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    @property
+    def ca_bundle(self) -> str | None:
+        """Path to the throw-away CA's PEM while a TLS sandbox runs (None without TLS or before start)."""
+        return self._tls.ca_bundle if self._tls is not None else None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A verifying client SSL context trusting only this sandbox's CA (``tls=True``, started)."""
+        if self._tls is None:
+            raise RuntimeError("ssl_context() needs a started sandbox with tls=True")
+        return self._tls.client_context()
 
     @property
     def auth_url(self) -> str:
@@ -154,16 +191,21 @@ class EshopboxSandbox:
         return self.tokens.current_refresh_token
 
     def _extra(self) -> dict[str, str]:
-        return {
+        extra = {
             "workspace": self.workspace,
             "refresh_token": self.refresh_token,
             "auth_url": self.auth_url,
             "api_url": self.api_url,
             "wms_url": self.wms_url,
         }
+        if self.tls:
+            if self.ca_bundle is None:
+                raise RuntimeError("a tls=True sandbox makes its CA at start-up: start it first")
+            extra["ca_bundle"] = self.ca_bundle
+        return extra
 
     def connection_json(self) -> str:
-        """JSON value for ``AIRFLOW_CONN_ESHOPBOX_DEFAULT``."""
+        """JSON value for ``AIRFLOW_CONN_ESHOPBOX_DEFAULT`` (extra ``ca_bundle`` with ``tls=True``)."""
         return json.dumps(
             {
                 "conn_type": "eshopbox",
@@ -179,6 +221,13 @@ class EshopboxSandbox:
         secret = quote(self.client_secret, safe="")
         return f"eshopbox://{user}:{secret}@/?{urlencode(self._extra())}"
 
+    @property
+    def data_window(self) -> tuple[datetime, datetime]:
+        """``(start, end)`` (UTC) of the generated updatedAt/updatedOn values: seeded data lies in
+        [start, end); later edits are stamped with the sandbox clock (today), outside it."""
+        start = datetime.fromtimestamp(self._data_start_ms / 1000, tz=timezone.utc)
+        return start, start + timedelta(days=self._data_days)
+
     # ----------------------------------------------------------- state edits
     def revoke_tokens(self) -> int:
         """Invalidate every access token minted so far (they now get 401 Expired token)."""
@@ -191,6 +240,18 @@ class EshopboxSandbox:
             raise KeyError(f"unknown customerOrderNumber {customer_order_number!r}")
         self.store.set_status(info.item_ids, status, self.clock.now_ms())
         return list(info.item_ids)
+
+    def ship_order(self, customer_order_number: str) -> list[str]:
+        """All items -> ``shipped`` (updatedAt = now), for sensors waiting on shipment."""
+        return self.set_order_status(customer_order_number, "shipped")
+
+    def deliver_order(self, customer_order_number: str) -> list[str]:
+        """All items -> ``delivered`` (updatedAt = now)."""
+        return self.set_order_status(customer_order_number, "delivered")
+
+    def cancel_order(self, customer_order_number: str) -> list[str]:
+        """All items -> ``cancelled`` (updatedAt = now), as if cancelled outside the API."""
+        return self.set_order_status(customer_order_number, "cancelled")
 
     def update_order_rows(
         self, order_item_ids: Iterable[str], updated_at: TimeArg = None, **changes: Any
@@ -227,9 +288,7 @@ class EshopboxSandbox:
 
     def order(self, customer_order_number: str) -> dict[str, Any] | None:
         """The §3.2 shape of one order as the WMS GET would return it (None if unknown)."""
-        from .app import SandboxApp
-
-        return SandboxApp(self).order_shape(customer_order_number)
+        return order_shape(self.store, customer_order_number)
 
     def inventory_rows(self) -> list[dict[str, Any]]:
         """Stock table flattened: one dict per (esin, warehouse) with sku, updatedOn and the buckets."""
@@ -269,7 +328,8 @@ class EshopboxSandbox:
     # ---------------------------------------------------------------- stats
     def stats(self) -> dict[str, Any]:
         """Counters: requests, by_route, by_status, token_exchanges, token_requests,
-        missing_proxy_host, faults_injected, max_concurrent (and in_flight)."""
+        missing_proxy_host, faults_injected, max_concurrent (and in_flight, dripping: drip replies
+        still sending)."""
         return self.stats_counter.snapshot()
 
     def reset_stats(self) -> None:

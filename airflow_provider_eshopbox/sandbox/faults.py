@@ -3,8 +3,12 @@
 Faults apply to API routes only (never ``/__sandbox__``). Kinds: ``latency`` (non-blocking sleep),
 ``throttle`` (429 + Retry-After), ``error`` (5xx envelope), ``drop`` (connection closed, no response),
 ``truncate`` (200 with half a JSON body), ``hang`` (long delay, then a normal answer), ``mutate``
-(orders list only: a few matching rows get ``updatedAt`` = now before the page is served) and
-``rate_limit`` (token bucket; excess requests get 429 + Retry-After in whole seconds).
+(orders list only: a few matching rows get ``updatedAt`` = now before the page is served),
+``rate_limit`` (token bucket; excess requests get 429 + Retry-After in whole seconds), ``drip`` (the
+reply trickles out a few bytes at a time), ``echo_secrets`` (error replies quote the request's
+credentials), ``order_get_lag`` (a just-created order is 404 on GET for a while),
+``store_then_fail`` (the request takes effect, then the reply is a 500) and ``inventory_update``
+(inventoryListing only: a few matching ESINs change stock, updatedOn = now, before a page is cut).
 Random decisions come from a ``random.Random(seed)`` re-seeded by every ``configure`` call, so a
 given configuration and request sequence always injects the same faults.
 """
@@ -29,7 +33,8 @@ ROUTES = (
     "product_get",
     "inventory_list",
 )
-SCRIPT_KINDS = ("drop", "truncate", "hang", "ok")
+SCRIPT_KINDS = ("drop", "truncate", "hang", "ok", "store_then_fail")
+DRIP_PHASES = ("headers", "body")
 
 
 @dataclass
@@ -43,6 +48,13 @@ class FaultPlan:
     hang_s: float = 0.0
     mutate_rows: int = 0
     kinds: list[str] = field(default_factory=list)
+    drip_bytes_per_s: float = 0.0
+    drip_phase: str = "body"
+    drip_max_s: float = 600.0
+    echo_secrets: bool = False
+    order_get_lag_s: float = 0.0
+    inventory_updates: int = 0
+    pick_seed: int = 0
 
 
 @dataclass
@@ -58,6 +70,15 @@ class _Random:
     mutate_rows: int = 3
     hang_s: float = 30.0
     routes: frozenset[str] | None = None
+    drip_bytes_per_s: float = 0.0
+    drip_phase: str = "body"
+    drip_max_s: float = 600.0
+    drip_routes: frozenset[str] | None = None
+    echo_secrets: bool = False
+    echo_secrets_routes: frozenset[str] | None = None
+    order_get_lag_s: float = 0.0
+    create_store_then_fail: float = 0.0
+    inventory_updates_while_paging: int = 0
 
 
 class _Bucket:
@@ -108,14 +129,51 @@ class FaultConfig:
         hang_s: float = 30.0,
         routes: Iterable[str] | None = None,
         seed: int | None = None,
+        drip_bytes_per_s: float = 0.0,
+        drip_phase: str = "body",
+        drip_max_s: float = 600.0,
+        drip_routes: Iterable[str] | None = None,
+        echo_secrets: bool = False,
+        echo_secrets_routes: Iterable[str] | None = None,
+        order_get_lag_s: float = 0.0,
+        create_store_then_fail: float = 0.0,
+        inventory_updates_while_paging: int = 0,
     ) -> None:
-        """Replace the random-fault settings (rates are probabilities per request) and re-seed."""
+        """Replace the random-fault settings (rates are probabilities per request) and re-seed.
+
+        ``routes`` limits latency and the random faults (default: all API routes). The rest:
+
+        * ``drip_bytes_per_s`` > 0: replies on ``drip_routes`` (default all) trickle onto the socket
+          at that rate, a byte or a few every max(0.05, 1/rate) s, so a per-read timeout never fires.
+          ``drip_phase="body"``: status and headers at once, then the body, led by JSON whitespace
+          padding so the trickle lasts ``drip_max_s``; ``"headers"``: the status line, then a filler
+          header for ``drip_max_s``, then the rest. Either way the reply completes after about
+          ``drip_max_s`` (default 600), or ends early when the client leaves or the sandbox stops.
+        * ``echo_secrets``: every error reply (status >= 400, token errors included) quotes the
+          request's credentials (client_id, client_secret, refresh_token, bearer token) in the middle
+          of a > 300-char message. ``echo_secrets_routes``: those routes answer 400 to every request
+          (echoing, whatever ``echo_secrets`` says) instead of being served.
+        * ``order_get_lag_s``: an order created through the API is 404 on GET for this many seconds
+          of sandbox time after its creation (``sb.clock.advance`` skips the wait).
+        * ``create_store_then_fail``: probability that a valid create-order is stored and then
+          answered 500 (script step ``"store_then_fail"`` does it once, on any route).
+        * ``inventory_updates_while_paging`` = n: before each inventoryListing page is cut, n
+          ESINs matching its ``updatedOn`` range (seeded pick) get sellable stock raised in one
+          warehouse and updatedOn = now, as ``mutate_*`` does to orders. Subject to ``routes``.
+        """
+        if drip_phase not in DRIP_PHASES:
+            raise ValueError(f"drip_phase must be one of {DRIP_PHASES}, got {drip_phase!r}")
+        if int(inventory_updates_while_paging) < 0:
+            raise ValueError("inventory_updates_while_paging must be >= 0")
+        if float(drip_bytes_per_s) < 0 or float(drip_max_s) <= 0 or float(order_get_lag_s) < 0:
+            raise ValueError("drip_bytes_per_s and order_get_lag_s must be >= 0, drip_max_s > 0")
         for name, rate in (
             ("error_rate", error_rate),
             ("throttle_rate", throttle_rate),
             ("drop_rate", drop_rate),
             ("truncate_rate", truncate_rate),
             ("mutate_rate", mutate_rate),
+            ("create_store_then_fail", create_store_then_fail),
         ):
             if not 0.0 <= float(rate) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {rate!r}")
@@ -134,13 +192,23 @@ class FaultConfig:
             mutate_rows=int(mutate_rows),
             hang_s=float(hang_s),
             routes=_routes(routes),
+            drip_bytes_per_s=float(drip_bytes_per_s),
+            drip_phase=drip_phase,
+            drip_max_s=float(drip_max_s),
+            drip_routes=_routes(drip_routes),
+            echo_secrets=bool(echo_secrets),
+            echo_secrets_routes=_routes(echo_secrets_routes),
+            order_get_lag_s=float(order_get_lag_s),
+            create_store_then_fail=float(create_store_then_fail),
+            inventory_updates_while_paging=int(inventory_updates_while_paging),
         )
         with self._lock:
             self._cfg = cfg
             self._rng = random.Random(self.seed if seed is None else seed)
 
     def script(self, route: str, steps: Sequence[int | str]) -> None:
-        """Queue one-shots for the next requests to ``route``: HTTP statuses or drop/truncate/hang/ok."""
+        """Queue one-shots for the next requests to ``route``: HTTP statuses or
+        drop/truncate/hang/ok/store_then_fail (serve the request, then answer 500)."""
         _routes([route])
         queued: list[int | str] = []
         for step in steps:
@@ -189,6 +257,17 @@ class FaultConfig:
                 "mutate_rows": cfg.mutate_rows,
                 "hang_s": cfg.hang_s,
                 "routes": None if cfg.routes is None else sorted(cfg.routes),
+                "drip_bytes_per_s": cfg.drip_bytes_per_s,
+                "drip_phase": cfg.drip_phase,
+                "drip_max_s": cfg.drip_max_s,
+                "drip_routes": None if cfg.drip_routes is None else sorted(cfg.drip_routes),
+                "echo_secrets": cfg.echo_secrets,
+                "echo_secrets_routes": (
+                    None if cfg.echo_secrets_routes is None else sorted(cfg.echo_secrets_routes)
+                ),
+                "order_get_lag_s": cfg.order_get_lag_s,
+                "create_store_then_fail": cfg.create_store_then_fail,
+                "inventory_updates_while_paging": cfg.inventory_updates_while_paging,
                 "script": {route: list(steps) for route, steps in self._scripts.items() if steps},
                 "rate_limit": self._limit,
             }
@@ -217,6 +296,7 @@ class FaultConfig:
             cfg = self._cfg
             plan.hang_s = cfg.hang_s
             plan.retry_after = cfg.retry_after
+            _passive(plan, cfg, route)
             queue = self._scripts.get(route)
             if queue:
                 step = queue.popleft()
@@ -228,6 +308,9 @@ class FaultConfig:
                     plan.action, plan.status, plan.retry_after = "status", 429, wait
                     plan.kinds.append("rate_limit")
                     return plan
+            if cfg.echo_secrets_routes is not None and route in cfg.echo_secrets_routes:
+                plan.action, plan.status, plan.echo_secrets = "status", 400, True
+                return plan
             if cfg.routes is not None and route not in cfg.routes:
                 return plan
             if cfg.latency_ms > 0:
@@ -242,12 +325,34 @@ class FaultConfig:
                 plan.action, plan.status = "status", rng.choice(cfg.error_statuses)
             elif cfg.truncate_rate and rng.random() < cfg.truncate_rate:
                 plan.action = "truncate"
+            elif (
+                route == "order_create"
+                and cfg.create_store_then_fail
+                and rng.random() < cfg.create_store_then_fail
+            ):
+                plan.action = "store_then_fail"
             if plan.action is not None:
                 plan.kinds.append(_kind(plan))
             if route == "orders_list" and cfg.mutate_rate and rng.random() < cfg.mutate_rate:
                 plan.mutate_rows = cfg.mutate_rows
                 plan.kinds.append("mutate")
+            if route == "inventory_list" and cfg.inventory_updates_while_paging:
+                plan.inventory_updates = cfg.inventory_updates_while_paging
+                plan.pick_seed = rng.getrandbits(32)
+                plan.kinds.append("inventory_update")
             return plan
+
+
+def _passive(plan: FaultPlan, cfg: _Random, route: str) -> None:
+    """Settings that shape any reply (scripted ones too): drip, echo, GET lag."""
+    if cfg.drip_bytes_per_s > 0 and (cfg.drip_routes is None or route in cfg.drip_routes):
+        plan.drip_bytes_per_s = cfg.drip_bytes_per_s
+        plan.drip_phase = cfg.drip_phase
+        plan.drip_max_s = cfg.drip_max_s
+        plan.kinds.append("drip")
+    plan.echo_secrets = cfg.echo_secrets
+    if route == "order_get":
+        plan.order_get_lag_s = cfg.order_get_lag_s
 
 
 def _scripted(plan: FaultPlan, step: int | str) -> None:

@@ -11,9 +11,19 @@ import uvicorn
 
 
 class ServerThread:
-    """Start/stop uvicorn in a background thread; ``start`` returns once the server is listening."""
+    """Start/stop uvicorn in a background thread; ``start`` returns once the server is listening.
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    With ``ssl_certfile``/``ssl_keyfile`` it serves HTTPS (uvicorn's own ssl options)."""
+
+    def __init__(
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+    ) -> None:
         self.host = host
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM)
@@ -28,6 +38,8 @@ class ServerThread:
             timeout_graceful_shutdown=2,
             timeout_keep_alive=30,
             backlog=1024,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(

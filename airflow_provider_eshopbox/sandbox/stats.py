@@ -25,6 +25,7 @@ class SandboxStats:
             self._missing_proxy_host = 0
             self._faults: Counter[str] = Counter()
             self._in_flight = getattr(self, "_in_flight", 0)
+            self._dripping = getattr(self, "_dripping", 0)
             self._max_concurrent = self._in_flight
 
     def begin(self, route: str) -> None:
@@ -58,6 +59,11 @@ class SandboxStats:
         with self._lock:
             self._faults[kind] += 1
 
+    def dripping(self, delta: int) -> None:
+        """A drip-fault reply started (+1) or ended (-1); lets tests see that none is left running."""
+        with self._lock:
+            self._dripping += delta
+
     def snapshot(self) -> dict[str, Any]:
         """The counters as a JSON-ready dict (also served at ``/__sandbox__/stats``)."""
         with self._lock:
@@ -71,4 +77,5 @@ class SandboxStats:
                 "faults_injected": dict(sorted(self._faults.items())),
                 "max_concurrent": self._max_concurrent,
                 "in_flight": self._in_flight,
+                "dripping": self._dripping,
             }

@@ -8,6 +8,8 @@ import httpx
 
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
 
+from .conftest import mint, ws_headers
+
 BUCKETS = {"sellable", "nonSellable", "inwardInProcess", "outwardInProcess"}
 
 
@@ -90,3 +92,45 @@ def test_set_stock_bumps_updated_on(sb: EshopboxSandbox, client: httpx.Client, h
     text = datetime.fromtimestamp(t0 / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     body = _inv(sb, client, headers, updatedOn=f"{text},", perPage=100).json()
     assert esin in body and body[esin]["warehouseInventories"]["CCU01"]["sellable"] == 7
+
+
+def _changed_while_paging(client: httpx.Client) -> list[set[str]]:
+    """Read 2 pages of the data window with inventory_updates_while_paging=2 on a fresh sandbox."""
+    with EshopboxSandbox(orders=400, seed=11) as sb:
+        headers = ws_headers(mint(sb, client))
+        start, end = sb.data_window
+        last = datetime.fromtimestamp(end.timestamp() - 1, tz=timezone.utc)  # updatedOn is inclusive
+        window = f"{start:%Y-%m-%d %H:%M:%S},{last:%Y-%m-%d %H:%M:%S}"
+        before = sb.esins_updated_between(start, end)
+        stock_before = {(r["esin"], r["warehouse"]): r["sellable"] for r in sb.inventory_rows()}
+        t0 = sb.clock.now_ms() // 1000 * 1000
+        r = client.post(
+            sb.origin + "/__sandbox__/faults", json={"inventory_updates_while_paging": 2, "seed": 5}
+        )
+        assert r.json()["inventory_updates_while_paging"] == 2
+        moved: list[set[str]] = []
+        for page in (1, 2):
+            body = _inv(sb, client, headers, updatedOn=window, page=page, perPage=10).json()
+            now_in = sb.esins_updated_between(start, end)
+            moved.append(before - now_in - set().union(*moved))
+            assert len(body) == 10 and set(body) <= now_in and not set(body) & moved[-1]
+        gone = set().union(*moved)
+        assert gone <= sb.esins_updated_between(t0, None)
+        rows = sb.inventory_rows()
+        for esin in gone:  # one warehouse's sellable went up; updatedOn is now
+            ups = [
+                r for r in rows if r["esin"] == esin and r["sellable"] > stock_before[(esin, r["warehouse"])]
+            ]
+            assert len(ups) == 1 and ups[0]["updatedOn"] >= t0
+        assert sb.stats()["faults_injected"] == {"inventory_update": 2}
+        sb.faults.clear()
+        full = _inv(sb, client, headers, updatedOn=window, perPage=100).json()
+        assert set(full) == sb.esins_updated_between(start, end) == before - gone
+        return moved
+
+
+def test_inventory_updates_while_paging(client: httpx.Client) -> None:
+    moved = _changed_while_paging(client)
+    assert [len(m) for m in moved] == [2, 2]
+    again = _changed_while_paging(client)
+    assert again == moved  # seeded: the same ESINs change on the same pages

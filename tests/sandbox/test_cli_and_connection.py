@@ -44,6 +44,7 @@ def test_cli_serves_until_sigterm() -> None:
             if line.startswith("READY "):
                 break
         origin = lines[-1].split(" ", 1)[1]
+        assert "  data      updatedAt 2026-11-01T00:00Z .. 2026-11-08T00:00Z" in "\n".join(lines)
         conn_line = next(x for x in lines if x.startswith("AIRFLOW_CONN_ESHOPBOX_DEFAULT="))
         conn = json.loads(shlex.split(conn_line.split("=", 1)[1])[0])
         assert conn["conn_type"] == "eshopbox"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import httpx
 
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
@@ -30,6 +32,7 @@ def test_counters_exact(sb: EshopboxSandbox, client: httpx.Client) -> None:
         "faults_injected": {},
         "max_concurrent": 1,
         "in_flight": 0,
+        "dripping": 0,
     }
     sb.reset_stats()
     assert sb.stats()["requests"] == 0 and sb.stats()["by_route"] == {}
@@ -101,3 +104,30 @@ def test_unknown_route_and_method(sb: EshopboxSandbox, client: httpx.Client) -> 
     r = client.get(sb.origin + "/__sandbox__/nothing")
     assert (r.status_code, r.json()) == (404, {"message": "Not Found"})
     assert sb.stats()["by_route"] == {"unknown": 1}
+
+
+def test_data_window_python_and_http(sb: EshopboxSandbox, client: httpx.Client) -> None:
+    start, end = sb.data_window
+    assert (start, end) == (DEFAULT_START, datetime(2026, 11, 8, tzinfo=timezone.utc))
+    lo, hi = to_ms(start), to_ms(end)
+    store = sb.store
+    with store.lock:
+        seeded = [r["updatedAt"] for r in store.rows.values() if r["customerOrderNumber"].startswith("SHOP-")]
+        assert seeded and lo <= min(seeded) and max(seeded) < hi
+    info = client.get(sb.origin + "/__sandbox__/info").json()["data_window"]
+    assert info == {
+        "start": "2026-11-01T00:00:00Z",
+        "end": "2026-11-08T00:00:00Z",
+        "start_ms": lo,
+        "end_ms": hi,
+    }
+    other = EshopboxSandbox(orders=5, seed=1, start=datetime(2025, 1, 2, 3, tzinfo=timezone.utc), days=2)
+    assert other.data_window == (
+        datetime(2025, 1, 2, 3, tzinfo=timezone.utc),
+        datetime(2025, 1, 4, 3, tzinfo=timezone.utc),
+    )
+    with other.store.lock:
+        stamps = [r["updatedAt"] for r in other.store.rows.values()] + list(
+            other.store.stock_updated_ms.values()
+        )
+    assert all(to_ms(other.data_window[0]) <= t < to_ms(other.data_window[1]) for t in stamps)
