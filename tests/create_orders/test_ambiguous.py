@@ -1,53 +1,39 @@
 """Defect 6 (issue 13): an order Eshopbox cannot confirm is *ambiguous*, never rejected.
 
-Staged with respx (the sandbox's ``order_get_lag_s`` fault has not landed yet): GET of one order
-answers 404 although the order exists, every other request goes to the sandbox over HTTP.
+Staged with the sandbox's own faults over HTTP: a create that is stored and then answered 500
+(``store_then_fail``), and GET answering 404 for a just-created order (``order_get_lag_s``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Iterator
-from typing import Any
-
-import httpx
-import respx
-
 from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
-from airflow_provider_eshopbox.sandbox import EshopboxSandbox
 from tests.create_orders.test_create_orders import _SAMPLE, DAG_ID, _read_jsonl, _write_jsonl
 from tests.dagtest import load_example_dag, run_dag
 
-
-@contextlib.contextmanager
-def get_lags_behind(sb: EshopboxSandbox, number: str) -> Iterator[Any]:
-    """GET of order ``number`` answers 404 as if reads lagged behind the create; the rest is real."""
-    with respx.mock(assert_all_called=False) as fake:
-        url = re.escape(f"{sb.wms_url}/api/order/{number}") + r"(\?.*)?$"
-        route = fake.get(url__regex=url).mock(return_value=httpx.Response(404, json={"message": "Not Found"}))
-        fake.route().pass_through()
-        yield route
+LAG_S = 3600  # sandbox seconds; far longer than the hook re-checks, skipped with sb.clock.advance
 
 
 def test_created_order_that_get_cannot_see_is_ambiguous_not_rejected(conn, airflow_db, tmp_path, capfd):
     sb = conn
     lagging, old = _SAMPLE("AMB-LAG"), _SAMPLE("AMB-OLD")
     new = [_SAMPLE("AMB-NEW-1"), _SAMPLE("AMB-NEW-2")]
-    with EshopboxHook() as hook:  # AMB-LAG: the POST that Eshopbox stored ...
-        assert {hook.create_order(order).status for order in (lagging, old)} == {"created"}
+    with EshopboxHook() as hook:
+        assert hook.create_order(old).status == "created"
+    sb.clock.advance(LAG_S + 1)  # AMB-OLD is readable again by the time the push runs
     source = _write_jsonl(tmp_path / "in" / "orders.jsonl", [lagging, old, *new])
     rejects = f"file://{tmp_path}/out/rejects.jsonl"
     ambiguous = f"file://{tmp_path}/out/rejects.ambiguous.jsonl"
     conf = {"source": source, "rejects": rejects, "generate_sample": False, "max_rejected": 0}
     dag = load_example_dag(DAG_ID, push_orders={"max_concurrency": 1})  # row 0 is the first POST
-    sb.faults.script("order_create", [500])  # ... answered 500; the resend gets the duplicate 422
+    lags_before = sb.stats()["faults_injected"].get("order_get_lag", 0)
+    # AMB-LAG: stored, then 500; the resend gets the real duplicate 422; GET still answers 404.
+    sb.faults.configure(order_get_lag_s=LAG_S)
+    sb.faults.script("order_create", ["store_then_fail"])
     try:
-        with get_lags_behind(sb, "AMB-LAG") as lag:
-            result = run_dag(dag, capfd, run_conf=conf)
+        result = run_dag(dag, capfd, run_conf=conf)
     finally:
         sb.faults.clear()
-    assert lag.call_count >= 2  # looked after the 500 and after the 422
+    assert sb.stats()["faults_injected"].get("order_get_lag", 0) - lags_before >= 2
     assert result.task_states == {"write_sample_orders": "success", "push_orders": "failed"}
     assert _read_jsonl(rejects) == []  # it exists: re-keying it by hand would create it twice
     entries = _read_jsonl(ambiguous)
@@ -71,6 +57,7 @@ def test_created_order_that_get_cannot_see_is_ambiguous_not_rejected(conn, airfl
     assert created == dict.fromkeys(numbers, 1)
 
     # GET has caught up: the re-run the message asks for confirms it and creates nothing twice.
+    sb.clock.advance(LAG_S + 1)
     result = run_dag(DAG_ID, capfd, run_conf=conf)
     assert result.state == "success"
     assert result.returns["push_orders"] == {
