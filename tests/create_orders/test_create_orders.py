@@ -110,7 +110,9 @@ def test_push_200_orders_then_rerun_creates_nothing(conn, airflow_db, tmp_path):
         "created": 175,
         "existing": 20,
         "rejected": 5,
+        "ambiguous": 0,
         "rejects_path": rejects,
+        "ambiguous_path": rejects.replace("rejects.jsonl", "rejects.ambiguous.jsonl"),
     }
     assert _read_jsonl(rejects) == expected_rejects
     numbers = {order["customerOrderNumber"] for order in valid}
@@ -124,7 +126,9 @@ def test_push_200_orders_then_rerun_creates_nothing(conn, airflow_db, tmp_path):
         "created": 0,
         "existing": 195,
         "rejected": 5,
+        "ambiguous": 0,
         "rejects_path": rejects,
+        "ambiguous_path": rejects.replace("rejects.jsonl", "rejects.ambiguous.jsonl"),
     }
     assert {k: v for k, v in sb.orders_created().items() if k.startswith("P200-")} == created
     assert sb.stats()["by_route"]["order_create"] == 195  # the bad rows never reach the API
@@ -166,7 +170,9 @@ def test_push_under_timeouts_and_5xx_never_creates_twice(conn, airflow_db, tmp_p
         "created": 0,
         "existing": 195,
         "rejected": 5,
+        "ambiguous": 0,
         "rejects_path": rejects,
+        "ambiguous_path": rejects.replace("rejects.jsonl", "rejects.ambiguous.jsonl"),
     }
     assert {k: v for k, v in sb.orders_created().items() if k.startswith("FLT-")} == created
 
@@ -218,7 +224,14 @@ def test_unparseable_lines_are_rejected_not_fatal(conn, tmp_path):
     source = _write_jsonl(tmp_path / "in.jsonl", ["{not json", "", "[1, 2]", _SAMPLE("PARSE-1")])
     rejects = f"file://{tmp_path}/rejects.jsonl"
     operator = EshopboxCreateOrdersOperator(task_id="push", source=source, rejects=rejects, max_rejected=2)
-    assert operator.execute({}) == {"created": 1, "existing": 0, "rejected": 2, "rejects_path": rejects}
+    assert operator.execute({}) == {
+        "created": 1,
+        "existing": 0,
+        "rejected": 2,
+        "ambiguous": 0,
+        "rejects_path": rejects,
+        "ambiguous_path": f"file://{tmp_path}/rejects.ambiguous.jsonl",
+    }
     entries = _read_jsonl(rejects)
     assert [(e["row"], e["order"]) for e in entries] == [(0, "{not json"), (1, "[1, 2]")]
     assert entries[0]["reasons"][0].startswith("line 1 is not valid JSON")
