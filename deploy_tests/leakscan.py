@@ -159,9 +159,16 @@ class Scan:
         return "\n".join(lines)
 
     def report(self, limit: int = 200) -> str:
-        lines = [f"{h.where} | {h.item} | {h.describe()} | ...{h.context}..." for h in self.hits[:limit]]
-        if len(self.hits) > limit:
-            lines.append(f"... and {len(self.hits) - limit} more")
+        """One line per distinct (place, item, secret slice), with how often it occurred."""
+        groups: dict[tuple[str, str, str], list[Hit]] = {}
+        for h in self.hits:
+            groups.setdefault((h.where, h.item, h.describe()), []).append(h)
+        lines = []
+        for (where, item, what), hits in list(groups.items())[:limit]:
+            times = f" (x{len(hits)})" if len(hits) > 1 else ""
+            lines.append(f"{where} | {item} | {what}{times} | ...{hits[0].context}...")
+        if len(groups) > limit:
+            lines.append(f"... and {len(groups) - limit} more")
         return "\n".join(lines)
 
 
