@@ -406,16 +406,38 @@ class Deployment:
 
     def wait_task_state(
         self, dag_id: str, run_id: str, task_id: str, state: str, timeout: float = 120
-    ) -> None:
-        def reached() -> bool:
+    ) -> dict[str, Any]:
+        """Until the task instance is in ``state``; returns it (fails at once on another final state)."""
+
+        def reached() -> dict[str, Any] | None:
             self.assert_running()
             tis = {ti["task_id"]: ti for ti in self.task_instances(dag_id, run_id)}
-            got = (tis.get(task_id) or {}).get("state")
+            ti = tis.get(task_id) or {}
+            got = ti.get("state")
             if got in ("failed", "upstream_failed", "success") and got != state:
                 raise DeploymentError(f"{dag_id}/{run_id}/{task_id} is {got}, waited for {state}")
-            return got == state
+            return ti if got == state else None
 
-        wait_for(f"{dag_id}/{run_id}/{task_id} to be {state}", reached, timeout)
+        return wait_for(f"{dag_id}/{run_id}/{task_id} to be {state}", reached, timeout)
+
+    def wait_deferral_settled(self, ti_id: str, timeout: float = 120) -> None:
+        """Until the scheduler has processed the end of the workload that deferred ``ti_id``.
+
+        Airflow 3.3.2 race (LocalExecutor): if the trigger fires and the task resumes before the
+        scheduler has handled the executor's "success" event of the workload that deferred (same
+        try number), the scheduler takes it for the resumed run, logs "finished with state success,
+        but the task instance's state attribute is running" and marks the task FAILED. Releasing a
+        sensor only after this line keeps the test about the provider.
+        """
+
+        def settled() -> bool:
+            self.assert_running()
+            text = (self.component_logs / "scheduler.log").read_text(errors="replace")
+            return any(
+                "TaskInstance Finished:" in line and f"ti_id={ti_id}" in line for line in text.splitlines()
+            )
+
+        wait_for(f"the scheduler to see the deferring workload of {ti_id} end", settled, timeout)
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
         """The api-server's view of a task log (JSON lines, as served)."""
