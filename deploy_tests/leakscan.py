@@ -54,7 +54,7 @@ class Hit:
 class Scan:
     """Needles (secret value -> label); counts of items searched per place; hits."""
 
-    needles: dict[str, str]
+    needles: dict[str, str] = field(repr=False)  # a failing assert prints the Scan: no secrets in it
     searched: dict[str, int] = field(default_factory=dict)
     chars: dict[str, int] = field(default_factory=dict)
     hits: list[Hit] = field(default_factory=list)

@@ -42,6 +42,7 @@ def test_whole_and_cut_secrets_are_hits(tmp_path: Path) -> None:
         for value in (SECRET, TOKEN):
             assert not any(value[i : i + 8] in hit.context for i in range(len(value) - 7))
         assert not any(value[i : i + 8] in scan.report() for i in range(len(value) - 7))
+        assert not any(value[i : i + 8] in repr(scan) for i in range(len(value) - 7))
 
 
 def test_adjacent_secrets_and_unknown_shapes(tmp_path: Path) -> None:
