@@ -117,7 +117,8 @@ class Scan:
             s2, e2 = max(s, a), min(e, b)
             out.append(text[pos:s2] if s2 > pos else "")
             name = self.needles.get(value, "shape") if value else "shape"
-            out.append(f"<{name}[{j + s2 - s}:{j + e2 - s}] {text[s : s + SHOWN]}...>")
+            shown = value[:SHOWN] if value else text[s : s + SHOWN]  # a secret's first characters only
+            out.append(f"<{name}[{j + s2 - s}:{j + e2 - s}] {shown}...>")
             pos = max(pos, e2)
         out.append(text[pos:b])
         return "".join(out).replace("\n", "\\n")

@@ -38,6 +38,8 @@ def test_whole_and_cut_secrets_are_hits(tmp_path: Path) -> None:
     ]
     assert [h.whole for h in scan.hits if h.item == "whole.log"] == [True]
     assert scan.searched == {"logs": 5, "outputs": 1}
+    second_half = next(h for h in scan.hits if h.item == "split.log" and h.start == 20)
+    assert f"<client_secret[20:51] {SECRET[:4]}...>" in second_half.context
     for hit in scan.hits:  # reports show at most the first 4 characters of a secret
         for value in (SECRET, TOKEN):
             assert not any(value[i : i + 8] in hit.context for i in range(len(value) - 7))
