@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AIRFLOW_VERSION ?= 3.3.2
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean test-deploy deploy-deps
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,20 @@ lint: install
 
 test: install lint
 	$(BIN)/python -m pytest
+
+# A real Airflow deployment (api-server, scheduler, dag-processor, triggerer; LocalExecutor on a private
+# PostgreSQL cluster) started by the test itself against an in-process sandbox: a backfill, deferrable
+# sensors, and the secret-leak scan over real task logs and the metadata DB (deploy_tests/).
+# deploy-deps is idempotent: Debian's postgresql only when its initdb is missing, the drivers only when
+# they do not import.
+deploy-deps: install
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+	@$(BIN)/python -c "import asyncpg, psycopg2" 2>/dev/null || \
+		$(BIN)/uv pip install -q --python $(BIN)/python -e ".[deploy]"
+
+test-deploy: deploy-deps
+	$(BIN)/python -m pytest deploy_tests -p no:cacheprovider --timeout=1500 -v -rA
 
 bench: install
 	$(BIN)/python -m bench
