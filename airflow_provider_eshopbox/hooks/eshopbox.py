@@ -567,11 +567,13 @@ class EshopboxHook(BaseHook):
                         f"{self.order_visible_wait:.0f} s; check it in Eshopbox before sending it again",
                     ) from exc
                 return CreateOrderResult("created" if unsure else "existing", existing)
-        raise EshopboxAmbiguousWriteError(
+        # Every attempt failed and every GET found nothing: an outage, not an answer about this order.
+        # Re-running is safe (a stored order gives the duplicate-422 and is confirmed by GET).
+        raise EshopboxApiError(
             None,
             api.ORDER_CREATE.label,
-            f"order {number!r} not confirmed after {self.retry_policy.max_attempts} attempts of unknown "
-            "outcome; check it in Eshopbox before sending it again",
+            f"order {number!r} not created: {self.retry_policy.max_attempts} attempts failed and GET did "
+            "not find it; Eshopbox looks unavailable, re-run later (creates are idempotent)",
         )
 
     async def _await_order(self, number: str) -> dict[str, Any] | None:

@@ -39,6 +39,11 @@ AUTH_STATUSES = (401, 403)
 MIN_POLL_INTERVAL = 0.05
 
 
+#: a poll started just before the deadline may still take this long (a slow server cannot hold a
+#: trigger for longer; a deadline already passed still gets one look at the state)
+MIN_POLL_SECONDS = 5.0
+
+
 def deadline_from_timeout(timeout_seconds: float, now: float | None = None) -> float:
     """Absolute epoch-seconds deadline ``timeout_seconds`` from ``now`` (default: time.time())."""
     return (time.time() if now is None else now) + float(timeout_seconds)
@@ -101,7 +106,6 @@ class EshopboxPollingTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._make_hook()
-        hook.deadline = self.deadline  # one slow poll cannot outlive the wait
         try:
             try:
                 await hook.aget_config()  # the connection, read once per run, the async way
@@ -109,6 +113,8 @@ class EshopboxPollingTrigger(BaseTrigger):
                 yield self._event(ERROR, f"Eshopbox connection {self.eshopbox_conn_id!r}: {exc}")
                 return
             while True:
+                # ...though each poll gets a few seconds, so the last one still sees the state.
+                hook.deadline = max(self.deadline, time.time() + MIN_POLL_SECONDS)
                 try:
                     outcome = await self.poll(hook)
                 except EshopboxDeadlineError:

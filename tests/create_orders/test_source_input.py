@@ -155,7 +155,7 @@ def _write(path: Path, data: bytes) -> str:
 
 GOOD = (json.dumps(_SAMPLE("UNREAD-1")) + "\n").encode()
 SOURCES = {
-    "directory": (lambda d: f"file://{d}", r"source='file://.*/in' is a directory: name the JSON Lines file"),
+    "directory": (lambda d: f"file://{d}", r"source='file://.*/in' is (an existing )?(a )?directory"),
     "gz-not-gzip": (
         lambda d: _write(d / "orders.jsonl.gz", GOOD),
         r"source='.*orders.jsonl.gz' ends in .gz but is not a complete gzip file \(BadGzipFile: .*\): "
