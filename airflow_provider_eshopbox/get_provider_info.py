@@ -18,8 +18,10 @@ _URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
 # How Airflow 3.3.2's React UI renders these (components/FlexibleForm/*.tsx; see docs/ARCHITECTURE.md):
 # - a field is *required* (red asterisk, Save disabled while empty) iff "type" is not a list holding
 #   "null"; its "Required" error shows at once when its value is null, so required fields default to "";
+# - the API redacts the *default* of any field whose key looks secret ("token" in refresh_token,
+#   token_cache) to "***", which the form would then save: such fields get no default;
 # - "enum" becomes a dropdown, a null in it a "null" option: optional dropdowns list only real values
-#   and have a "default" (values_display labels them);
+#   (values_display labels them);
 # - "minimum"/"maximum" clamp a number when the field loses focus; "maxLength" stops typing;
 # - "pattern", "format" and "minLength" are NOT checked by the UI or the API: connection.py checks
 #   them before any network call, naming the field's label;
@@ -41,7 +43,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "refresh_token": {
         "label": "Refresh token",
         "description": "Required. The custom app's refresh token (Apps > your custom app in Eshopbox).",
-        "schema": {"type": "string", "format": "password", "default": "", "minLength": 1},
+        "schema": {"type": "string", "format": "password", "minLength": 1},
     },
     "external_channel_id": {
         "label": "External channel ID",
@@ -81,12 +83,11 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "token_cache": {
         "label": "Token cache",
-        "description": "shared (default): one token exchange per token lifetime for every task on "
-        "this host; process: one per task process.",
+        "description": "shared (the default when empty): one token exchange per token lifetime for "
+        "every task on this host; process: one per task process.",
         "schema": {
             "type": _OPTIONAL_STRING,
             "enum": ["shared", "process"],
-            "default": "shared",
             "values_display": {"shared": "shared (one per host)", "process": "process (one per task)"},
         },
     },
