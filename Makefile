@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AIRFLOW_VERSION ?= 3.3.2
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: install demo test lint bench clean test-deploy deploy-deps
+.PHONY: install demo test lint bench clean test-deploy deploy-deps test-ui
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -48,3 +48,16 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# Browser tests of the connection and trigger forms: headless Debian Chromium (installed with apt when
+# missing and run as root) driven by Playwright, against an `airflow api-server` the tests start.
+CHROMIUM ?= $(firstword $(wildcard /usr/bin/chromium /usr/bin/chromium-browser))
+test-ui: install
+	@if [ -z "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else echo "make test-ui needs Chromium: apt-get install chromium (as root)" >&2; exit 1; fi; \
+	fi
+	$(BIN)/uv pip install -q --python $(BIN)/python -e ".[ui]"
+	ESHOPBOX_UI_TESTS=1 ESHOPBOX_CHROMIUM=$${ESHOPBOX_CHROMIUM:-$$(command -v chromium || command -v chromium-browser)} \
+	  $(BIN)/python -m pytest tests/ui -p no:cacheprovider

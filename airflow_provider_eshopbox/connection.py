@@ -32,6 +32,25 @@ CONN_EXTRA_FIELDS: tuple[str, ...] = (
     "verify",
 )
 SECRET_EXTRA_FIELDS: tuple[str, ...] = ("refresh_token",)
+# What the connection form calls each field (messages name both; a test keeps these equal to the form).
+FIELD_LABELS: dict[str, str] = {
+    "login": "Client ID",
+    "password": "Client Secret",
+    "extra": "Extra Fields JSON",
+    "refresh_token": "Refresh token",
+    "workspace": "Workspace",
+    "external_channel_id": "External channel ID",
+    "auth_url": "Token URL",
+    "api_url": "Workspace API base URL",
+    "wms_url": "WMS API base URL",
+    "max_requests_per_second": "Max requests per second",
+    "timeout": "Timeout (seconds)",
+    "token_cache": "Token cache",
+    "ca_bundle": "CA bundle (PEM file)",
+    "verify": "Verify TLS certificates",
+}
+# The UI's Test button tests a copy of the form under a random 8-letter id, exported as an env var.
+_TRANSIENT_TEST_ID_RE = re.compile(r"^(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9]{8}$")
 
 DEFAULT_TIMEOUT = 30.0
 TOKEN_CACHE_SHARED = "shared"
@@ -75,9 +94,20 @@ class EshopboxConnectionConfig:
         return (self.client_secret, self.refresh_token)
 
 
+def _describe(conn_id: str) -> str:
+    """``connection 'id'``, or a neutral phrase for the temporary id of the UI's Test button."""
+    if _TRANSIENT_TEST_ID_RE.match(conn_id) and f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ:
+        return "the Eshopbox connection being tested"
+    return f"Eshopbox connection {conn_id!r}"
+
+
 def _fail(conn_id: str, name: str, problem: str, fix: str) -> EshopboxConfigError:
+    where = _describe(conn_id)
+    label = FIELD_LABELS.get(name, name)
     return EshopboxConfigError(
-        f"Eshopbox connection {conn_id!r}: {name} {problem}; {fix}.", field=name, conn_id=conn_id
+        f"{where[0].upper()}{where[1:]}, form field {label!r}: {name} {problem}; {fix}.",
+        field=name,
+        conn_id=conn_id,
     )
 
 
@@ -95,12 +125,15 @@ def _extra(extra: Mapping[str, Any], name: str) -> Any:
 def _url(conn_id: str, name: str, value: Any, default: str, workspace: str) -> str:
     raw = default if value is None else value
     if not isinstance(raw, str):
-        raise _fail(conn_id, name, f"must be a string URL, got {type(raw).__name__}", "fix the extra")
+        raise _fail(conn_id, name, f"must be a string URL, got {type(raw).__name__}", "give an http(s) URL")
     url = raw.replace("{workspace}", workspace).rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _fail(
-            conn_id, name, f"is not an http(s) URL with a host ({url!r})", "use e.g. https://host/path"
+            conn_id,
+            name,
+            f"is not an http(s) URL with a host ({url!r})",
+            "give a URL like https://host/path, or leave the field empty for Eshopbox's own",
         )
     return url
 
@@ -154,26 +187,28 @@ def parse_connection(
     extra = extra or {}
     if not isinstance(extra, Mapping):
         raise _fail(conn_id, "extra", "is not a JSON object", "store the extras as a JSON object")
-    client_id = _required(conn_id, "login", login, "put the custom app's Client ID in Login")
-    client_secret = _required(conn_id, "password", password, "put the custom app's Client Secret in Password")
+    client_id = _required(conn_id, "login", login, "put the custom app's Client ID in the Client ID field")
+    client_secret = _required(
+        conn_id, "password", password, "put the custom app's Client Secret in the Client Secret field"
+    )
     refresh_token = _required(
         conn_id,
         "refresh_token",
         _extra(extra, "refresh_token"),
-        "copy the refresh token from the custom app into the 'refresh_token' extra",
+        "copy the refresh token from the custom app into the Refresh token field",
     )
     workspace = _required(
         conn_id,
         "workspace",
         _extra(extra, "workspace"),
-        "set the workspace slug (the first label of <slug>.myeshopbox.com)",
+        "set the workspace slug, e.g. acme for https://acme.myeshopbox.com",
     ).lower()
     if not _WORKSPACE_RE.match(workspace):
         raise _fail(
             conn_id,
             "workspace",
             f"{workspace!r} is not a DNS-label slug",
-            "use only letters, digits and inner hyphens, at most 63 characters",
+            "use lowercase letters, digits and inner hyphens only (at most 63), e.g. acme",
         )
     token_cache = str(_extra(extra, "token_cache") or TOKEN_CACHE_SHARED).lower()
     if token_cache not in (TOKEN_CACHE_SHARED, TOKEN_CACHE_PROCESS):

@@ -3,6 +3,9 @@
 Each run writes ``inventory/<data interval end>.jsonl.gz`` (a re-run replaces it). Trigger with
 ``{"mode": "changed"}`` to land only the ESINs whose stock changed in the run's data interval (or in
 an explicit ``start``/``end``), e.g. to feed a channel's availability update cheaply.
+
+A snapshot triggered by hand without a logical date (no data interval) snapshots the stock now and
+is named after the moment it was triggered; ``changed`` then needs ``start`` and ``end``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from airflow_provider_eshopbox.operators.inventory import EshopboxInventoryToSto
 
 OUTPUT = os.environ.get("ESHOPBOX_DEMO_OUTPUT", "file:///tmp/eshopbox")
 INVENTORY_ASSET = Asset("eshopbox_inventory")
+# The quarter-hour a scheduled snapshot closes; for a manual run without a data interval, its trigger time.
+SNAPSHOT_STAMP = (
+    "{{ (data_interval_end if data_interval_end is defined else dag_run.run_after) | ts_nodash }}"
+)
 
 with DAG(
     dag_id="eshopbox_inventory_snapshot",
@@ -38,6 +45,6 @@ with DAG(
         mode="{{ params.mode }}",
         start="{{ params.start or '' }}",
         end="{{ params.end or '' }}",
-        destination=OUTPUT + "/inventory/{{ params.mode }}-{{ data_interval_end | ts_nodash }}.jsonl.gz",
+        destination=OUTPUT + "/inventory/{{ params.mode }}-" + SNAPSHOT_STAMP + ".jsonl.gz",
         outlets=[INVENTORY_ASSET],
     )

@@ -3,6 +3,9 @@
 Backfill a month from the UI (Trigger > Backfill) or with
 ``airflow backfill create --dag-id eshopbox_orders_hourly --from-date 2026-11-01 --to-date 2026-12-01``:
 each run reads exactly its own data interval, and a re-run replaces its file with the same rows.
+
+A run triggered by hand without a logical date has no data interval: it fails at once, without
+retries, saying what to do (give the trigger form a logical date, or use eshopbox_orders_resync).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from airflow_provider_eshopbox.operators.orders import EshopboxOrdersToStorageOp
 
 OUTPUT = os.environ.get("ESHOPBOX_DEMO_OUTPUT", "file:///tmp/eshopbox")
 ORDERS_ASSET = Asset("eshopbox_orders")
+# Renders even for a run without a data interval, so the operator can fail it clearly and at once.
+INTERVAL_START = "{{ data_interval_start | ts_nodash if data_interval_start is defined else 'no-interval' }}"
 
 with DAG(
     dag_id="eshopbox_orders_hourly",
@@ -30,7 +35,7 @@ with DAG(
 ) as dag:
     EshopboxOrdersToStorageOperator(
         task_id="sync_orders",
-        destination=OUTPUT + "/orders/{{ data_interval_start | ts_nodash }}.jsonl.gz",
+        destination=OUTPUT + "/orders/" + INTERVAL_START + ".jsonl.gz",
         lookback=timedelta(minutes=0),
         max_concurrency=8,
         outlets=[ORDERS_ASSET],

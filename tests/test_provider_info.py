@@ -19,7 +19,8 @@ from airflow_provider_eshopbox.get_provider_info import get_provider_info
 AIRFLOW_DIR = Path(airflow.__file__).parent
 
 # The strict rules of airflow-core's provider.yaml.schema.json for conn-fields, tightened where the
-# schema is lax ("schema" allows extra keys there; the UI ignores anything not listed here).
+# schema is lax ("schema" allows extra keys there; the 3.3.2 UI reads only these, values_display
+# labelling the options of an enum).
 ALLOWED_FIELD_KEYS = {"label", "schema", "description"}
 ALLOWED_SCHEMA_KEYS = {
     "type",
@@ -31,6 +32,7 @@ ALLOWED_SCHEMA_KEYS = {
     "pattern",
     "minLength",
     "maxLength",
+    "values_display",
 }
 ALLOWED_FORMATS = {"password", "multiline", "email", "url", "json", "date", "date-time", "time"}
 ALLOWED_TYPES = {"string", "integer", "boolean", "number", "object", "array", "null"}
@@ -75,6 +77,11 @@ def test_each_conn_field_follows_the_strict_rules(name: str) -> None:
         assert field_schema["format"] in ALLOWED_FORMATS
     # Each field's schema must itself be a valid JSON Schema the UI can validate input with.
     jsonschema.Draft7Validator.check_schema(field_schema)
+    if "default" in field_schema:
+        # A default the field itself rejects would be saved as is: only "" for a required field,
+        # which the UI treats as empty (Save stays disabled) without showing an error up front.
+        valid = jsonschema.Draft7Validator(field_schema).is_valid(field_schema["default"])
+        assert valid or field_schema["default"] == "", f"{name}: default {field_schema['default']!r}"
 
 
 def test_secrets_are_password_fields_and_standard_fields_are_relabelled() -> None:
@@ -83,6 +90,9 @@ def test_secrets_are_password_fields_and_standard_fields_are_relabelled() -> Non
     behaviour = conn_type["ui-field-behaviour"]
     assert set(behaviour["hidden-fields"]) <= HIDEABLE
     assert behaviour["relabeling"] == {"login": "Client ID", "password": "Client Secret"}
+    # Airflow shows placeholders of standard fields only (extra fields: in their descriptions).
+    assert set(behaviour["placeholders"]) <= {"login", "password"}
+    assert all(p.startswith("Required") for p in behaviour["placeholders"].values())
     assert {"login", "password", "host", "port", "schema", "extra"} >= set(behaviour["hidden-fields"]) | {
         "login"
     }
@@ -102,6 +112,68 @@ def test_required_form_fields_reject_empty_values() -> None:
     assert not workspace.is_valid("Acme Store")
     assert not workspace.is_valid(None)
     assert not jsonschema.Draft7Validator(fields["refresh_token"]["schema"]).is_valid("")
+
+
+def test_optional_dropdowns_offer_no_null_and_required_fields_have_no_null_type() -> None:
+    """A null in an enum shows as a "null" option; a list type holding "null" makes a field optional."""
+    fields = _conn_type()["conn-fields"]
+    for name, field in fields.items():
+        assert None not in field["schema"].get("enum", []), name
+    for name in ("workspace", "refresh_token"):
+        assert fields[name]["schema"]["type"] == "string", f"{name} must be required in the form"
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [
+        ("auth_url", "not a url"),
+        ("api_url", "acme.myeshopbox.com"),
+        ("wms_url", "https://"),
+        ("workspace", "Acme Corp"),
+    ],
+)
+def test_declared_patterns_reject_what_the_parser_rejects(name: str, bad: str) -> None:
+    from airflow_provider_eshopbox.connection import parse_connection
+    from airflow_provider_eshopbox.exceptions import EshopboxConfigError
+
+    assert not jsonschema.Draft7Validator(_conn_type()["conn-fields"][name]["schema"]).is_valid(bad)
+    extra = {"workspace": "acme", "refresh_token": "r" * 20, name: bad}
+    with pytest.raises(EshopboxConfigError) as err:
+        parse_connection("mine", login="id", password="secret", extra=extra)
+    assert err.value.field == name
+    assert _conn_type()["conn-fields"][name]["label"] in str(err.value)
+
+
+def test_no_default_on_a_field_whose_key_airflow_redacts() -> None:
+    """The API sends such a default as "***", which the form would save unless the user retypes it."""
+    from airflow.sdk.log import redact
+
+    for name, field in _conn_type()["conn-fields"].items():
+        if "default" in field["schema"]:
+            assert redact(field["schema"]["default"], name) == field["schema"]["default"], name
+
+
+def test_messages_use_the_form_labels() -> None:
+    from airflow_provider_eshopbox.connection import FIELD_LABELS
+
+    conn_type = _conn_type()
+    for name, field in conn_type["conn-fields"].items():
+        assert FIELD_LABELS[name] == field["label"], name
+    for name, label in conn_type["ui-field-behaviour"]["relabeling"].items():
+        assert FIELD_LABELS[name] == label, name
+
+
+def test_the_test_buttons_temporary_id_is_not_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_eshopbox.connection import parse_connection
+    from airflow_provider_eshopbox.exceptions import EshopboxConfigError
+
+    monkeypatch.setenv("AIRFLOW_CONN_QWERTZ12", "eshopbox://")
+    with pytest.raises(EshopboxConfigError) as err:
+        parse_connection("QwErTz12", login="", password="s", extra={})
+    assert str(err.value).startswith("The Eshopbox connection being tested, form field 'Client ID': login")
+    with pytest.raises(EshopboxConfigError) as err:
+        parse_connection("eshopbox_default", login="", password="s", extra={})
+    assert str(err.value).startswith("Eshopbox connection 'eshopbox_default', form field 'Client ID'")
 
 
 def test_hook_class_imports_and_matches_the_declared_connection_type() -> None:

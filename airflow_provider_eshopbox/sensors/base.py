@@ -122,8 +122,16 @@ class EshopboxBaseSensor(BaseSensorOperator):
             return done.xcom_value
         deadline = started + float(self.timeout)
         remaining = max(deadline - time.time(), 0.0)
+        trigger = self._make_trigger(deadline)
+        self.log.info(
+            "Not there yet: deferring to the triggerer, which polls Eshopbox for %s every %g s for up "
+            "to %.0f s more (the task frees its worker slot meanwhile; see the triggerer's log)",
+            trigger.describe(),
+            trigger.poll_interval,
+            remaining,
+        )
         self.defer(
-            trigger=self._make_trigger(deadline),
+            trigger=trigger,
             method_name="execute_complete",
             timeout=timedelta(seconds=remaining + DEFERRAL_TIMEOUT_GRACE_SECONDS),
         )

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from airflow_provider_eshopbox.exceptions import EshopboxConfigError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # updatedAt counts milliseconds from here
@@ -18,6 +20,18 @@ _ZERO_LENGTH_HINT = (
     "Airflow 3's default cron schedules give data_interval_start == data_interval_end; schedule the DAG "
     'with CronDataIntervalTimetable("0 * * * *", timezone="UTC") or pass explicit start/end'
 )
+
+
+NO_DATA_INTERVAL_MESSAGE = (
+    "this run has no data interval: it was triggered without a logical date. Trigger it again with a "
+    "logical date (the trigger form's 'Logical date', or a backfill) to read that interval, or pass "
+    "explicit start and end (the example DAG eshopbox_orders_resync takes them from its form). "
+    "Not retried: a retry would fail the same way"
+)
+
+
+class EshopboxNoDataIntervalError(EshopboxConfigError, AirflowFailException):
+    """A run without a data interval (manual, no logical date) and no explicit window: fail, never retry."""
 
 
 @dataclass(frozen=True)
@@ -105,11 +119,7 @@ def resolve_window(start: Any, end: Any, lookback: Any, context: Any) -> Window:
         interval_start = context.get("data_interval_start") if context else None
         interval_end = context.get("data_interval_end") if context else None
         if interval_start is None or interval_end is None:
-            raise EshopboxConfigError(
-                "this run has no data interval (a manual run?): pass start and end explicitly, "
-                "e.g. from DAG params",
-                field="start",
-            )
+            raise EshopboxNoDataIntervalError(NO_DATA_INTERVAL_MESSAGE, field="start")
         start = interval_start if start in (None, "") else start
         end = interval_end if end in (None, "") else end
     start_at, back = parse_instant(start, field="start"), parse_lookback(lookback)

@@ -37,6 +37,14 @@ ERROR = "error"
 EVENT_STATUSES = (SUCCESS, FAILED, TIMEOUT, ERROR)
 AUTH_STATUSES = (401, 403)
 MIN_POLL_INTERVAL = 0.05
+#: a "still waiting" line at least this often even when nothing changed (and at every change)
+STILL_WAITING_LOG_SECONDS = 300.0
+
+
+def _last_seen(observed: dict[str, Any]) -> str:
+    """``k=v, ...`` of the last observations, or "nothing yet"."""
+    seen = ", ".join(f"{k}={v!r}" for k, v in observed.items() if v not in (None, {}, []))
+    return seen or "nothing yet"
 
 
 #: a poll started just before the deadline may still take this long (a slow server cannot hold a
@@ -112,9 +120,19 @@ class EshopboxPollingTrigger(BaseTrigger):
             except EshopboxError as exc:
                 yield self._event(ERROR, f"Eshopbox connection {self.eshopbox_conn_id!r}: {exc}")
                 return
+            self.log.info(
+                "Waiting for %s: polling Eshopbox every %g s until %s (%.0f s from now)",
+                self.describe(),
+                self.poll_interval,
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.deadline)),
+                max(self.deadline - time.time(), 0.0),
+            )
+            polls = 0
+            last_logged: tuple[str, float] = ("", time.monotonic())
             while True:
                 # ...though each poll gets a few seconds, so the last one still sees the state.
                 hook.deadline = max(self.deadline, time.time() + MIN_POLL_SECONDS)
+                polls += 1
                 try:
                     outcome = await self.poll(hook)
                 except EshopboxDeadlineError:
@@ -129,13 +147,19 @@ class EshopboxPollingTrigger(BaseTrigger):
                     self.log.warning("Eshopbox poll failed (%s); will poll again until the deadline", exc)
                     outcome = None
                 if outcome is not None:
+                    self.log.info("Poll %d: %s", polls, outcome.get("message") or outcome.get("status"))
                     yield TriggerEvent({**self.ids(), **outcome})
                     return
                 remaining = self.deadline - time.time()
+                seen = _last_seen(self.observed())
+                if seen != last_logged[0] or time.monotonic() - last_logged[1] >= STILL_WAITING_LOG_SECONDS:
+                    self.log.info("Poll %d: still waiting; last seen %s; %.0f s left", polls, seen, remaining)
+                    last_logged = (seen, time.monotonic())
                 if remaining <= 0:
                     yield self._event(
                         TIMEOUT,
-                        f"Timed out waiting for {self.describe()}: deadline passed {-remaining:.1f} s ago.",
+                        f"Timed out waiting for {self.describe()}: deadline passed {-remaining:.1f} s ago "
+                        f"after {polls} poll(s); last seen: {seen}.",
                         **self.observed(),
                     )
                     return
