@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import math
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -133,47 +133,78 @@ class MemoryRateState:
 
 
 class FileRateState:
-    """The state of one connection for every process of the host: a 0600 JSON file under flock.
+    """The state of one connection for every process of the host: a small 0600 file under flock.
 
-    Any failure of the file (read-only or full disk, a directory in its place) falls back to this
-    process's own state for good, with one warning: rate control never fails a task.
+    The file holds ``RateState`` packed in a fixed binary layout and stays open, so a request costs
+    a lock, a read and a write. Any failure of the file (read-only or full disk, a directory in its
+    place) falls back to this process's own state for good, with one warning: rate control never
+    fails a task.
     """
+
+    _LAYOUT = struct.Struct(f"<d?dddd{BUCKETS}id")
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._memory = MemoryRateState()
         self._broken = False
         self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _open(self) -> int:
+        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            self._pid = os.getpid()
+        return self._fd
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[RateState]:
-        if self._broken:
-            with self._memory.locked() as state:
-                yield state
-            return
-        with self._lock:
-            try:
-                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            except OSError as exc:
-                self._fall_back(exc)
-                with self._memory.locked() as state:
-                    yield state
-                return
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                state = _load(os.pread(fd, 65536, 0))
-                yield state
-                data = json.dumps(asdict(state)).encode()
-                os.pwrite(fd, data, 0)
-                os.ftruncate(fd, len(data))
-            except OSError as exc:
-                self._fall_back(exc)
-            finally:
-                os.close(fd)
+        if not self._broken:
+            with self._lock:
+                try:
+                    fd = self._open()
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except OSError as exc:
+                    self._fall_back(exc)
+                else:
+                    try:
+                        state = self.unpack(os.pread(fd, self._LAYOUT.size, 0))
+                        yield state
+                        os.pwrite(fd, self.pack(state), 0)
+                    except OSError as exc:
+                        self._fall_back(exc)
+                    finally:
+                        with contextlib.suppress(OSError):
+                            fcntl.flock(fd, fcntl.LOCK_UN)
+                    return
+        with self._memory.locked() as state:
+            yield state
+
+    @classmethod
+    def pack(cls, state: RateState) -> bytes:
+        return cls._LAYOUT.pack(
+            state.next_slot, state.slow_start, state.rate, state.w_max, state.since,
+            state.last_throttle, *state.successes, state.bucket_start,
+        )  # fmt: skip
+
+    @classmethod
+    def unpack(cls, data: bytes) -> RateState:
+        """The state in ``data``; a fresh one for an empty, short or nonsensical file."""
+        if len(data) != cls._LAYOUT.size:
+            return RateState()
+        values = cls._LAYOUT.unpack(data)
+        state = RateState(*values[:6], successes=list(values[6:-1]), bucket_start=values[-1])
+        numbers = (state.next_slot, state.rate, state.w_max, state.since, state.bucket_start)
+        if not all(map(math.isfinite, numbers)) or state.rate <= 0 or min(state.successes) < 0:
+            return RateState()
+        return state
 
     def _fall_back(self, exc: OSError) -> None:
         self._broken = True
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
         log.warning(
             "Eshopbox rate state %s cannot be used (%s: %s); this process keeps its own. Set "
             "ESHOPBOX_TOKEN_CACHE_DIR to a writable private directory to share one across processes.",
@@ -181,17 +212,6 @@ class FileRateState:
             type(exc).__name__,
             exc.strerror or exc,
         )
-
-
-def _load(data: bytes) -> RateState:
-    try:
-        raw = json.loads(data or b"{}")
-        state = RateState(**{k: v for k, v in raw.items() if k in RateState.__dataclass_fields__})
-        if len(state.successes) != BUCKETS or not all(map(math.isfinite, (state.rate, state.next_slot))):
-            return RateState()
-        return state
-    except (ValueError, TypeError):
-        return RateState()
 
 
 class RateLimiter:

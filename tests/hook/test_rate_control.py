@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import multiprocessing
 import os
 from pathlib import Path
@@ -159,11 +158,10 @@ def test_processes_of_one_host_share_one_budget(tmp_path):
     slots = sorted(slot for _ in procs for slot in out.get(timeout=60))
     for proc in procs:
         proc.join(30)
-    gaps = [b - a for a, b in itertools.pairwise(slots)]
-    # Nine starts from three processes: one sequence of slots, each ~1/rate after the last (but one:
-    # after an idle spell the limiter lends one slot of credit).
-    assert sorted(gaps)[1] >= 0.9 / (rate * 1.5), (gaps, rate)
-    assert json.loads(path.read_text())["slow_start"] is False
+    # Nine starts from three processes keep one spacing between them: at most one slot of credit
+    # after an idle spell, and a start that came late does not let the rest catch up beyond it.
+    assert slots[-1] - slots[0] >= 0.9 * (len(slots) - 2) / rate, (slots, rate)
+    assert FileRateState.unpack(path.read_bytes()).slow_start is False
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
 
 
