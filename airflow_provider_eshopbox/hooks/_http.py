@@ -41,7 +41,9 @@ for _name in ("httpx", "httpcore"):
 
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _MAYBE_SENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, httpx.DecodingError)
-_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+# Up to 64 requests in flight (the operators' max_concurrency cap); few idle connections kept, as
+# httpcore looks at every connection of its pool for every request it places.
+_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=16)
 #: httpx's timeouts bound each connect, read and write; one attempt as a whole gets this many times
 #: the connection's timeout, so a server that trickles bytes cannot hold a request for ever.
 DEADLINE_FACTOR = 3
@@ -291,12 +293,10 @@ class HttpClient:
         self.summary.maybe_log()
         client = self._client()
         try:
-            response = await asyncio.wait_for(
-                client.request(
+            async with asyncio.timeout(self.timeout * DEADLINE_FACTOR):
+                response = await client.request(
                     spec.endpoint.method, spec.url, params=spec.params, json=spec.json, headers=spec.headers
-                ),
-                self.timeout * DEADLINE_FACTOR,
-            )
+                )
         except (TimeoutError, httpx.HTTPError, ssl.SSLError) as exc:
             if isinstance(exc, asyncio.TimeoutError):
                 exc = httpx.ReadTimeout(f"no complete reply within {self.timeout * DEADLINE_FACTOR:g} s")
