@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AIRFLOW_VERSION ?= 3.3.2
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: install demo test lint bench clean test-deploy deploy-deps
+.PHONY: install demo test lint bench clean test-deploy deploy-deps test-scale
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -48,3 +48,13 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# Issue 17: CeleryExecutor (Redis) with two workers standing for two hosts, pods simulated, on the
+# deploy_tests harness; token_cache=shared vs deployment. Installs Debian's redis-server and the
+# [scale] extra only when missing.
+test-scale: deploy-deps
+	@command -v redis-server >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	@$(BIN)/python -c "import airflow.providers.celery, redis" 2>/dev/null || \
+		$(BIN)/uv pip install -q --python $(BIN)/python -e ".[scale]"
+	$(BIN)/python -m pytest scale_tests -p no:cacheprovider --timeout=900 -v -rA
