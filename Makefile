@@ -7,14 +7,14 @@ BIN := $(VENV)/bin
 AIRFLOW_VERSION ?= 3.3.2
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: install demo test lint bench clean test-deploy deploy-deps test-ui
+.PHONY: install demo test lint bench clean test-deploy deploy-deps test-ui test-scale
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv
 	# --compile-bytecode: as pip does by default; without .pyc files (and with PYTHONDONTWRITEBYTECODE
 	# set, as on CI) every Airflow process would compile its imports from source again.
-	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,bench]"
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,bench,openlineage]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -61,3 +61,13 @@ test-ui: install
 	$(BIN)/uv pip install -q --python $(BIN)/python -e ".[ui]"
 	ESHOPBOX_UI_TESTS=1 ESHOPBOX_CHROMIUM=$${ESHOPBOX_CHROMIUM:-$$(command -v chromium || command -v chromium-browser)} \
 	  $(BIN)/python -m pytest tests/ui -p no:cacheprovider
+
+# Issue 17: CeleryExecutor (Redis) with two workers standing for two hosts, pods simulated, on the
+# deploy_tests harness; token_cache=shared vs deployment. Installs Debian's redis-server and the
+# [scale] extra only when missing.
+test-scale: deploy-deps
+	@command -v redis-server >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	@$(BIN)/python -c "import airflow.providers.celery, redis" 2>/dev/null || \
+		$(BIN)/uv pip install -q --python $(BIN)/python -e ".[scale]"
+	$(BIN)/python -m pytest scale_tests -p no:cacheprovider --timeout=900 -v -rA

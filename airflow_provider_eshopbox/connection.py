@@ -55,7 +55,10 @@ _TRANSIENT_TEST_ID_RE = re.compile(r"^(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9]{8}$")
 DEFAULT_TIMEOUT = 30.0
 TOKEN_CACHE_SHARED = "shared"
 TOKEN_CACHE_PROCESS = "process"
-TokenCacheMode = Literal["shared", "process"]
+#: Opt-in: one token and one rate budget for every worker and pod, through an Airflow Variable.
+TOKEN_CACHE_DEPLOYMENT = "deployment"
+TOKEN_CACHE_MODES: tuple[str, ...] = (TOKEN_CACHE_SHARED, TOKEN_CACHE_PROCESS, TOKEN_CACHE_DEPLOYMENT)
+TokenCacheMode = Literal["shared", "process", "deployment"]
 _WORKSPACE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -211,8 +214,13 @@ def parse_connection(
             "use lowercase letters, digits and inner hyphens only (at most 63), e.g. acme",
         )
     token_cache = str(_extra(extra, "token_cache") or TOKEN_CACHE_SHARED).lower()
-    if token_cache not in (TOKEN_CACHE_SHARED, TOKEN_CACHE_PROCESS):
-        raise _fail(conn_id, "token_cache", f"has unknown value {token_cache!r}", "use 'shared' or 'process'")
+    if token_cache not in TOKEN_CACHE_MODES:
+        raise _fail(
+            conn_id,
+            "token_cache",
+            f"has unknown value {token_cache!r}",
+            "use 'shared', 'process' or 'deployment'",
+        )
     channel = _extra(extra, "external_channel_id")
     return EshopboxConnectionConfig(
         conn_id=conn_id,
@@ -228,7 +236,11 @@ def parse_connection(
             conn_id, "max_requests_per_second", _extra(extra, "max_requests_per_second"), None
         ),
         timeout=_positive(conn_id, "timeout", _extra(extra, "timeout"), DEFAULT_TIMEOUT) or DEFAULT_TIMEOUT,
-        token_cache="process" if token_cache == TOKEN_CACHE_PROCESS else "shared",
+        token_cache="process"
+        if token_cache == TOKEN_CACHE_PROCESS
+        else "deployment"
+        if token_cache == TOKEN_CACHE_DEPLOYMENT
+        else "shared",
         verify=_verify(conn_id, extra),
     )
 

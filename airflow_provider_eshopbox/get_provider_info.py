@@ -84,11 +84,16 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "token_cache": {
         "label": "Token cache",
         "description": "shared (the default when empty): one token exchange per token lifetime for "
-        "every task on this host; process: one per task process.",
+        "every task on this host; process: one per task process; deployment: one for every worker and "
+        "pod, kept encrypted in an Airflow Variable.",
         "schema": {
             "type": _OPTIONAL_STRING,
-            "enum": ["shared", "process"],
-            "values_display": {"shared": "shared (one per host)", "process": "process (one per task)"},
+            "enum": ["shared", "process", "deployment"],
+            "values_display": {
+                "shared": "shared (one per host)",
+                "process": "process (one per task)",
+                "deployment": "deployment (one for all workers)",
+            },
         },
     },
     "ca_bundle": {

@@ -257,18 +257,22 @@ class EshopboxHook(BaseHook):
 
     # --- configuration ---------------------------------------------------------------------------
     def _install(self, config: EshopboxConnectionConfig) -> EshopboxConnectionConfig:
+        from airflow_provider_eshopbox.hooks.rate_control import deployment_limiter
+        from airflow_provider_eshopbox.hooks.token_cache import DeploymentTokenStore
+
         self._http = HttpClient(
             timeout=config.timeout,
             policy=self.retry_policy,
-            limiter=limiter_for(
+            limiter=(deployment_limiter if config.token_cache == "deployment" else limiter_for)(
                 config.cache_key,
                 config.max_requests_per_second,
-                default_cache_dir() if config.token_cache == "shared" else None,
+                default_cache_dir() if config.token_cache != "process" else None,
             ),
             verify=config.verify,
             secrets=config.secrets,
         )
-        self._cache = TokenCache(FileTokenStore() if config.token_cache == "shared" else None)
+        host = FileTokenStore() if config.token_cache != "process" else None
+        self._cache = TokenCache(DeploymentTokenStore(host) if config.token_cache == "deployment" else host)
         self._config = config
         return config
 

@@ -8,13 +8,18 @@ configured rate is a hard ceiling over all of this.
 
 The state can live in this process (``MemoryRateState``) or in a small flock-guarded file shared
 by every process of the host (``FileRateState``), so several task processes of one connection
-share one budget instead of each discovering the limit and exceeding it together.
+share one budget instead of each discovering the limit and exceeding it together. With
+``token_cache=deployment``, ``DeploymentRateState`` adds a deployment-wide level in an Airflow
+Variable: the hosts (workers, pods) using the connection at the same time register there, and each
+gets an equal share of the configured rate, or of the rate the deployment learned from its 429s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import logging
 import math
 import os
@@ -24,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,12 @@ MIN_RATE = 0.05  # never slower than one request in 20 s
 WINDOW_S = 1.0  # throughput is measured over the last second of successes
 BUCKETS = 10  # ...in buckets of a tenth of it
 SAME_EVENT_S = 0.5  # 429s this close together are one event (requests that were already in flight)
+# Deployment level (DeploymentRateState): how often a host in use reports itself and reads the others,
+# how long a host that stopped reporting still counts, and how close two hosts' 429s are one event.
+SYNC_PERIOD_S = 1.0
+MEMBER_TTL_S = 5.0
+DEPLOYMENT_SAME_EVENT_S = 2.0
+RATE_VARIABLE_PREFIX = "eshopbox_rate_budget__"
 
 
 @dataclass
@@ -131,6 +143,13 @@ class MemoryRateState:
         with self._lock:
             yield self._state
 
+    def ceiling(self, configured: float | None, now: float) -> float | None:
+        """The ceiling in force for this state's requests: the configured one."""
+        return configured
+
+    def note_throttle(self, state: RateState, now: float) -> None:
+        """A 429 was learned from (only a deployment-wide state passes it on)."""
+
 
 class FileRateState:
     """The state of one connection for every process of the host: a small 0600 file under flock.
@@ -200,6 +219,12 @@ class FileRateState:
             return RateState()
         return state
 
+    def ceiling(self, configured: float | None, now: float) -> float | None:
+        return configured
+
+    def note_throttle(self, state: RateState, now: float) -> None:
+        """Nothing to pass on beyond the host."""
+
     def _fall_back(self, exc: OSError) -> None:
         self._broken = True
         if self._fd is not None:
@@ -214,13 +239,189 @@ class FileRateState:
         )
 
 
+class VariableBackend(Protocol):
+    """Where the deployment level keeps its record (``token_cache.TaskSdkVariables`` in Airflow)."""
+
+    def get(self, name: str) -> str | None: ...
+
+    def set(self, name: str, value: str, description: str) -> None: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+class DeploymentRateState:
+    """A host's state (file or memory) plus a deployment-wide share, kept in an Airflow Variable.
+
+    Request spacing, the 429 pause and the host's own learning stay local (no network call in the
+    request path). A daemon thread, while the connection is in use, writes this host's heartbeat to
+    the Variable every ``SYNC_PERIOD_S`` and reads back who else is active and what the deployment
+    has learned. The ceiling of this host is then ``rate / hosts``, where ``rate`` is the configured
+    ``max_requests_per_second`` or else the deployment's learned rate (the hosts' combined
+    throughput at the last 429, grown back along the same cubic curve as a single host's). A host
+    that learns from a 429 publishes that estimate at its next sync. Writers race (last writer
+    wins): a lost heartbeat is back a second later, and a host counts for ``MEMBER_TTL_S`` after its
+    last one, so the shares err on the low side. If the Variable cannot be used (no Task SDK), the
+    host's state carries on alone, with one warning.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        local: MemoryRateState | FileRateState,
+        member: str,
+        variables: VariableBackend,
+        clock: Callable[[], float] = time.time,
+        period: float = SYNC_PERIOD_S,
+    ) -> None:
+        self.name = name
+        self.local = local
+        self.member = member
+        self.variables = variables
+        self.clock = clock
+        self.period = period
+        self.hosts = 1  # active hosts seen at the last sync, this one included
+        self.learned: tuple[float, float] | None = None  # (w_max, since) of the deployment
+        self._pending: tuple[float, float] | None = None  # a 429's estimate, to publish
+        self._last_used = -math.inf
+        self._registered = False
+        self._broken = False
+        self._guard = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[RateState]:
+        self._last_used = self.clock()
+        if self._thread is None and not self._broken:
+            self._start()
+        with self.local.locked() as state:
+            yield state
+
+    def ceiling(self, configured: float | None, now: float) -> float | None:
+        """This host's share of the configured rate, else of the learned one (None: still unknown)."""
+        with self._guard:
+            hosts, learned = max(1, self.hosts), self.learned
+        if configured:
+            return configured / hosts
+        if learned is None:
+            return None
+        w_max, since = learned
+        total = current_rate(RateState(slow_start=False, w_max=w_max, since=since), now, None)
+        return max(MIN_RATE, total / hosts)
+
+    def note_throttle(self, state: RateState, now: float) -> None:
+        """Publish what the whole deployment was getting through: this host's share times the hosts."""
+        with self._guard:
+            self._pending = (state.w_max * max(1, self.hosts), state.since)
+        self._wake.set()
+
+    # --- the sync thread -------------------------------------------------------------------------
+    def _start(self) -> None:
+        with self._guard:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="eshopbox-rate-sync", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._broken:
+            idle = self.clock() - self._last_used > MEMBER_TTL_S
+            try:
+                if not idle or self._registered:
+                    self.sync(leaving=idle)
+            except Exception as exc:
+                self._fall_back(exc)
+                return
+            self._wake.wait(self.period)
+            self._wake.clear()
+
+    def sync(self, leaving: bool = False) -> None:
+        """One heartbeat: read the record, update this host and the learned rate, write it back."""
+        now = self.clock()
+        record = _load_record(self.variables.get(self.name))
+        members = {m: seen for m, seen in record["members"].items() if now - seen < MEMBER_TTL_S}
+        if leaving:
+            members.pop(self.member, None)
+        else:
+            members[self.member] = now
+        with self._guard:
+            pending, self._pending = self._pending, None
+        learned = record["learned"]
+        if pending is not None and (learned is None or pending[1] - learned[1] >= DEPLOYMENT_SAME_EVENT_S):
+            learned = pending
+        self.variables.set(
+            self.name,
+            json.dumps({"v": 1, "members": members, "learned": learned}),
+            "Eshopbox request-rate budget shared by the workers using one connection (no secrets).",
+        )
+        with self._guard:
+            self.hosts = max(1, len(members))
+            self.learned = tuple(learned) if learned else None  # type: ignore[assignment]
+            self._registered = not leaving
+
+    def _fall_back(self, exc: BaseException) -> None:
+        self._broken = True
+        with self._guard:
+            self.hosts, self.learned = 1, None
+        log.warning(
+            "Eshopbox deployment rate budget %s cannot be used (%s: %s); this host keeps its own.",
+            self.name,
+            type(exc).__name__,
+            str(exc)[:200],
+        )
+
+
+def _load_record(text: str | None) -> dict[str, Any]:
+    empty: dict[str, Any] = {"members": {}, "learned": None}
+    try:
+        raw = json.loads(text or "{}")
+        members = {str(k): float(v) for k, v in dict(raw.get("members") or {}).items()}
+        learned = raw.get("learned")
+        if learned is not None:
+            w_max, since = float(learned[0]), float(learned[1])
+            learned = (w_max, since) if math.isfinite(w_max + since) and w_max > 0 else None
+        return {"members": members, "learned": learned}
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError):
+        return empty
+
+
+_deployment_limiters: dict[tuple[str, float | None], RateLimiter] = {}
+_deployment_guard = threading.Lock()
+
+
+def deployment_limiter(
+    key: str, rate: float | None, shared_dir: Path | None, variables: VariableBackend | None = None
+) -> RateLimiter:
+    """The limiter of one connection with ``token_cache=deployment``: the host's file state (the
+    same file ``_http.limiter_for`` uses) under a deployment-wide share; one per process."""
+    from airflow_provider_eshopbox.hooks.token_cache import TaskSdkVariables, variable_name
+
+    with _deployment_guard:
+        limiter = _deployment_limiters.get((key, rate))
+        if limiter is None:
+            digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+            local: MemoryRateState | FileRateState
+            if shared_dir is not None:
+                local = FileRateState(shared_dir / f"{digest}.rate")
+                host = f"{os.uname().nodename}:{local.path}"
+            else:
+                local = MemoryRateState()
+                host = f"{os.uname().nodename}:{os.getpid()}"
+            member = hashlib.sha256(host.encode()).hexdigest()[:16]
+            state = DeploymentRateState(
+                variable_name(RATE_VARIABLE_PREFIX, key), local, member, variables or TaskSdkVariables()
+            )
+            limiter = _deployment_limiters[(key, rate)] = RateLimiter(rate, state)
+        return limiter
+
+
 class RateLimiter:
     """Spacing of request starts for one connection: a ceiling, a learned rate, a 429's pause."""
 
     def __init__(
         self,
         ceiling: float | None,
-        state: MemoryRateState | FileRateState | None = None,
+        state: MemoryRateState | FileRateState | DeploymentRateState | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.ceiling = ceiling
@@ -229,22 +430,32 @@ class RateLimiter:
         self.waits = 0  # requests held back, and for how long: summarised in the task log
         self.waited = 0.0
 
+    def _ceiling(self, now: float) -> float | None:
+        """The configured ceiling, or this host's share of the deployment's (or learned) rate."""
+        return self.state.ceiling(self.ceiling, now)
+
     @property
     def interval(self) -> float:
         """Seconds between request starts at the current rate (0: no limit in force)."""
+        now = self.clock()
+        ceiling = self._ceiling(now)
         with self.state.locked() as state:
-            rate = current_rate(state, self.clock(), self.ceiling)
-        return 0.0 if rate >= UNLIMITED_RATE and not self.ceiling else 1.0 / rate
+            rate = current_rate(state, now, ceiling)
+        return 0.0 if rate >= UNLIMITED_RATE and not ceiling else 1.0 / rate
 
     def rate(self) -> float:
         """Requests per second allowed now (for log lines)."""
+        now = self.clock()
+        ceiling = self._ceiling(now)
         with self.state.locked() as state:
-            return current_rate(state, self.clock(), self.ceiling)
+            return current_rate(state, now, ceiling)
 
     def claim(self) -> float:
         """Take the start slot if due (0), else how long until it is (then ask again)."""
+        now = self.clock()
+        ceiling = self._ceiling(now)
         with self.state.locked() as state:
-            return claim(state, self.clock(), self.ceiling)
+            return claim(state, now, ceiling)
 
     def held_for(self) -> float:
         """Seconds until the next request may start (more than zero while a 429's pause lasts)."""
@@ -257,8 +468,14 @@ class RateLimiter:
 
     def throttled(self, retry_after: float | None) -> float:
         """A 429: learn from it; returns how long every request now holds back."""
+        now = self.clock()
+        ceiling = self._ceiling(now)
         with self.state.locked() as state:
-            return throttled(state, self.clock(), self.ceiling, retry_after)
+            pause = throttled(state, now, ceiling, retry_after)
+            learned = state.since == now  # a new 429 event (not one already in flight)
+        if learned:
+            self.state.note_throttle(state, now)
+        return pause
 
     async def acquire(self) -> None:
         """Wait (without blocking the loop) until this caller may send."""

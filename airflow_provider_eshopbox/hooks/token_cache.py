@@ -1,19 +1,24 @@
-"""Two-level access-token cache: a process dict plus a host-wide 0600 file store under flock.
+"""Access-token cache: a process dict, a host-wide 0600 file store under flock and, opt-in
+(``token_cache=deployment``), a deployment-wide Airflow Variable every worker and pod can reach.
 
 Threads, coroutines and processes asking for the same key wait for one in-flight exchange
-(single-flight), so a worker and the triggerer mint one token per lifetime. Only the access
-token, its expiry and the key are stored; never the client secret or refresh token.
+(single-flight), so a worker and the triggerer mint one token per lifetime. Across hosts the
+single flight is best effort, with no lock service: a short lease written to the Variable and
+read back (see ``DeploymentTokenStore``). Only the access token, its expiry and the key (or a
+fingerprint of it) are stored; never the client secret or refresh token.
 
-The host-wide level is only an optimisation and never the reason a call fails: any OSError from
+The shared levels are only an optimisation and never the reason a call fails: any OSError from
 its directory, lock or file (read-only, full, foreign, symlinked, not a regular file...) turns it
 off for this process and directory (retried every few minutes) with one warning, and the
 process level carries on alone.
-A token that was invalidated is never read back, even from a file that could not be removed.
+The Variable level fails the same way: any error reaching it turns it off for a while, with one
+warning. A token that was invalidated is never read back, even from a file that could not be removed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import errno
 import fcntl
@@ -22,15 +27,17 @@ import json
 import logging
 import math
 import os
+import random
+import re
 import stat
 import tempfile
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Protocol
 
 from airflow_provider_eshopbox import api
 
@@ -41,6 +48,14 @@ _ASYNC_LOCK_POLL = 0.01
 _MAX_FILE_BYTES = 64 * 1024  # a real token file is < 4 KiB; a hostile one is never read whole
 _MAX_REVOKED = 256  # digests of invalidated tokens remembered per process
 _RETRY_BROKEN_DIR = 600.0  # s until a failed store directory is tried again (a disk gets freed)
+#: Deployment level: the Variable's name starts with this (it contains "token", so Airflow masks its
+#: value by key name in the UI, the API and task logs).
+VARIABLE_PREFIX = "eshopbox_access_token__"
+_LEASE_S = 20.0  # a host minting for the deployment; others wait for its token this long at most
+_LEASE_SETTLE_S = 0.3  # ...after writing a lease, read it back this much later (+ jitter): last writer mints
+_LEASE_POLL_S = 0.25  # how often a waiting host reads the Variable again
+_SEAL_INFO = b"eshopbox-provider/deployment-token-seal/v1\0"
+_FINGERPRINT_INFO = b"eshopbox-provider/deployment-token-fingerprint/v1\0"
 
 
 @dataclass(frozen=True)
@@ -221,21 +236,206 @@ class FileTokenStore:
                 os.unlink(self._paths(key)[0])
 
 
+class VariableBackend(Protocol):
+    """Where the deployment level keeps its record: text values by name."""
+
+    def get(self, name: str) -> str | None: ...
+
+    def set(self, name: str, value: str, description: str) -> None: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+class TaskSdkVariables:
+    """Airflow Variables through the Task SDK: reachable from every worker, pod and the triggerer
+    (through their supervisor and the Execution API), Fernet-encrypted at rest when the deployment
+    has a Fernet key. Raises outside a task or triggerer (the cache then falls back to its host level)."""
+
+    def get(self, name: str) -> str | None:
+        from airflow.sdk import Variable
+
+        value = Variable.get(name, default=None)
+        return value if isinstance(value, str) else None
+
+    def set(self, name: str, value: str, description: str) -> None:
+        from airflow.sdk import Variable
+
+        Variable.set(name, value, description=description)
+
+    def delete(self, name: str) -> None:
+        from airflow.sdk import Variable
+
+        Variable.delete(name)
+
+
+def variable_name(prefix: str, key: str) -> str:
+    """A Variable key for a cache key ``<conn_id>:<sha256>``: the conn id made safe, no secret digest."""
+    conn_id = key.rsplit(":", 1)[0]
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", conn_id)[:120]
+    if safe != conn_id:  # two conn ids that differ only in unsafe characters stay apart
+        safe += "_" + hashlib.sha256(conn_id.encode()).hexdigest()[:8]
+    return prefix + safe
+
+
+def _derive(info: bytes, key: str) -> bytes:
+    return hashlib.sha256(info + key.encode()).digest()
+
+
+@dataclass
+class _Record:
+    """The deployment record of one connection: the sealed token, and a host's minting lease."""
+
+    fingerprint: str
+    sealed: str | None = None
+    lease_owner: str | None = None
+    lease_until: float = 0.0
+
+    def dumps(self) -> str:
+        return json.dumps(
+            {
+                "v": 1,
+                "fp": self.fingerprint,
+                "sealed": self.sealed,
+                "lease": [self.lease_owner, self.lease_until],
+            }
+        )
+
+    @classmethod
+    def loads(cls, text: str | None, fingerprint: str) -> _Record | None:
+        """The record for ``fingerprint``; None if absent, malformed or another credential's."""
+        if not text or len(text) > _MAX_FILE_BYTES:
+            return None
+        try:
+            data = json.loads(text)
+            owner, until = data["lease"]
+            if data.get("fp") != fingerprint:
+                return None
+            sealed = data.get("sealed")
+            return cls(
+                fingerprint,
+                sealed if isinstance(sealed, str) else None,
+                owner if isinstance(owner, str) else None,
+                float(until),
+            )
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return None
+
+
+class DeploymentTokenStore:
+    """The deployment level: one Airflow Variable per connection, in front of the host's file store.
+
+    The Variable holds the access token sealed (Fernet: AES-128-CBC + HMAC-SHA256) with a key
+    derived from the cache key, itself a digest of the connection's client secret and refresh
+    token: reading the Variable yields nothing usable without the Connection, and editing the
+    credentials makes the old record unreadable. Neither credential is ever written.
+
+    Single flight across hosts without a lock service: a host that finds no usable token writes a
+    lease (its id, valid ``_LEASE_S``), reads the record back a moment later and mints only if its
+    own lease survived (the last writer wins); the others poll until the token appears or the lease
+    lapses. Hosts that all write their lease within the settle time of each other still mint once;
+    at worst a few mint when many start cold in the same instant, never one per task.
+    """
+
+    def __init__(
+        self,
+        host: FileTokenStore | None = None,
+        variables: VariableBackend | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.host = host
+        self.variables = variables or TaskSdkVariables()
+        self.sleep = sleep
+        self.owner = f"{os.uname().nodename}:{os.getpid()}:{random.getrandbits(32):08x}"
+
+    @staticmethod
+    def name(key: str) -> str:
+        return variable_name(VARIABLE_PREFIX, key)
+
+    @staticmethod
+    def _fingerprint(key: str) -> str:
+        return _derive(_FINGERPRINT_INFO, key).hex()[:32]
+
+    @staticmethod
+    def _fernet(key: str) -> Any:
+        from cryptography.fernet import Fernet
+
+        return Fernet(base64.urlsafe_b64encode(_derive(_SEAL_INFO, key)))
+
+    def _seal(self, key: str, token: CachedToken) -> str:
+        payload = json.dumps([token.access_token, token.expires_at, token.refresh_at]).encode()
+        return self._fernet(key).encrypt(payload).decode()
+
+    def _unseal(self, key: str, sealed: str | None) -> CachedToken | None:
+        from cryptography.fernet import InvalidToken
+
+        if sealed is None:
+            return None
+        try:
+            access, expires_at, refresh_at = json.loads(self._fernet(key).decrypt(sealed.encode()))
+            token = CachedToken(str(access), float(expires_at), float(refresh_at))
+        except (InvalidToken, ValueError, TypeError):
+            return None
+        return token if token.access_token and math.isfinite(token.expires_at + token.refresh_at) else None
+
+    def read(self, key: str) -> tuple[_Record | None, CachedToken | None]:
+        record = _Record.loads(self.variables.get(self.name(key)), self._fingerprint(key))
+        return record, self._unseal(key, record.sealed) if record else None
+
+    def _write(self, key: str, record: _Record) -> None:
+        self.variables.set(
+            self.name(key),
+            record.dumps(),
+            "Eshopbox access token shared by every worker (sealed with the connection's credentials). "
+            "Delete it to make the next task exchange a new one.",
+        )
+
+    def claim(self, key: str, now: float) -> None:
+        """Write this host's minting lease (the token field cleared)."""
+        self._write(key, _Record(self._fingerprint(key), None, self.owner, now + _LEASE_S))
+
+    def release(self, key: str) -> None:
+        """Clear the record (after this host's exchange failed)."""
+        self._write(key, _Record(self._fingerprint(key)))
+
+    def publish(self, key: str, token: CachedToken) -> None:
+        """Store a freshly minted token for every host (and end the lease)."""
+        self._write(key, _Record(self._fingerprint(key), self._seal(key, token)))
+
+    def settle_time(self) -> float:
+        return _LEASE_SETTLE_S * (1 + random.random())
+
+    def delete_if(self, key: str, access_token: str) -> None:
+        """Remove the record if it still holds ``access_token`` (a newer token is kept)."""
+        _record, token = self.read(key)
+        if token is not None and token.access_token == access_token:
+            self.variables.delete(self.name(key))
+
+
+class _Unavailable(Exception):
+    """The deployment level failed (wraps the cause); the cache falls back to its host level."""
+
+
 class TokenCache:
-    """Process-level (class-wide) token dict in front of an optional host-wide FileTokenStore."""
+    """Process-level (class-wide) token dict in front of an optional host-wide FileTokenStore and,
+    given a DeploymentTokenStore, a deployment-wide Variable behind that."""
 
     _memory: ClassVar[dict[str, CachedToken]] = {}
     _revoked: ClassVar[dict[str, None]] = {}  # digests of invalidated tokens, oldest first
-    _broken: ClassVar[dict[Path, float]] = {}  # failed store directory -> when to try it again
-    _warned: ClassVar[set[Path]] = set()
+    _broken: ClassVar[dict[Path | str, float]] = {}  # failed store directory/Variable -> when to retry
+    _warned: ClassVar[set[Path | str]] = set()
     _guard: ClassVar[threading.Lock] = threading.Lock()
     _thread_locks: ClassVar[dict[str, threading.Lock]] = {}
     _loop_locks: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]] = (
         weakref.WeakKeyDictionary()
     )
 
-    def __init__(self, store: FileTokenStore | None = None, clock: Callable[[], float] = time.time) -> None:
-        self.store = store
+    def __init__(
+        self,
+        store: FileTokenStore | DeploymentTokenStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.deployment = store if isinstance(store, DeploymentTokenStore) else None
+        self.store = store.host if isinstance(store, DeploymentTokenStore) else store
         self.clock = clock
 
     @classmethod
@@ -348,7 +548,7 @@ class TokenCache:
                 locked = self._lock(stack, key)
                 if locked and (token := self._load(key)):
                     return token
-                return self._keep(key, mint(), locked)
+                return self._keep(key, self._via_deployment(key, mint), locked)
 
     async def aget(self, key: str, mint: Callable[[], Awaitable[CachedToken]]) -> CachedToken:
         """Async ``get``: coroutines queue on an asyncio.Lock, threads and processes on the others."""
@@ -367,7 +567,7 @@ class TokenCache:
                     locked = await self._alock(stack, key)
                     if locked and (token := self._load(key)):
                         return token
-                    return self._keep(key, await mint(), locked)
+                    return self._keep(key, await self._avia_deployment(key, mint), locked)
             finally:
                 thread_lock.release()
 
@@ -383,14 +583,150 @@ class TokenCache:
             current = self._memory.get(key)
             if current is not None and current.access_token == access_token:
                 del self._memory[key]
-        if (store := self._shared()) is None:
-            return
-        try:
-            with store.locked(key):
-                store.delete_if(key, access_token)
-        except OSError as exc:
-            self._disable(exc)
+        if (store := self._shared()) is not None:
+            try:
+                with store.locked(key):
+                    store.delete_if(key, access_token)
+            except OSError as exc:
+                self._disable(exc)
+        if (deployment := self._deployment()) is not None:
+            try:
+                deployment.delete_if(key, access_token)
+            except Exception as exc:
+                self._disable_deployment(deployment, key, exc)
 
     async def ainvalidate(self, key: str, access_token: str) -> None:
-        """Async ``invalidate`` (file work in a thread)."""
+        """Async ``invalidate`` (file and Variable work in a thread)."""
         await asyncio.to_thread(self.invalidate, key, access_token)
+
+    # --- the deployment level: every error from it ends in _disable_deployment, never in the caller
+    def _deployment(self) -> DeploymentTokenStore | None:
+        deployment = self.deployment
+        if deployment is None or self.clock() < self._broken.get(f"variable:{id(deployment)}", -math.inf):
+            return None
+        return deployment
+
+    def _disable_deployment(self, deployment: DeploymentTokenStore, key: str, exc: BaseException) -> None:
+        """Use only the host and process levels for a while; warn once per process."""
+        name = deployment.name(key)
+        with self._guard:
+            self._broken[f"variable:{id(deployment)}"] = self.clock() + _RETRY_BROKEN_DIR
+            if name in self._warned:
+                return
+            self._warned.add(name)
+        log.warning(
+            "The deployment-wide Eshopbox token cache (Variable %s) cannot be used (%s: %s); caching "
+            "tokens per host only. It needs the Task SDK (a task or the triggerer).",
+            name,
+            type(exc).__name__,
+            str(exc)[:200],
+        )
+
+    def _flow(
+        self, deployment: DeploymentTokenStore, key: str
+    ) -> Generator[tuple[str, float], Any, CachedToken | None]:
+        """The cross-host protocol as steps for a sync or async driver: it yields ``("read", 0)``
+        and is sent ``(record, token)``, or yields ``("claim"|"mint"|"sleep", seconds)``; it returns
+        the usable token read back (StopIteration value) once it has one, or after the ``mint``."""
+        give_up = self.clock() + 2 * _LEASE_S
+        while True:
+            record, token = yield ("read", 0.0)
+            now = self.clock()
+            if token is not None and token.usable(now) and _digest(token.access_token) not in self._revoked:
+                return token
+            if record is not None and record.lease_owner and record.lease_until > now and now < give_up:
+                if record.lease_owner == deployment.owner:
+                    yield ("mint", 0.0)  # our lease survived: we mint, the others wait for it
+                    return None
+                yield ("sleep", min(_LEASE_POLL_S, record.lease_until - now))
+                continue
+            if now >= give_up:
+                yield ("mint", 0.0)
+                return None
+            yield ("claim", 0.0)
+            yield ("sleep", deployment.settle_time())
+
+    def _via_deployment(self, key: str, mint: Callable[[], CachedToken]) -> CachedToken:
+        """A token from the deployment Variable, or minted once for every host and published there."""
+        if (deployment := self._deployment()) is None:
+            return mint()
+        flow = self._flow(deployment, key)
+        reply: Any = None
+        try:
+            while True:
+                action, seconds = flow.send(reply)
+                reply = None
+                try:
+                    if action == "read":
+                        reply = deployment.read(key)
+                    elif action == "claim":
+                        deployment.claim(key, self.clock())
+                    elif action == "sleep":
+                        deployment.sleep(seconds)
+                except Exception as exc:
+                    raise _Unavailable() from exc
+                if action == "mint":
+                    return self._publish(deployment, key, self._release_on_error(deployment, key, mint))
+        except StopIteration as done:
+            assert isinstance(done.value, CachedToken)
+            return done.value
+        except _Unavailable as unavailable:
+            assert unavailable.__cause__ is not None
+            self._disable_deployment(deployment, key, unavailable.__cause__)
+            return mint()
+
+    async def _avia_deployment(self, key: str, mint: Callable[[], Awaitable[CachedToken]]) -> CachedToken:
+        """Async ``_via_deployment``: Variable calls in a thread (a triggerer's comms need that)."""
+        if (deployment := self._deployment()) is None:
+            return await mint()
+        flow = self._flow(deployment, key)
+        reply: Any = None
+        try:
+            while True:
+                action, seconds = flow.send(reply)
+                reply = None
+                if action == "sleep":
+                    await asyncio.sleep(seconds)
+                    continue
+                if action == "mint":
+                    try:
+                        token = await mint()
+                    except BaseException:
+                        await asyncio.to_thread(self._release, deployment, key)
+                        raise
+                    return await asyncio.to_thread(self._publish, deployment, key, token)
+                try:
+                    if action == "read":
+                        reply = await asyncio.to_thread(deployment.read, key)
+                    else:
+                        await asyncio.to_thread(deployment.claim, key, self.clock())
+                except Exception as exc:
+                    raise _Unavailable() from exc
+        except StopIteration as done:
+            assert isinstance(done.value, CachedToken)
+            return done.value
+        except _Unavailable as unavailable:
+            assert unavailable.__cause__ is not None
+            self._disable_deployment(deployment, key, unavailable.__cause__)
+            return await mint()
+
+    def _release_on_error(
+        self, deployment: DeploymentTokenStore, key: str, mint: Callable[[], CachedToken]
+    ) -> CachedToken:
+        try:
+            return mint()
+        except BaseException:
+            self._release(deployment, key)
+            raise
+
+    def _release(self, deployment: DeploymentTokenStore, key: str) -> None:
+        """End our lease after a failed exchange, so that other hosts try at once (best effort)."""
+        with contextlib.suppress(Exception):
+            deployment.release(key)
+
+    def _publish(self, deployment: DeploymentTokenStore, key: str, token: CachedToken) -> CachedToken:
+        try:
+            deployment.publish(key, token)
+        except Exception as exc:
+            self._disable_deployment(deployment, key, exc)
+        return token

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import heapq
 import json
 import logging
 import operator
 import os
+import pickle
 import posixpath
 import tempfile
 import time
@@ -51,6 +53,9 @@ STALE_TEMPORARY_SECONDS = 3600.0
 _NAME_MAX = 255  # bytes in a file name on local file systems (ext4, xfs, apfs)
 _GZIP_SUFFIXES = (".gz", ".gzip")
 _WRITE_CHUNK = 1 << 20
+#: Index entries held in memory before they are sorted and spilled to a run file (about 20 MB).
+RUN_ENTRIES = 65_536
+_RUN_BATCH = 1024  # entries per pickled batch of a run file
 _GZIP_LEVEL = 6  # zlib's default: level 9 costs far more CPU for a few percent
 # One encoder for every row (json.dumps builds a new one per call when given options).
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
@@ -236,8 +241,14 @@ class RowSpool:
 
     A row is whatever the caller's functions read (a dict, or a tuple of the fields that matter):
     ``key`` names the row's identity (``orderItemID``), ``version`` orders versions of one row
-    (``updatedAt``), ``sort_key`` orders the output. The line written is the text given with the
-    row, or the row as JSON if there is none. Memory holds one small index entry per row.
+    (``updatedAt``; of equal versions the first spooled wins), ``sort_key`` orders the output. The
+    line written is the text given with the row, or the row as JSON if there is none.
+
+    Memory stays flat however many rows arrive: lines go to a spool file, and each row's small
+    index entry (key, version, sort key, offset) waits in memory only until ``run_entries`` of them
+    are gathered; they are then sorted by key and spilled to a run file. ``write_to`` merges the
+    runs, keeps the newest version of each key, sorts the survivors by ``sort_key`` the same way
+    (runs, then a merge) and copies their lines out. ``disk_bytes`` is the most temporary disk used.
     """
 
     def __init__(
@@ -246,15 +257,23 @@ class RowSpool:
         key: Callable[[Any], str],
         version: Callable[[Any], Any],
         sort_key: Callable[[Any], Any],
+        run_entries: int = RUN_ENTRIES,
     ) -> None:
+        if run_entries < 1:
+            raise ValueError("run_entries must be positive")
         self._key = key
         self._version = version
         self._sort_key = sort_key
+        self._run_entries = run_entries
         self._file = tempfile.TemporaryFile(prefix="eshopbox-spool-")  # noqa: SIM115 - closed in close()
-        self._index: dict[str, tuple[Any, Any, int, int]] = {}  # key -> (version, sort key, offset, length)
+        # (key, version, sequence, sort key, offset, length): sequence keeps the first of equal versions
+        self._pending: list[tuple[Any, Any, int, Any, int, int]] = []
+        self._runs: list[_Run] = []
         self._end = 0  # spool size (tracked: seeking to the end would flush the write buffer)
+        self._written: int | None = None  # distinct rows, once write_to has merged them
         self.received = 0
-        self.superseded = 0
+        self.superseded = 0  # rows dropped for a newer (or equal, earlier) version; final after write_to
+        self.disk_bytes = 0  # peak temporary disk use: spool plus run files
 
     def add(self, row: Any, text: bytes | None = None) -> None:
         """Spool one row; an older version of an already-spooled key is dropped from the output.
@@ -267,64 +286,176 @@ class RowSpool:
     def extend(self, rows: Iterable[tuple[Any, bytes | None]]) -> None:
         """``add`` for each ``(row, text)``, with one write for all of them (a page at a time).
 
-        All or nothing: the index changes only after the batch is written, so a row that fails
-        (a missing key, say) leaves the spool as it was.
+        All or nothing: nothing is kept of a batch in which a row fails (a missing key, say).
         """
-        key_of, version_of, sort_key_of, index = self._key, self._version, self._sort_key, self._index
-        batch: dict[str, tuple[Any, Any, int, int]] = {}  # this batch's newest versions
+        key_of, version_of, sort_key_of = self._key, self._version, self._sort_key
+        batch: dict[str, tuple[Any, Any, int, Any, int, int]] = {}  # this batch's newest versions
         lines: list[bytes] = []
-        size = received = superseded = 0
+        size = received = 0
+        sequence = self.received
         for row, text in rows:
             key = key_of(row)
             version = version_of(row)
             received += 1
-            previous = batch.get(key) or index.get(key)
-            if previous is not None:
-                superseded += 1
-                if previous[0] >= version:
-                    continue
+            previous = batch.get(key)
+            if previous is not None and previous[1] >= version:
+                continue
             line = one_line(row, text) + b"\n"
             lines.append(line)
-            batch[key] = (version, sort_key_of(row), self._end + size, len(line))
+            batch[key] = (key, version, sequence + received, sort_key_of(row), self._end + size, len(line))
             size += len(line)
         self._file.write(b"".join(lines))
-        index.update(batch)
         self._end += size
         self.received += received
-        self.superseded += superseded
+        self.superseded += received - len(batch)
+        self._pending.extend(batch.values())
+        self._written = None
+        if len(self._pending) >= self._run_entries:
+            self._spill()
+        self._note_disk()
+
+    def _note_disk(self) -> None:
+        self.disk_bytes = max(self.disk_bytes, self._end + sum(run.size for run in self._runs))
+
+    def _spill(self) -> None:
+        """Sort the pending entries by (key, version, sequence) into a new run file."""
+        self._pending.sort(key=_by_key)
+        self._runs.append(_Run.write(self._pending))
+        self._pending = []
 
     def __len__(self) -> int:
-        return len(self._index)
+        """Rows in the output: exact after ``write_to``; before it, a key re-read in another batch
+        counts once per batch (progress lines only)."""
+        return self._written if self._written is not None else self.received - self.superseded
 
-    def keys(self) -> set[str]:
-        return set(self._index)
+    def _newest(self) -> Iterator[tuple[Any, int, int]]:
+        """(sort key, offset, length) of the newest version of each key, in key order."""
+        if self._runs:
+            if self._pending:
+                self._spill()
+            entries: Iterable[tuple[Any, Any, int, Any, int, int]] = heapq.merge(
+                *(run.read() for run in self._runs), key=_by_key
+            )
+        else:
+            self._pending.sort(key=_by_key)
+            entries = self._pending
+        best = None
+        for entry in entries:
+            if best is None or entry[0] != best[0]:
+                if best is not None:
+                    yield best[3], best[4], best[5]
+                best = entry
+            elif entry[1] > best[1]:  # a newer version (an equal one arrived later: the first stays)
+                best = entry
+        if best is not None:
+            yield best[3], best[4], best[5]
+
+    def _sorted(self) -> Iterator[tuple[Any, int, int]]:
+        """The newest versions in output order, through sorted runs when they do not fit memory."""
+        runs: list[_Run] = []
+        chunk: list[tuple[Any, int, int]] = []
+        try:
+            for item in self._newest():
+                chunk.append(item)
+                if len(chunk) >= self._run_entries:
+                    chunk.sort(key=_by_sort_key)
+                    runs.append(_Run.write(chunk))
+                    chunk = []
+                    self._note_disk_with(runs)
+            self._drop_runs()  # the key-ordered runs are consumed: free their disk
+            chunk.sort(key=_by_sort_key)
+            if not runs:
+                yield from chunk
+                return
+            runs.append(_Run.write(chunk))
+            self._note_disk_with(runs)
+            del chunk
+            yield from heapq.merge(*(run.read() for run in runs), key=_by_sort_key)
+        finally:
+            for run in runs:
+                run.close()
+
+    def _note_disk_with(self, extra: list[_Run]) -> None:
+        used = self._end + sum(run.size for run in self._runs) + sum(run.size for run in extra)
+        self.disk_bytes = max(self.disk_bytes, used)
+
+    def _drop_runs(self) -> None:
+        for run in self._runs:
+            run.close()
+        self._runs = []
+        self._pending = []
 
     def write_to(self, destination: ObjectStoragePath) -> int:
         """Write the de-duplicated rows, sorted, atomically to ``destination``; return the row count.
 
-        Rows are read back with pread, not mmap: mapped pages would count against the task's memory.
+        Call it once: it consumes the index. Rows are read back with pread, not mmap: mapped pages
+        would count against the task's memory.
         """
-        entries = sorted(self._index.values(), key=operator.itemgetter(1))
         self._file.flush()
         descriptor = self._file.fileno()
+        count = 0
         with atomic_open(destination) as out:
             chunk: list[bytes] = []
             size = 0
-            for _version, _sort_key, offset, length in entries:
+            for _sort_key, offset, length in self._sorted():
                 chunk.append(os.pread(descriptor, length, offset))
+                count += 1
                 size += length
                 if size >= _WRITE_CHUNK:  # few large writes: each write through fsspec costs
                     out.write(b"".join(chunk))
                     chunk, size = [], 0
             out.write(b"".join(chunk))
-        return len(entries)
+        self._written = count
+        self.superseded = self.received - count
+        return count
 
     def close(self) -> None:
         self._file.close()
-        self._index.clear()
+        self._drop_runs()
 
     def __enter__(self) -> RowSpool:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _by_key(entry: tuple[Any, Any, int, Any, int, int]) -> tuple[Any, Any, int]:
+    return entry[0], entry[1], entry[2]
+
+
+_by_sort_key = operator.itemgetter(0, 1)  # then the offset: ties keep spool order
+
+
+class _Run:
+    """A sorted run of index entries in a temporary file: pickled batches, read back a batch at a time."""
+
+    def __init__(self, file: IO[bytes], size: int) -> None:
+        self.file = file
+        self.size = size
+
+    @classmethod
+    def write(cls, entries: list[Any]) -> _Run:
+        file = tempfile.TemporaryFile(prefix="eshopbox-spool-run-")  # noqa: SIM115 - closed in close()
+        try:
+            for start in range(0, len(entries), _RUN_BATCH):
+                pickle.dump(entries[start : start + _RUN_BATCH], file, protocol=pickle.HIGHEST_PROTOCOL)
+            size = file.tell()
+            file.flush()
+        except BaseException:
+            file.close()
+            raise
+        return cls(file, size)
+
+    def read(self) -> Iterator[Any]:
+        """The entries in order; each run is read by one reader at a time."""
+        self.file.seek(0)
+        while True:
+            try:
+                batch = pickle.load(self.file)
+            except EOFError:
+                return
+            yield from batch
+
+    def close(self) -> None:
+        self.file.close()

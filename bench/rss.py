@@ -1,0 +1,157 @@
+"""Peak memory of a month-long orders resync in one task: RSS above the baseline, time, temp disk.
+
+Each size runs the orders operator in a fresh child process against a sandbox process holding that
+many order-item rows over 30 days (no added latency), checks the file against the sandbox's truth
+(every id once, nothing else), and reports peak RSS above the child's baseline (measured after the
+imports and one connection test, as in bench.orders_sync), the spool's peak temporary disk use and
+the output size. Exit status 1 if a file is not exact or the RSS bound is exceeded.
+
+    python -m bench.rss [--rows 200000,1000000] [--days 30] [--bound-mb 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def child(days: int, concurrency: int, destination: Path) -> dict[str, Any]:
+    """One resync in this process; the spool's peak temp disk is read as it closes."""
+    from airflow.sdk.listener import get_listener_manager
+
+    import airflow_provider_eshopbox.sync.slicing
+    from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+    from airflow_provider_eshopbox.operators.orders import EshopboxOrdersToStorageOperator
+    from airflow_provider_eshopbox.sync import storage
+
+    del airflow_provider_eshopbox.sync.slicing  # imported for the baseline only
+    get_listener_manager()
+    ok, message = EshopboxHook().test_connection()
+    if not ok:
+        raise SystemExit(message)
+    disk: list[int] = []
+    close = storage.RowSpool.close
+
+    def recording_close(self: storage.RowSpool) -> None:
+        disk.append(self.disk_bytes)
+        close(self)
+
+    storage.RowSpool.close = recording_close  # type: ignore[method-assign]
+    op = EshopboxOrdersToStorageOperator(
+        task_id="bench_rss",
+        destination=f"file://{destination}",
+        start=START.isoformat(),
+        end=(START + timedelta(days=days)).isoformat(),
+        max_concurrency=concurrency,
+    )
+    baseline = _rss_mb()
+    began = time.monotonic()
+    manifest = op.execute({})  # type: ignore[arg-type]
+    return {
+        "rows": manifest["rows"],
+        "requests": manifest["requests"],
+        "seconds": time.monotonic() - began,
+        "baseline_mb": baseline,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "temp_disk_mb": (disk[0] if disk else 0) / 1e6,
+        "output_mb": destination.stat().st_size / 1e6,
+    }
+
+
+def measure(rows: int, days: int, concurrency: int) -> dict[str, Any]:
+    """A sandbox with ``rows`` rows, the resync in a child, and the exactness check."""
+    from airflow_provider_eshopbox.sandbox.process import SandboxProcess
+
+    args = ["--order-items", str(rows), "--seed", "7", "--days", str(days)]
+    with (
+        SandboxProcess(*args) as sandbox,
+        tempfile.TemporaryDirectory(prefix="eshopbox-bench-rss-") as work,
+    ):
+        destination = Path(work) / "orders.jsonl.gz"
+        env = dict(
+            os.environ,
+            AIRFLOW_CONN_ESHOPBOX_DEFAULT=sandbox.connection_json,
+            ESHOPBOX_TOKEN_CACHE_DIR=str(Path(work) / "token-cache"),
+            TMPDIR=work,  # the spool's temporary files, removed with the directory
+        )
+        command = [sys.executable, "-m", "bench.rss", "--child", str(destination), "--days", str(days)]
+        out = subprocess.run(
+            [*command, "--concurrency", str(concurrency)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise SystemExit(f"resync of {rows} rows failed:\n{out.stderr[-3000:]}")
+        result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+        end = START + timedelta(days=days)
+        truth = httpx.get(
+            f"{sandbox.origin}/__sandbox__/truth/orders",
+            params={"start": START.isoformat(), "end": end.isoformat()},
+            timeout=120,
+        ).json()
+        with gzip.open(destination, "rt") as fh:
+            ids = [json.loads(line)["orderItemID"] for line in fh]
+    result["exact"] = len(ids) == len(set(ids)) and set(ids) == set(truth["orderItemIDs"])
+    result["truth"] = truth["count"]
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rows", default="200000,1000000", help="comma-separated row counts")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--bound-mb", type=float, default=150.0, help="peak RSS above baseline allowed")
+    parser.add_argument("--child", metavar="DESTINATION")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.days, args.concurrency, Path(args.child))))
+        return 0
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"\nOrders resync of {args.days} days in one task (sandbox, no added latency, "
+        f"max_concurrency={args.concurrency}); bound: peak RSS +{args.bound_mb:.0f} MB"
+    )
+    print(
+        f"{'rows':>9}{'exact':>7}{'requests':>9}{'s':>7}{'baseline MB':>12}{'peak +MB':>9}"
+        f"{'temp disk MB':>13}{'output MB':>10}"
+    )
+    broken = False
+    for rows in (int(n) for n in args.rows.split(",") if n.strip()):
+        r = measure(rows, args.days, args.concurrency)
+        grew = r["peak_mb"] - r["baseline_mb"]
+        broken |= not r["exact"] or grew > args.bound_mb
+        print(
+            f"{r['rows']:>9}{'yes' if r['exact'] else 'NO':>7}{r['requests']:>9}{r['seconds']:>7.1f}"
+            f"{r['baseline_mb']:>12.0f}{grew:>9.0f}{r['temp_disk_mb']:>13.0f}{r['output_mb']:>10.0f}",
+            flush=True,
+        )
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
