@@ -45,7 +45,7 @@ def dataset_name(url: str) -> tuple[str, str]:
         return f"s3://{authority}", parts.path.lstrip("/")
     if scheme in ("gs", "gcs"):
         return f"gs://{authority}", parts.path.lstrip("/")
-    return f"{scheme}://{authority}", parts.path.lstrip("/") or "/"
+    return f"{scheme}://{parts.netloc}", parts.path.lstrip("/") or "/"  # abfss: container@account kept
 
 
 def eshopbox_namespace(workspace: str) -> str:
