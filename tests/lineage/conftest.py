@@ -51,6 +51,15 @@ def lineage_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
             adapter._client = None
 
     clear()
+    # Airflow loads plugins once per process: if an earlier test loaded them without a transport,
+    # the OpenLineage plugin registered no listener. Register it for this test.
+    from airflow.sdk.listener import get_listener_manager
+
+    manager = get_listener_manager()
+    listener = get_openlineage_listener()
+    added = not manager.pm.is_registered(listener)
+    if added:
+        manager.add_listener(listener)
 
     def events() -> list[dict[str, Any]]:
         if not events_file.exists():
@@ -58,5 +67,7 @@ def lineage_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         return [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
 
     yield events
+    if added:
+        manager.pm.unregister(listener)
     monkeypatch.undo()
     clear()
