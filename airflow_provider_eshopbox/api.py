@@ -61,9 +61,18 @@ PRODUCT_UPDATE = Endpoint("product_update", HOST_WORKSPACE, "PUT", "product-engi
 CHANNEL_AVAILABILITY = Endpoint(
     "channel_availability", HOST_WORKSPACE, "POST", "product-engine/api/v2/productListing"
 )
-SHIPMENTS_LIST = Endpoint("shipments_list", HOST_WMS, "GET", "api/order/shipment")
+# ASSUMPTION (eshopbox-api.md §3.6, §6): the list's rows are under "data" (Laravel paginator, [T1]).
+SHIPMENTS_LIST = Endpoint("shipments_list", HOST_WMS, "GET", "api/order/shipment", items="data")
 SHIPMENT_CREATE = Endpoint("shipment_create", HOST_WMS, "POST", "api/order/shipment")
 TRACKING = Endpoint("tracking", HOST_WMS, "GET", "api/v1/shipping/trackingDetails")
+# ASSUMPTION (eshopbox-api.md §3.6, [S1]): the returns list is on the workspace host with the generic
+# §6 envelope; one return is read at the list's path plus its customerReturnNumber (no page found).
+RETURNS_LIST = Endpoint("returns_list", HOST_WORKSPACE, "GET", "api/v1/returns", items="data")
+RETURN_GET = Endpoint("return_get", HOST_WORKSPACE, "GET", "api/v1/returns/{customerReturnNumber}")
+# ASSUMPTION (eshopbox-api.md §5, [S1] "list GET .../products (fields, ids)"): generic §6 envelope.
+PRODUCTS_LIST = Endpoint(
+    "products_list", HOST_WORKSPACE, "GET", "product-engine/api/v1/products", items="data"
+)
 WEBHOOK_REGISTER = Endpoint("webhook_register", HOST_WORKSPACE, "POST", "api/v1/webhook")
 ACCOUNT_LIST = Endpoint("account_list", HOST_WORKSPACE, "GET", "api/v1/account")
 
@@ -81,6 +90,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     SHIPMENTS_LIST,
     SHIPMENT_CREATE,
     TRACKING,
+    RETURNS_LIST,
+    RETURN_GET,
+    PRODUCTS_LIST,
     WEBHOOK_REGISTER,
     ACCOUNT_LIST,
 )
@@ -323,3 +335,79 @@ def utc_ms(value: datetime) -> int:
     if value.tzinfo is None:
         raise ValueError("datetime must be timezone-aware")
     return int(value.timestamp() * 1000)
+
+
+# --- shipments, tracking, returns, products (§3.6, §5, §6) --------------------------------------
+# What the docs, the SDK [S1] and the third-party clients [T1][T2] show, and what is assumed:
+# * shipments list: GET wms api/order/shipment with ``page`` [S1]; [T1] also sends ``per_page``,
+#   ``status`` and ``expectedShipDate`` and follows ``next_page_url`` in a ``data`` envelope, and
+#   notes NO updated-since filter. So a window cannot be asked for: the list is read whole and
+#   filtered locally on ``updated_at`` (operators/streams.py says how that stays exact).
+# * returns list: GET {ws} api/v1/returns with ``page`` [S1]; no filter is documented anywhere
+#   ([T1] relies on webhooks), so it is read whole as well.
+# * products: GET {ws} product-engine/api/v1/products with ``fields`` and ``ids`` [S1].
+# * tracking: GET wms api/v1/shipping/trackingDetails?trackingIds=a,b (at most 50) [TR1].
+LIST_PARAM_PAGE = "page"
+# ASSUMPTION (§6 [P1] for the workspace host, [T1] for the WMS shipments list): page-size names.
+SHIPMENTS_PARAM_PER_PAGE = "per_page"
+LIST_PARAM_PER_PAGE = "perPage"
+# ASSUMPTION (§6: "default page 1"): every list is 1-indexed.
+LIST_FIRST_PAGE = 1
+# ASSUMPTION (§6: max page size undocumented; default 25): 100 per page, as the orders list takes.
+LIST_PER_PAGE_MAX = 100
+# ASSUMPTION (§6 [P1]: "total = matches for the filters", a string in the sample): every list reply
+# carries ``total`` (string or integer); the readers use it to prove a read complete.
+LIST_TOTAL_FIELD = "total"
+LIST_ITEMS_FIELD = "data"
+# ASSUMPTION (§3.6, §6; Laravel's default order, the sandbox's too): an UNFILTERED shipments, returns
+# or products list is ordered by ``id`` ascending; a new row gets an id above every existing one and
+# a row is never deleted (a cancelled shipment or return changes status in place). Then a row's
+# position never changes while the list is paged: updates leave it where it is and new rows join at
+# the end. The readers check the order on every page and ``total`` never shrinking, and re-read on a
+# shrink; they fail loudly when the order is not as assumed.
+LIST_ORDER_FIELD = "id"
+# ASSUMPTION (§3.2 ``updated_at`` format, §3.6 shipment keys): shipments and returns carry
+# ``updated_at`` as ``YYYY-MM-DD HH:MM:SS`` in UTC, set to the time of every change.
+SHIPMENT_UPDATED_AT_FIELD = "updated_at"
+RETURN_UPDATED_AT_FIELD = "updated_at"
+WMS_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+SHIPMENT_ID_FIELD = "id"
+SHIPMENT_TRACKING_FIELD = "trackingID"
+RETURN_NUMBER_FIELD = "customerReturnNumber"  # unique per return (§6: presumably, ASSUMPTION)
+PRODUCT_ID_FIELD = "esin"
+PRODUCTS_PARAM_IDS = "ids"
+# ASSUMPTION (§5 [S1]): ``ids`` takes SKUs, comma-separated, at most this many per call.
+PRODUCTS_IDS_MAX = 100
+TRACKING_PARAM_IDS = "trackingIds"
+TRACKING_IDS_MAX = 50  # documented (§3.6 [TR1])
+# §3.6: [TR1] documents ``trackingDetails``, [T2] saw ``trackingDetailList``; both are accepted.
+TRACKING_LIST_KEYS = ("trackingDetails", "trackingDetailList")
+TRACKING_ID_FIELD = "trackingId"
+
+
+def list_per_page_param(endpoint: Endpoint) -> str:
+    """The page-size parameter of a paged list: ``per_page`` on the WMS shipments list, else ``perPage``."""
+    return SHIPMENTS_PARAM_PER_PAGE if endpoint is SHIPMENTS_LIST else LIST_PARAM_PER_PAGE
+
+
+def parse_wms_time(value: Any) -> int:
+    """Epoch ms of a ``YYYY-MM-DD HH:MM:SS`` (UTC) stamp; ValueError saying what it is otherwise."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.strptime(value, WMS_TIME_FORMAT)
+        except ValueError:
+            pass
+        else:
+            return int(parsed.replace(tzinfo=timezone.utc).timestamp()) * 1000
+    raise ValueError(f"is {_describe(value)}, not a 'YYYY-MM-DD HH:MM:SS' date-time")
+
+
+def list_total(value: Any) -> int:
+    """``total`` of a list reply as an int (the sample sends a string); ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"total is {_describe(value)}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise ValueError(f"total is {_describe(value)}, not a non-negative integer")

@@ -157,6 +157,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_eshopbox.operators.orders",
                     "airflow_provider_eshopbox.operators.inventory",
                     "airflow_provider_eshopbox.operators.create_orders",
+                    "airflow_provider_eshopbox.operators.streams",
                 ],
             }
         ],

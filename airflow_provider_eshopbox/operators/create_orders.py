@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_eshopbox.lineage import EshopboxLineageMixin
+
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
@@ -22,7 +24,7 @@ class _Outcome:
     ambiguous: list[dict[str, Any]] = field(default_factory=list)
 
 
-class EshopboxCreateOrdersOperator(BaseOperator):
+class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
     """Create every order of ``source`` in Eshopbox; a row that cannot be created goes to ``rejects``.
 
     Every order is first checked locally against the documented required fields (see

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_eshopbox.lineage import EshopboxLineageMixin
+
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
@@ -20,7 +22,7 @@ ON_TOTALS_MISMATCH = ("warn", "fail")
 BUCKETS = ("sellable", "nonSellable", "inwardInProcess", "outwardInProcess")
 
 
-class EshopboxInventoryToStorageOperator(BaseOperator):
+class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
     """Write stock to ``destination``: every ESIN (``mode="snapshot"``) or those changed in a window.
 
     Each row is one (ESIN, warehouse) of ``warehouseInventories``: ``esin``, ``sku`` (null where the

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_eshopbox.lineage import EshopboxLineageMixin
+
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from airflow_provider_eshopbox.sync.window import Window
 
 
-class EshopboxOrdersToStorageOperator(BaseOperator):
+class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
     """Sync the order-item rows whose ``updatedAt`` lies in ``[start, end)`` to ``destination``.
 
     The window defaults to the run's data interval, widened by ``lookback``. Rows are read in time

@@ -46,6 +46,7 @@ from .faults import FaultConfig, FaultPlan
 from .filters import FilterError, parse_filters
 from .stats import SandboxStats
 from .store import SandboxStore
+from .streams import stream_routes
 
 log = logging.getLogger(__name__)
 
@@ -852,6 +853,7 @@ def build_app(sb: SandboxState, stopping: threading.Event | None = None) -> R.Ra
         Route(f"{ws}/api/v2/inventoryListing", h.api("inventory_list", h.inventory_list), methods=["GET"]),
         Route("/wms/api/order", h.api("order_create", h.order_create), methods=["POST"]),
         Route("/wms/api/cancel-order", h.api("order_cancel", h.order_cancel), methods=["POST"]),
+        *stream_routes(h),  # before api/order/{con}, which would match api/order/shipment
         Route("/wms/api/order/{con}", h.api("order_get", h.order_get), methods=["GET"]),
         Route("/__sandbox__/stats", h.control_stats, methods=["GET", "DELETE"]),
         Route("/__sandbox__/faults", h.control_faults, methods=["GET", "POST", "DELETE"]),

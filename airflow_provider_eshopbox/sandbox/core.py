@@ -27,12 +27,13 @@ from .faults import FaultConfig
 from .server import ServerThread
 from .stats import SandboxStats
 from .store import SandboxStore
+from .streams import StreamsSandboxMixin
 from .tls import LOOPBACK_NAMES, SandboxTLS
 
 TimeArg = datetime | int | float | None
 
 
-class EshopboxSandbox:
+class EshopboxSandbox(StreamsSandboxMixin):
     """A local, deterministic Eshopbox: seeded data + HTTP emulator + ground truth + fault injection.
 
     ``orders``: number of orders (1-4 items each); ``order_items``: exact row count instead.

@@ -32,6 +32,12 @@ ROUTES = (
     "order_cancel",
     "product_get",
     "inventory_list",
+    # sandbox/streams.py
+    "shipments_list",
+    "tracking",
+    "returns_list",
+    "return_get",
+    "products_list",
 )
 SCRIPT_KINDS = ("drop", "truncate", "hang", "ok", "store_then_fail")
 DRIP_PHASES = ("headers", "body")
