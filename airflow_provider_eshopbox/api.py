@@ -136,6 +136,10 @@ ORDERS_SEARCH_SETTLE_MS = 5 * 60 * 1000
 # of the result (hasNext false on page k: it held (k-1) * per_page + len(hits) rows then).
 ORDERS_SEARCH_ONE_PLACE = True
 ORDERS_SEARCH_STABLE_ORDER = True
+# ASSUMPTION (eshopbox-api.md §8.3): if the real cap is lower than ORDERS_HIT_CAP, it is a whole
+# number of pages, so a capped result ends on a full page with hasNext false; a deep slice ending so
+# is read again in one-page slices.
+ORDERS_SEARCH_CAP_ON_A_PAGE = True
 
 
 def orders_window_filter(start_ms: int, end_ms: int) -> str:

@@ -416,10 +416,13 @@ class WindowReader:
         if n is None or (n - 1) * self._per_page + len(pages[n - 1][0]) >= self._hit_cap:
             return rows, True
         ids = frozenset(map(self._row_id, rows))
-        # A shift: a short page before page n, a row after it or a row twice. Read it again then.
+        # A shift: a short page before page n, a row after it or a row twice; or a full page n, as
+        # when the server's cap is lower than ORDERS_HIT_CAP (api.ORDERS_SEARCH_CAP_ON_A_PAGE).
+        # The slice is read again then, in one-page slices.
         intact = (
             len(ids) == len(rows)
             and all(len(hits) == self._per_page for hits, _ in pages[: n - 1])
+            and len(pages[n - 1][0]) < self._per_page
             and not any(hits for hits, _ in pages[n:])
         )
         self._unproven.append((start, end, ids if intact else None))
