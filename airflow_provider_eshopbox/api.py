@@ -139,6 +139,19 @@ ORDERS_UPDATED_AT_FIELD = "updatedAt"
 # only leave the search (an update moves them to now), never join it; younger ones may still be
 # arriving while they are read (the slicer then reads such a millisecond twice over).
 ORDERS_SEARCH_SETTLE_MS = 5 * 60 * 1000
+# ASSUMPTION (eshopbox-api.md §8.2, §8.3), relied on by the deep reads of settled time (sync/slicing.py):
+# ORDERS_SEARCH_ONE_PLACE: a row leaves a time range only by an update (rows are never deleted from
+# the search), and the index moves it in one step: a row gone from its old updatedAt is already
+# found under its new one. ORDERS_SEARCH_STABLE_ORDER: hits come in an order fixed per row, so rows
+# joining a result push later rows down a place and paging a result that only grows (updatedAt >= t)
+# skips nothing that was in it when paging began. A reply's hits and hasNext describe one state
+# of the result (hasNext false on page k: it held (k-1) * per_page + len(hits) rows then).
+ORDERS_SEARCH_ONE_PLACE = True
+ORDERS_SEARCH_STABLE_ORDER = True
+# ASSUMPTION (eshopbox-api.md §8.3): if the real cap is lower than ORDERS_HIT_CAP, it is a whole
+# number of pages, so a capped result ends on a full page with hasNext false; a deep slice ending so
+# is read again in one-page slices.
+ORDERS_SEARCH_CAP_ON_A_PAGE = True
 
 
 def orders_window_filter(start_ms: int, end_ms: int) -> str:

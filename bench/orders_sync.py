@@ -5,7 +5,13 @@ sandbox process, warmed by one uncounted run, side by side in one invocation; th
 rows/s, the ratio, the fraction of the ideal (pages x latency / concurrency), requests, the
 client's CPU per request and peak RSS above the child's baseline.
 
-    python -m bench.orders_sync [--rows 50000] [--latency-ms 50] [--concurrency 16] [--rss-rows 20000,200000]
+A second table puts the sandbox behind a token bucket (``--limits``, requests/s, burst 10) where
+the rate, not latency, decides: the operator told the limit (``max_requests_per_second`` on the
+connection) and not told, beside an hourly pager paced to the limit and the floor
+``ceil(rows / per_page) / rate``, with requests, 429s and seconds.
+
+    python -m bench.orders_sync [--rows 20000] [--latency-ms 50] [--concurrency 16] [--limits 5,10,20]
+        [--rss-rows 20000,200000]
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import httpx
 
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 DAYS = 7
+BURST = 10  # the sandbox token bucket's size in the rate-limited table
 
 
 def _rss_mb() -> float:
@@ -57,15 +64,30 @@ def _reset(origin: str) -> None:
     httpx.delete(f"{origin}/__sandbox__/stats")
 
 
-def _child(kind: str, conn: str, concurrency: int, origin: str) -> dict[str, Any]:
+def _limit(origin: str, latency_ms: float, rps: float | None) -> None:
+    """Set the sandbox's token bucket (None: none); the latency is restated, as the body replaces it."""
+    body: dict[str, Any] = {"latency_ms": latency_ms}
+    if rps is not None:
+        body["rate_limit"] = {"rps": rps, "burst": BURST}
+    httpx.post(f"{origin}/__sandbox__/faults", json=body).raise_for_status()
+
+
+def _child(
+    kind: str, conn: str, concurrency: int, origin: str, *, client_rps: float | None = None, pace: float = 0
+) -> dict[str, Any]:
+    if client_rps is not None:
+        parsed = json.loads(conn)
+        parsed.setdefault("extra", {})["max_requests_per_second"] = client_rps
+        conn = json.dumps(parsed)
     env = dict(
         os.environ,
         AIRFLOW_CONN_ESHOPBOX_DEFAULT=conn,
         ESHOPBOX_TOKEN_CACHE_DIR=tempfile.mkdtemp(),
         BENCH_SANDBOX_ORIGIN=origin,
     )
+    command = [sys.executable, "-m", "bench.orders_sync", "--child", kind, "--concurrency", str(concurrency)]
     out = subprocess.run(
-        [sys.executable, "-m", "bench.orders_sync", "--child", kind, "--concurrency", str(concurrency)],
+        [*command, "--pace", str(pace)],
         env=env,
         capture_output=True,
         text=True,
@@ -113,10 +135,11 @@ def _run_operator(concurrency: int, destination: Path) -> dict[str, Any]:
     }
 
 
-def _run_pager(windowed: bool, destination: Path) -> dict[str, Any]:
+def _run_pager(windowed: bool, destination: Path, pace: float = 0) -> dict[str, Any]:
     """What a user would otherwise write: HttpHook, a bearer token, pages until hasNext is false,
     each hit written as a JSON line to the same kind of file the operator writes (.jsonl.gz, at the
-    operator's gzip level 6: the gzip module's default of 9 would slow the pager down)."""
+    operator's gzip level 6: the gzip module's default of 9 would slow the pager down). ``pace`` > 0:
+    request starts at least ``1 / pace`` s apart, as a user who knows the rate limit would write."""
     import gzip
 
     from airflow.providers.http.hooks.http import HttpHook
@@ -134,7 +157,7 @@ def _run_pager(windowed: bool, destination: Path) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}", "ProxyHost": config.workspace}
     step = timedelta(hours=1) if windowed else timedelta(days=DAYS)
     baseline = _rss_mb()
-    began = time.monotonic()
+    began = next_start = time.monotonic()
     ids: set[str] = set()
     with gzip.open(destination, "wt", compresslevel=6, encoding="utf-8") as out:
         lo = START
@@ -142,6 +165,9 @@ def _run_pager(windowed: bool, destination: Path) -> dict[str, Any]:
             hi = lo + step
             page = 1
             while True:
+                if pace:
+                    time.sleep(max(0.0, next_start - time.monotonic()))
+                    next_start = time.monotonic() + 1 / pace
                 body = hook.run(
                     api.ORDERS_LIST.path,
                     data={
@@ -164,32 +190,87 @@ def _run_pager(windowed: bool, destination: Path) -> dict[str, Any]:
     return {"rows": len(ids), "seconds": seconds, "baseline_mb": baseline}
 
 
-def child(kind: str, concurrency: int) -> None:
+def child(kind: str, concurrency: int, pace: float) -> None:
     """One measurement; both readers write the same kind of file, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="eshopbox-bench-orders-") as out:
         destination = Path(out) / "orders.jsonl.gz"
         if kind == "operator":
             result = _run_operator(concurrency, destination)
         else:
-            result = _run_pager(kind == "pager-hourly", destination)
+            result = _run_pager(kind == "pager-hourly", destination, pace)
     result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
 
 def _median_run(kind: str, origin: str, conn: str, concurrency: int, repeat: int) -> dict[str, Any]:
     """``repeat`` runs of one reader; the run with the median time, with its request count."""
-    runs = []
-    for _ in range(repeat):
-        _reset(origin)
-        result = _child(kind, conn, concurrency, origin)
-        result.update(kind=kind, requests=_stats(origin)["by_route"].get("orders_list", 0))
-        runs.append(result)
+    runs = [_counted(kind, origin, conn, concurrency) for _ in range(repeat)]
     return sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
+
+
+def _counted(kind: str, origin: str, conn: str, concurrency: int, **extra: Any) -> dict[str, Any]:
+    """One run of one reader, with the orders requests and 429s the sandbox counted."""
+    _reset(origin)
+    result = _child(kind, conn, concurrency, origin, **extra)
+    stats = _stats(origin)
+    result.update(
+        kind=kind,
+        requests=stats["by_route"].get("orders_list", 0),
+        throttled=int(stats["by_status"].get("429", 0)),
+    )
+    return result
+
+
+def rate_limited(
+    origin: str, conn: str, args: argparse.Namespace, limits: list[float]
+) -> list[tuple[float, str, dict[str, Any]]]:
+    """Each limit: operator told it, operator not told, paced hourly pager; interleaved, medians."""
+    variants = [
+        ("operator, limit told", "operator", True),
+        ("operator, limit not told", "operator", False),
+        ("HttpHook pager, hourly, paced", "pager-hourly", True),
+    ]
+    out = []
+    for rps in limits:
+        runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in variants}
+        for _ in range(args.rate_repeat):
+            for label, kind, told in variants:
+                _limit(origin, args.latency_ms, rps)
+                time.sleep(BURST / rps)  # the bucket refills: every run starts from a full one
+                extra = {"pace": rps} if kind != "operator" else {"client_rps": rps if told else None}
+                runs[label].append(_counted(kind, origin, conn, args.concurrency, **extra))
+        for label, _, _ in variants:
+            ordered = sorted(runs[label], key=lambda r: r["seconds"])
+            out.append((rps, label, ordered[(len(ordered) - 1) // 2]))
+    _limit(origin, args.latency_ms, None)
+    return out
+
+
+def print_rate_limited(results: list[tuple[float, str, dict[str, Any]]], args: argparse.Namespace) -> None:
+    pages = math.ceil(args.rows / 100)
+    print(
+        f"\nOrders sync under a server rate limit (sandbox token bucket, burst {BURST}), {args.rows} rows "
+        f"over {DAYS} days, {args.latency_ms:.0f} ms added latency, max_concurrency={args.concurrency}, "
+        f"median of {args.rate_repeat}; floor = {pages} pages / rate"
+    )
+    print(
+        f"{'limit/s':>8}  {'reader':<32}{'rows':>7}{'requests':>9}{'429s':>6}{'429 %':>7}{'s':>7}"
+        f"{'vs floor':>9}"
+    )
+    for rps, label, r in results:
+        floor = pages / rps
+        share = r["throttled"] / max(1, r["requests"])
+        print(
+            f"{rps:>8g}  {label:<32}{r['rows']:>7}{r['requests']:>9}{r['throttled']:>6}{share:>7.0%}"
+            f"{r['seconds']:>7.1f}{r['seconds'] / floor:>8.2f}x"
+        )
+    for rps in sorted({rps for rps, _, _ in results}):
+        print(f"{rps:>8g}  {'floor':<32}{'':>7}{pages:>9}{0:>6}{'':>7}{pages / rps:>7.1f}{1:>8.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
@@ -198,10 +279,13 @@ def main() -> None:
     parser.add_argument(
         "--rss-rows", default="20000,200000", help="comma-separated row counts for peak RSS; empty: skip"
     )
+    parser.add_argument("--limits", default="5,10,20", help="comma-separated server limits, requests/s")
+    parser.add_argument("--rate-repeat", type=int, default=1, help="runs per reader and limit (median)")
     parser.add_argument("--child", choices=["operator", "pager-hourly", "pager-single"])
+    parser.add_argument("--pace", type=float, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.concurrency)
+        child(args.child, args.concurrency, args.pace)
         return
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     with sandbox(args.rows, args.latency_ms) as (origin, conn):
@@ -213,6 +297,8 @@ def main() -> None:
             _median_run("pager-hourly", origin, conn, args.concurrency, 1),
             _median_run("pager-single", origin, conn, args.concurrency, args.repeat),
         ]
+        limits = [float(n) for n in args.limits.split(",") if n.strip()]
+        limited = rate_limited(origin, conn, args, limits) if limits else []
     latency = args.latency_ms / 1000
     pages = math.ceil(args.rows / 100)
     ideal = pages * latency / args.concurrency
@@ -224,7 +310,7 @@ def main() -> None:
         f"ideal = {pages} pages x latency / concurrency = {ideal:.2f} s"
     )
     print(
-        f"{'reader':<34}{'rows':>7}{'lost':>7}{'requests':>9}{'s':>7}{'rows/s':>8}"
+        f"{'reader':<34}{'rows':>7}{'lost':>7}{'requests':>9}{'req/page':>9}{'s':>7}{'rows/s':>8}"
         f"{'vs pager':>9}{'of ideal':>9}{'in flight':>10}{'CPU/req':>9}{'RSS +MB':>8}"
     )
     labels = {
@@ -245,9 +331,12 @@ def main() -> None:
         cpu = f"{r['cpu_seconds'] / r['requests'] * 1000:.1f} ms" if operator else "-"
         print(
             f"{labels[r['kind']]:<34}{r['rows']:>7}{args.rows - r['rows']:>7}{r['requests']:>9}"
-            f"{r['seconds']:>7.2f}{rate:>8.0f}{ratio:>8.1f}x{of_ideal:>9}{in_flight:>10}{cpu:>9}"
+            f"{r['requests'] / pages:>9.2f}{r['seconds']:>7.2f}{rate:>8.0f}{ratio:>8.1f}x{of_ideal:>9}"
+            f"{in_flight:>10}{cpu:>9}"
             f"{r['peak_mb'] - r['baseline_mb']:>8.0f}"
         )
+    if limited:
+        print_rate_limited(limited, args)
     sizes = [int(n) for n in args.rss_rows.split(",") if n.strip()]
     if sizes:
         print("\nPeak RSS of the operator, no added latency (rows are spooled to disk, not held in memory)")

@@ -129,13 +129,14 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
         fields: list[str] | None,
         spool: RowSpool,
     ) -> SliceStats:
+        import asyncio
         import operator
 
         from airflow_provider_eshopbox import api
         from airflow_provider_eshopbox.sync.progress import ProgressLog
         from airflow_provider_eshopbox.sync.slicing import WindowReader
 
-        progress = ProgressLog(self.log, "orders")
+        progress = ProgressLog(self.log, "orders", every=_PROGRESS_EVERY)
 
         async def fetch(start_ms: int, end_ms: int, page: int) -> tuple[list[Row], bool]:
             result = await hook.afetch_orders_page(
@@ -162,13 +163,27 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
             on_rows=on_rows,
             on_progress=on_progress,
         )
+
+        async def heartbeat() -> None:
+            # Rows arrive a slice at a time; under sustained throttling a slice can take longer
+            # than a progress interval, so the log is told the request count all the same.
+            while True:
+                await asyncio.sleep(_PROGRESS_EVERY)
+                progress.update(
+                    reader.stats.rows, slices_done=reader.stats.slices, requests=reader.stats.requests
+                )
+
+        beat = asyncio.ensure_future(heartbeat())
         try:
             stats = await reader.read(window.start_ms, window.end_ms)
         finally:
+            beat.cancel()
             await hook.aclose()
         progress.update(stats.rows, force=True, slices_done=stats.slices, requests=stats.requests)
         return stats
 
+
+_PROGRESS_EVERY = 5.0  # seconds between progress lines, whether rows arrive or not
 
 # One order-item row as the sync handles it: (orderItemID, updatedAt, its JSON line as sent).
 Row = tuple[str, int, bytes]

@@ -1,24 +1,32 @@
 """Read every row of an ``updatedAt`` window exactly, from a search endpoint that cannot be paged deeply.
 
 The orders list is an Algolia-style search: unordered, offset-paged, capped in how many hits one
-query can reach, and offset paging over a live result skips rows when others leave it mid-read. So
-the window is read in time slices that each fit in ONE page (a single request is a consistent
-snapshot); only a one-millisecond slice, which cannot be split, is paged, and then proven complete
-by re-reading (see ``_read_one_millisecond``).
+query can reach, and offset paging over a live result skips rows when others leave it mid-read.
+
+Settled time (older than ``settle_ms``: rows can only leave it) is read in slices several pages
+deep, each below the hit cap, and proven afterwards at the cost of about one request for the whole
+read (``_prove``): a slice whose pages were full, distinct and ended with ``hasNext`` false holds
+every row that stayed in it, unless one of the rows read left during the read; such a row was
+updated, so it is among the rows updated since the read began (minus the settle time), which one
+query lists. A slice sharing a row with that list, or whose pages showed a shift, is read again in
+one-page slices. Recent time, where rows may still be joining, is read as before: slices that each
+fit ONE page (a single request is a consistent snapshot); only a one-millisecond slice, which cannot
+be split, is paged, and then proven complete by re-reading (see ``_read_one_millisecond``).
 
 How slices are sized (the speed part; exactness never depends on it):
 1. Page 1 of the whole window either holds everything (done) or is a random sample of its rows.
 2. The window is cut into a few regions of equal sample mass. Each region is crawled
-   by one worker, front to back, each request sized to hold ``target_fill`` of a page at the density
-   the worker measured on its previous slices (exact counts, so the estimate tracks the data).
-3. Before any density is known, regions start from a ladder of scale guesses; the first slice that
-   fits calibrates them all.
-4. A slice that overflows is re-cut at the sample rank that holds a target page if it held just
-   over a page (a guess that grows fourfold with each overflow in a row); one whose sample is
+   by one worker, front to back, each request sized to hold a target share of a page (recent or
+   uncalibrated) or of the hit cap (settled) at the density the worker measured on its previous
+   slices (exact counts, so the estimate tracks the data).
+3. Before any density is known, regions start from a ladder of scale guesses in one-page slices;
+   the first slice that fits calibrates them all.
+4. A slice that overflows is re-cut at the sample rank that holds its target if it held just
+   over its capacity (a guess that grows fourfold with each overflow in a row); one whose sample is
    crowded on one millisecond is read up to it, while that millisecond and what follows it
    become regions of their own for other workers.
 5. A worker that runs out of region steals the back half of the largest remaining one, if that
-   is expected to hold two target pages or more.
+   is expected to hold two targets or more.
 """
 
 from __future__ import annotations
@@ -49,6 +57,9 @@ _CROWD_SHARE = 0.1  # a sample this concentrated on one millisecond marks a burs
 # After an overflow the slice is assumed to have held just over a page; each further overflow in a
 # row multiplies that guess, so a badly underestimated density is found in a few steps, not many.
 _OVERFLOW_GROWTH = 4.0
+_DEEP_FILL = 0.4  # share of the hit cap a settled slice is sized for: an overflow wastes a cap of pages
+_AHEAD = 0.7  # pages of a deep slice sent at once after page 1: those its expected rows fill
+_FOREVER = 2**53  # end of the "updated since" query: no updatedAt reaches it
 # A slice whose count is this many standard deviations (sqrt of the expected count) off the region's
 # density marks a change in the data's rate: older observations are dropped rather than averaged in.
 _CHANGE_SIGMAS = 2.5
@@ -62,6 +73,8 @@ class SliceStats:
     slices: int = 0
     overflows: int = 0
     paged_slices: int = 0
+    deep_slices: int = 0  # settled slices read several pages deep
+    reread_slices: int = 0  # ...read again because a row read in them left during the read
     rows: int = 0
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
@@ -83,6 +96,8 @@ class _Region:
     busy_until: int | None = None  # end of the slice in flight, if any
     owned: bool = False
     guessed: bool = False  # density is still a ladder guess, not a measurement
+    deep: bool = False  # settled: slices may hold several pages (see _read_deep)
+    counted: bool = False  # a slice of this region has been counted exactly
     next_widths: list[int] = field(default_factory=list)  # set after an overflow, from its sample
     observed: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=_OBSERVATIONS))
     overflows: int = 0  # consecutive overflows: each one means the density is further off
@@ -108,6 +123,7 @@ class WindowReader:
         on_progress: Callable[[SliceStats, int], None] | None = None,
         target_fill: float = 0.8,
         settle_ms: int = ORDERS_SEARCH_SETTLE_MS,
+        deep: bool = True,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -122,46 +138,92 @@ class WindowReader:
         self._on_rows = on_rows
         self._on_progress = on_progress
         self._target = max(1.0, per_page * target_fill)
+        self._deep_target = hit_cap * _DEEP_FILL
         self._regions: list[_Region] = []
         self._scale: float | None = None  # rows per root-sample point, once calibrated
         self._busy = 0  # workers crawling a region
         self._slots = asyncio.Semaphore(max_concurrency)  # requests in flight, bursts' re-reads included
         self._settle_ms = settle_ms
+        self._deep = deep  # False: every slice fits one page, as in recent time (for comparison and tests)
         self._changed = asyncio.Condition()
+        # Deep slices read: (start, end, ids read), ids None if the pages showed a shift.
+        self._unproven: list[tuple[int, int, frozenset[str] | None]] = []
         self.stats = SliceStats()
 
     async def read(self, start_ms: int, end_ms: int) -> SliceStats:
         """Read the whole window; raises on anything that would make the result inexact."""
         if end_ms <= start_ms:
             raise ValueError(f"empty window [{start_ms}, {end_ms})")
+        began = int(time.time() * 1000)
+        settled = min(max(began - self._settle_ms, start_ms), end_ms) if self._deep else start_ms
         hits, has_next = await self._get(start_ms, end_ms, 1)
         if not has_next:
             self._deliver(hits)
         elif end_ms - start_ms == 1:
-            await self._read_one_millisecond(start_ms, hits)
+            if end_ms <= settled:
+                self._deliver(await self._read_burst(start_ms, hits))
+            else:
+                await self._read_one_millisecond(start_ms, hits)
         else:
             self.stats.overflows += 1
-            self._regions = self._plan_regions(start_ms, end_ms, hits)
+            self._regions = self._plan_regions(start_ms, end_ms, hits, settled)
             await _all(self._worker(i) for i in range(self._workers))
+        if self._unproven:
+            await self._prove(began - self._settle_ms)
         self.stats.finished = time.monotonic()
         return self.stats
 
+    async def _prove(self, since: int) -> None:
+        """Read again, in one-page slices, every deep slice a row may have been skipped in.
+
+        A deep slice's pages 1..n-1 came back full and distinct, and page n said ``hasNext`` false
+        (``_read_deep``): at page n's reply the slice held at most the rows read. Each row read that
+        is not among the rows updated since ``since`` was in the slice then too (settled rows only
+        leave, by an update, ``api.ORDERS_SEARCH_ONE_PLACE``). If none of the rows read is, they
+        are all the rows the slice held then, whatever order pages came in: every row that stayed
+        in it was read. The list of rows updated since comes from one query, paged in full
+        (``api.ORDERS_SEARCH_STABLE_ORDER``); past the hit cap it cannot be listed, and every deep
+        slice is read again.
+        """
+        left = await self._updated_since(since)
+        again = [
+            (lo, hi, ids)
+            for lo, hi, ids in self._unproven
+            if left is None or ids is None or not ids.isdisjoint(left)
+        ]
+        self._unproven = []
+        self.stats.reread_slices += len(again)
+        # One-page slices need no proof; each region's density is known from its exact count.
+        self._regions = [
+            _Region(lo, hi, sample_rate=0.0, density=max(len(ids or ()), 1) / (hi - lo), counted=True)
+            for lo, hi, ids in again
+        ]
+        await _all(self._worker(i) for i in range(self._workers))
+
+    async def _updated_since(self, since: int) -> frozenset[str] | None:
+        """Ids of every row with ``updatedAt >= since``, or None if the hit cap hides some."""
+        ids: set[str] = set()
+        last_page = math.ceil(self._hit_cap / self._per_page)
+        for page in range(1, last_page + 1):
+            hits, has_next = await self._get(since, _FOREVER, page)
+            ids.update(map(self._row_id, hits))
+            if not has_next:
+                return frozenset(ids) if (page - 1) * self._per_page + len(hits) < self._hit_cap else None
+        return None
+
     # -- planning -------------------------------------------------------------------------------
 
-    def _plan_regions(self, start: int, end: int, sample: list[Row]) -> list[_Region]:
-        """Cut the window into regions of equal sample mass, ``sample_rate`` giving each one's shape."""
+    def _plan_regions(self, start: int, end: int, sample: list[Row], settled: int) -> list[_Region]:
+        """Cut the window into regions of equal sample mass, ``sample_rate`` giving each one's shape;
+        regions before ``settled`` are read deep."""
         stamps = sorted(min(max(self._timestamp(row), start), end - 1) for row in sample)
         count = min(self._workers, _INITIAL_REGIONS, end - start)
-        bounds = [start]
-        for i in range(1, count):
-            cut = stamps[(i * len(stamps)) // count]
-            if cut > bounds[-1]:
-                bounds.append(cut)
-        bounds.append(end)
+        cuts = {stamps[(i * len(stamps)) // count] for i in range(1, count)} | {settled}
+        bounds = [start, *sorted(cut for cut in cuts if start < cut < end), end]
         regions = []
         for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
             mass = bisect.bisect_left(stamps, hi) - bisect.bisect_left(stamps, lo)
-            region = _Region(cursor=lo, end=hi, sample_rate=max(mass, 0.5) / (hi - lo))
+            region = _Region(cursor=lo, end=hi, sample_rate=max(mass, 0.5) / (hi - lo), deep=hi <= settled)
             if self._scale is None:
                 # Uncalibrated: each region guesses a different scale, so that one of them fits first.
                 region.density = region.sample_rate * _SCALE_LADDER[i % len(_SCALE_LADDER)]
@@ -175,13 +237,19 @@ class WindowReader:
         assert self._scale is not None
         return region.sample_rate * self._scale
 
+    def _target_of(self, region: _Region) -> float:
+        """Rows the next slice of ``region`` is sized for: a page, or (settled, calibrated) most of a cap."""
+        if not region.deep or not region.counted:
+            return self._target
+        return self._deep_target
+
     def _next_width(self, region: _Region) -> int:
-        width = math.floor(self._target / max(self._density(region), 1e-12))
+        width = math.floor(self._target_of(region) / max(self._density(region), 1e-12))
         if region.next_widths:
             width = min(width, region.next_widths.pop(0))
         return max(1, min(width, region.remaining))
 
-    def _observe(self, region: _Region, rows: float, width: int) -> None:
+    def _observe(self, region: _Region, rows: float, width: int, *, exact: bool = True) -> None:
         """Fold a count over ``width`` ms into the region's density (and, once, into the global scale).
 
         The density is total rows over total width of the last few observations, so a tiny or empty
@@ -193,7 +261,8 @@ class WindowReader:
             for other in self._regions:
                 if other.guessed:
                     other.density, other.guessed = other.sample_rate * self._scale, False
-        if region.density is not None and not region.guessed and rows < self._per_page:
+        region.counted = region.counted or exact
+        if region.density is not None and not region.guessed and exact:
             expected = region.density * width
             if abs(rows - expected) > _CHANGE_SIGMAS * math.sqrt(max(expected, 1.0)):
                 region.observed.clear()
@@ -220,13 +289,19 @@ class WindowReader:
         if best is None:
             return None
         start = best.busy_until or best.cursor
-        if self._density(best) * (best.end - start) < 2 * self._target:
+        if self._density(best) * (best.end - start) < 2 * self._target_of(best):
             return None
         middle = (start + best.end) // 2
         if middle <= start or middle >= best.end:
             return None
         thief = _Region(
-            cursor=middle, end=best.end, sample_rate=best.sample_rate, density=best.density, owned=True
+            cursor=middle,
+            end=best.end,
+            sample_rate=best.sample_rate,
+            density=best.density,
+            owned=True,
+            deep=best.deep,
+            counted=best.counted,
         )
         best.end = middle
         self._regions.append(thief)
@@ -257,10 +332,14 @@ class WindowReader:
 
     async def _step(self, region: _Region) -> None:
         start = region.cursor
+        target = self._target_of(region)
         width = self._next_width(region)
         end = start + width
         region.busy_until = end
         hits, has_next = await self._get(start, end, 1)
+        deep = region.deep and has_next and (target > self._target or width == 1)
+        if deep:
+            hits, has_next = await self._read_deep(start, end, hits, self._density(region) * width)
         region.busy_until = None
         if not has_next:
             region.overflows = 0
@@ -270,14 +349,16 @@ class WindowReader:
             region.cursor = end
             return
         if width == 1:
+            if deep:
+                raise self._too_many(start)
             await self._read_one_millisecond(start, hits)
             region.cursor = end
             region.overflows = 0  # the overflow that led here was the burst, not a wrong rate
             return
         self.stats.overflows += 1
-        self._recut(region, start, end, hits)
+        self._recut(region, start, end, hits, self._hit_cap if deep else self._per_page)
 
-    def _recut(self, region: _Region, start: int, end: int, sample: list[Row]) -> None:
+    def _recut(self, region: _Region, start: int, end: int, sample: list[Row], capacity: int) -> None:
         """After an overflow, size the next slices from the sample and what is known of the density."""
         stamps = sorted(min(max(self._timestamp(row), start), end - 1) for row in sample)
         crowd, crowd_size = Counter(stamps).most_common(1)[0]
@@ -292,13 +373,21 @@ class WindowReader:
                 pieces.append((crowd + 1, old_end))
             for low, high in pieces:
                 self._regions.append(
-                    _Region(cursor=low, end=high, sample_rate=region.sample_rate, density=region.density)
+                    _Region(
+                        cursor=low,
+                        end=high,
+                        sample_rate=region.sample_rate,
+                        density=region.density,
+                        deep=region.deep,
+                        counted=region.counted,
+                    )
                 )
             return
-        # The sample rank that would hold a target page if the slice held ``assumed`` rows...
-        assumed = self._per_page * 1.15 * _OVERFLOW_GROWTH**region.overflows
+        # The sample rank that would hold a target if the slice held ``assumed`` rows...
+        assumed = capacity * 1.15 * _OVERFLOW_GROWTH**region.overflows
         region.overflows += 1
-        rank = max(0, min(len(stamps) - 1, int(self._target * len(stamps) / assumed)))
+        target = min(self._target_of(region), capacity * _DEEP_FILL)
+        rank = max(0, min(len(stamps) - 1, int(target * len(stamps) / assumed)))
         by_rank = max(1, stamps[rank] - start)
         # ...but it may hold far more: then the calibrated scale, or (before that) a steep cut, rules.
         if self._scale is not None:
@@ -306,8 +395,52 @@ class WindowReader:
         else:
             floor = self._target * 8 / (end - start)
         region.next_widths = [by_rank]
-        self._observe(region, assumed, end - start)
+        self._observe(region, assumed, end - start, exact=False)
         region.density = max(self._density(region), floor)
+
+    async def _read_deep(
+        self, start: int, end: int, first_page: list[Row], expected: float
+    ) -> tuple[list[Row], bool]:
+        """A settled slice whose page 1 said "more": ``(rows, False)``, to be proven by ``_prove``, or
+        ``(a sample of the rows, True)`` if it reaches the hit cap and must be cut.
+
+        The pages the expected rows fill go out together after page 1, then one at a time.
+        """
+        last_page = math.ceil(self._hit_cap / self._per_page)
+        ahead = min(last_page, max(2, math.ceil(_AHEAD * expected / self._per_page)))
+        pages = [(first_page, True), *await _all(self._get(start, end, n) for n in range(2, ahead + 1))]
+        while pages[-1][1] and len(pages) < last_page:
+            pages.append(await self._get(start, end, len(pages) + 1))
+        rows = [row for hits, _ in pages for row in hits]
+        n = next((i for i, (_, has_next) in enumerate(pages, 1) if not has_next), None)
+        if n is None or (n - 1) * self._per_page + len(pages[n - 1][0]) >= self._hit_cap:
+            return rows, True
+        ids = frozenset(map(self._row_id, rows))
+        # A shift: a short page before page n, a row after it or a row twice; or a full page n, as
+        # when the server's cap is lower than ORDERS_HIT_CAP (api.ORDERS_SEARCH_CAP_ON_A_PAGE).
+        # The slice is read again then, in one-page slices.
+        intact = (
+            len(ids) == len(rows)
+            and all(len(hits) == self._per_page for hits, _ in pages[: n - 1])
+            and len(pages[n - 1][0]) < self._per_page
+            and not any(hits for hits, _ in pages[n:])
+        )
+        self._unproven.append((start, end, ids if intact else None))
+        self.stats.deep_slices += 1
+        return rows, False
+
+    async def _read_burst(self, ms: int, first_page: list[Row]) -> list[Row]:
+        """A settled millisecond read deep; more rows than the hit cap reaches is an error."""
+        rows, full = await self._read_deep(ms, ms + 1, first_page, 0)
+        if full:
+            raise self._too_many(ms)
+        return rows
+
+    def _too_many(self, ms: int) -> EshopboxIncompleteReadError:
+        return EshopboxIncompleteReadError(
+            f"{self._hit_cap} or more rows share updatedAt={ms}, the orders search's limit of "
+            f"{self._hit_cap} reachable hits per query: they cannot all be read; nothing was written"
+        )
 
     async def _read_one_millisecond(self, ms: int, first_page: list[Row]) -> None:
         """Page a slice that cannot be split, proving no row was skipped; ``first_page`` is its page 1.
@@ -346,10 +479,7 @@ class WindowReader:
         """
         number, tail = await self._last_page(ms, first_page)
         if (number - 1) * self._per_page + len(tail) >= self._hit_cap:
-            raise EshopboxIncompleteReadError(
-                f"{self._hit_cap} or more rows share updatedAt={ms}, the orders search's limit of "
-                f"{self._hit_cap} reachable hits per query: they cannot all be read; nothing was written"
-            )
+            raise self._too_many(ms)
         heads = await _all(self._get(ms, ms + 1, page) for page in range(1, number))
         rows = [row for hits, _ in heads for row in hits] + tail
         full = all(len(hits) == self._per_page for hits, _ in heads)

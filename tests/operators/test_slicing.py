@@ -23,8 +23,9 @@ def small_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[EshopboxSandbox]:
         yield sb
 
 
-def _reader(fetch, on_rows, concurrency: int) -> WindowReader:
-    """The reader as the orders sync sets it up (dict rows, 100-row pages, the 1,000-hit cap)."""
+def _reader(fetch, on_rows, concurrency: int, deep: bool = False) -> WindowReader:
+    """The reader as the orders sync sets it up (dict rows, 100-row pages, the 1,000-hit cap); by
+    default in one-page slices, the mode of recent time and of re-reads (deep: see test_deep_*)."""
     return WindowReader(
         fetch,
         timestamp=api.order_row_updated_at,
@@ -33,10 +34,11 @@ def _reader(fetch, on_rows, concurrency: int) -> WindowReader:
         hit_cap=1000,
         max_concurrency=concurrency,
         on_rows=on_rows,
+        deep=deep,
     )
 
 
-def _read(sb: EshopboxSandbox, start: int, end: int, on_fetch=None, concurrency: int = 4):
+def _read(sb: EshopboxSandbox, start: int, end: int, on_fetch=None, concurrency: int = 4, deep: bool = False):
     """Run a WindowReader over real HTTP; return (rows delivered, stats, fetch log)."""
     hook = EshopboxHook()
     rows: list[dict] = []
@@ -50,7 +52,7 @@ def _read(sb: EshopboxSandbox, start: int, end: int, on_fetch=None, concurrency:
         return result.hits, result.has_next
 
     async def main():
-        reader = _reader(fetch, rows.extend, concurrency)
+        reader = _reader(fetch, rows.extend, concurrency, deep)
         try:
             return await reader.read(start, end)
         finally:
@@ -318,3 +320,114 @@ def test_bursts_anywhere_are_read_exactly_once_whatever_the_concurrency(seed: in
         assert len(ids) == len(set(ids)) == len(rows), concurrency
         assert in_flight[1] <= concurrency  # bursts' probes and re-reads included
         assert stats.paged_slices == sum(1 for count in Counter(stamps).values() if count > 100)
+
+
+class _MovingSearch:
+    """The orders search in memory: rows by updatedAt, in a fixed hit order, capped at 1,000 hits;
+    ``move`` updates rows as Eshopbox does (updatedAt = now), so they leave their time range."""
+
+    def __init__(self, stamps: list[int], seed: int) -> None:
+        self.at = {f"r{i}": stamp for i, stamp in enumerate(stamps)}
+        self.rank = {row: hash((seed, row)) for row in self.at}
+        self.calls: list[tuple[int, int, int]] = []
+        self.after_reply = lambda lo, hi, page, hits: None
+
+    def move(self, rows: list[str]) -> None:
+        for row in rows:
+            self.at[row] = int(time.time() * 1000)
+
+    async def fetch(self, lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
+        await asyncio.sleep(0)
+        self.calls.append((lo, hi, page))
+        ranked = sorted((r for r, t in self.at.items() if lo <= t < hi), key=self.rank.__getitem__)[:1000]
+        hits = [{"orderItemID": r, "updatedAt": self.at[r]} for r in ranked[(page - 1) * 100 : page * 100]]
+        self.after_reply(lo, hi, page, hits)
+        return hits, len(ranked) > page * 100
+
+
+def _layout(seed: int) -> tuple[int, int, list[int]]:
+    """A settled window of a few thousand rows, with a burst of a few hundred at one millisecond."""
+    import random
+
+    rng = random.Random(seed)
+    start, end = 1_000_000, 4_000_000
+    stamps = [rng.randrange(start, end) for _ in range(rng.randint(1500, 4000))]
+    stamps += [rng.randrange(start, end)] * rng.randint(101, 400)
+    return start, end, stamps
+
+
+def _deep_read(search: _MovingSearch, start: int, end: int, concurrency: int = 4):
+    delivered: list[dict] = []
+    stats = asyncio.run(_reader(search.fetch, delivered.extend, concurrency, deep=True).read(start, end))
+    ids = [row["orderItemID"] for row in delivered]
+    return ids, stats
+
+
+def test_deep_slices_cost_one_query_of_proof_when_nothing_moves() -> None:
+    start, end, stamps = _layout(1)
+    search = _MovingSearch(stamps, 1)
+    ids, stats = _deep_read(search, start, end)
+    assert sorted(ids) == sorted(search.at)
+    assert stats.deep_slices > 0 and stats.reread_slices == 0
+    assert any(page > 1 and hi - lo > 1 for lo, hi, page in search.calls)  # slices paged, not just bursts
+    assert [lo for lo, hi, _ in search.calls if hi > end] == [
+        pytest.approx(time.time() * 1000 - 300_000, abs=60_000)
+    ]
+    assert stats.requests == len(search.calls)
+
+
+def test_a_row_leaving_a_deep_slice_mid_read_has_the_slice_read_again() -> None:
+    """A row of page 1 leaves once page 2 is served: every later row shifts up a place and one
+    crosses onto page 1, already read. The rows updated since the read began name it."""
+    start, end, stamps = _layout(2)
+    search = _MovingSearch(stamps, 2)
+    original = dict(search.at)
+    first: dict[tuple[int, int], list[str]] = {}
+    moved: list[str] = []
+
+    def after_reply(lo: int, hi: int, page: int, hits: list[dict]) -> None:
+        if page == 1 and hi <= end:
+            first[(lo, hi)] = [hit["orderItemID"] for hit in hits]
+        if page == 2 and hi <= end and not moved:
+            moved.append(first[(lo, hi)][0])
+            search.move(moved)
+
+    search.after_reply = after_reply
+    ids, stats = _deep_read(search, start, end)
+    assert moved and stats.reread_slices >= 1
+    untouched = set(original) - set(moved)
+    assert untouched <= set(ids) <= set(original)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_deep_reads_never_lose_an_untouched_row_whenever_rows_move(seed: int) -> None:
+    """Rows of the range being read are updated at any moment (each reply may move a few):
+    every row that never moved is delivered, and nothing that was never in the window (a slice
+    read again delivers its rows again: the operator's spool keeps one of each)."""
+    import random
+
+    rng = random.Random(seed)
+    start, end, stamps = _layout(seed)
+    search = _MovingSearch(stamps, seed)
+    original = dict(search.at)
+    moves_left = [rng.randint(1, 10)]
+
+    def after_reply(lo: int, hi: int, page: int, hits: list[dict]) -> None:
+        inside = sorted(r for r, t in search.at.items() if lo <= t < hi and hi <= end)
+        if inside and moves_left[0] and rng.random() < 0.3:
+            moves_left[0] -= 1
+            search.move(rng.sample(inside, min(len(inside), rng.randint(1, 3))))
+
+    search.after_reply = after_reply
+    ids, _ = _deep_read(search, start, end, rng.choice([1, 4, 16]))
+    untouched = {r for r, t in original.items() if search.at[r] == t}
+    assert untouched <= set(ids) <= set(original)
+
+
+def test_when_the_rows_updated_since_cannot_all_be_listed_every_deep_slice_is_read_again() -> None:
+    start, end, stamps = _layout(3)
+    now = int(time.time() * 1000)
+    search = _MovingSearch(stamps + [now - 1000] * 1000, 3)  # a busy shop: 1,000 updates just now
+    ids, stats = _deep_read(search, start, end)
+    assert stats.deep_slices > 0 and stats.reread_slices == stats.deep_slices
+    assert set(ids) == {r for r, t in search.at.items() if t < end}
