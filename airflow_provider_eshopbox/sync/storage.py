@@ -37,6 +37,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeGuard
@@ -236,6 +237,31 @@ def atomic_open(destination: ObjectStoragePath) -> Iterator[IO[bytes]]:
         raise
 
 
+class _WriteBehind:
+    """Hands each write to one thread, one chunk at a time: gzip compresses there (zlib releases the
+    GIL) while the next chunk's rows are merged and read back here, instead of one after the other."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._thread = ThreadPoolExecutor(1, "eshopbox-write")
+        self._pending: Future[Any] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._pending is not None:
+            self._pending.result()  # one chunk in flight at most; its error surfaces here
+        self._pending = self._thread.submit(self._out.write, data)
+
+    def __enter__(self) -> _WriteBehind:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._pending is not None:
+                self._pending.result()
+        finally:
+            self._thread.shutdown()
+
+
 class RowSpool:
     """Collect JSON rows on local disk, keeping for each key only the newest version.
 
@@ -394,7 +420,7 @@ class RowSpool:
         self._file.flush()
         descriptor = self._file.fileno()
         count = 0
-        with atomic_open(destination) as out:
+        with atomic_open(destination) as out, _WriteBehind(out) as writer:
             chunk: list[bytes] = []
             size = 0
             for _sort_key, offset, length in self._sorted():
@@ -402,9 +428,9 @@ class RowSpool:
                 count += 1
                 size += length
                 if size >= _WRITE_CHUNK:  # few large writes: each write through fsspec costs
-                    out.write(b"".join(chunk))
+                    writer.write(b"".join(chunk))
                     chunk, size = [], 0
-            out.write(b"".join(chunk))
+            writer.write(b"".join(chunk))
         self._written = count
         self.superseded = self.received - count
         return count
