@@ -2,12 +2,13 @@
 
 import sys
 
-from bench import imports, load, orders_sync, slicing, tokens
+from bench import imports, load, orders_sync, rss, slicing, tokens
 
 BENCHES = (
     ("orders_sync", orders_sync.main),
     ("slicing", slicing.main),
     ("load", load.main),
+    ("rss", rss.main),
     ("tokens", tokens.main),
     ("imports", imports.main),
 )
