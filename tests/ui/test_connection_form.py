@@ -106,7 +106,11 @@ def test_fields_labels_and_masking(page: Any) -> None:
     expect(token_cache).not_to_contain_text("null")
     token_cache.get_by_role("combobox").click()
     options = [o.strip() for o in page.get_by_role("option").all_inner_texts()]
-    assert options == ["shared (one per host)", "process (one per task)"], options
+    assert options == [
+        "shared (one per host)",
+        "process (one per task)",
+        "deployment (one for all workers)",
+    ], options
     dialog.get_by_role("heading", name="Add Connection").click()  # closes the menu (Escape closes the dialog)
     expect(page.get_by_role("option")).to_have_count(0)
     save_screenshot(page, dialog, "connection-form.png")
