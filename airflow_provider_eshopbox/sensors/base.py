@@ -69,7 +69,6 @@ class EshopboxBaseSensor(BaseSensorOperator):
             from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
 
             self._hook = EshopboxHook(eshopbox_conn_id=self.eshopbox_conn_id)
-            self._hook.deadline = self._deadline  # a slow poke never outlives the sensor's timeout
         return self._hook
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
@@ -79,10 +78,14 @@ class EshopboxBaseSensor(BaseSensorOperator):
             EshopboxConfigError,
             EshopboxDeadlineError,
         )
-        from airflow_provider_eshopbox.triggers.base import AUTH_STATUSES, SUCCESS
+        from airflow_provider_eshopbox.triggers.base import AUTH_STATUSES, MIN_POLL_SECONDS, SUCCESS
 
         if self._check is None:
             self._check = self._make_check()
+        if self._deadline is not None:
+            # A slow server cannot hold a poke past the sensor's timeout (plus the few seconds any
+            # poke gets, so that one started just before it still sees the state).
+            self.hook.deadline = max(self._deadline, time.time() + MIN_POLL_SECONDS)
         try:
             payload = self._check.check(self.hook)
         except EshopboxDeadlineError as exc:
