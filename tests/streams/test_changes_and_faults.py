@@ -8,6 +8,7 @@ window); nothing else. Products (a snapshot): every product that existed at the 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -26,11 +27,13 @@ ALL_RANDOM = {
 # name: (random settings, the kind that must show up, a one-shot on each of the stream's routes so
 # that even a 2-request read meets the fault)
 FAULTS = {
+    "latency 25ms": ({"latency_ms": 25}, "latency", None),
     "429 Retry-After 1": ({"throttle_rate": 0.08, "retry_after": 1}, "throttle", 429),
     "500/502/503": ({"error_rate": 0.1, "error_statuses": (500, 502, 503)}, "error", 502),
     "dropped connection": ({"drop_rate": 0.06}, "drop", "drop"),
     "truncated JSON": ({"truncate_rate": 0.06}, "truncate", "truncate"),
     "token revoked": ({}, None, None),
+    "token expired": ({}, None, None),  # the sandbox's clock jumps past the token's lifetime mid-read
     "all together": (ALL_RANDOM, None, "truncate"),
 }
 ROUTES = {
@@ -96,11 +99,12 @@ def test_exact_under_faults(conn, output_dir, stream, fault):
     settings, kind, one_shot = FAULTS[fault]
     truth = _truth(sb, stream)
     trigger = None
-    if fault in ("token revoked", "all together"):
-        if stream == "products":  # two pages: too short to revoke in the middle without a race
-            sb.revoke_tokens()
+    if fault in ("token revoked", "token expired", "all together"):
+        kill = sb.revoke_tokens if fault != "token expired" else lambda: sb.clock.advance(sb.tokens.ttl + 1)
+        if stream == "products":  # two pages: too short to kill the token in the middle without a race
+            kill()
         else:
-            trigger = RequestTrigger(sb, 2, sb.revoke_tokens)
+            trigger = RequestTrigger(sb, 2, kill)
     if settings:
         sb.faults.configure(**settings, seed=4321)
     if one_shot is not None:
@@ -119,6 +123,23 @@ def test_exact_under_faults(conn, output_dir, stream, fault):
         assert all(r["tracking"] == sb.tracking_details(r["trackingID"]) for r in rows)
     if kind is not None:
         assert sb.stats()["faults_injected"].get(kind, 0) >= 1, sb.stats()["faults_injected"]
-    if fault in ("token revoked", "all together"):
+    if fault in ("token revoked", "token expired", "all together"):
         assert fired or trigger is None
-        assert sb.stats()["token_exchanges"] >= 1  # the revoked token was replaced
+        assert sb.stats()["by_status"].get("401", 0) >= 1  # a request met the dead token...
+        assert sb.stats()["token_exchanges"] >= 1  # ...and it was replaced
+
+
+@pytest.mark.parametrize("stream", ["shipments", "returns", "products"])
+def test_api_down_fails_clearly_and_writes_nothing(conn, output_dir, stream, capfd):
+    """Beyond what retries absorb (503 on every list call): a failed task, a clear error, no file."""
+    sb = conn
+    sb.faults.configure(error_rate=1.0, error_statuses=(503,), routes=list(ROUTES[stream]), seed=4321)
+    try:
+        result, rows = land(output_dir, stream, f"{stream}.jsonl.gz", capfd=capfd)
+    finally:
+        sb.faults.clear()
+    assert result.state == "failed", result.task_states
+    assert rows == []
+    assert list((output_dir / "streams").rglob("*")) in ([], [output_dir / "streams" / stream])
+    assert re.search(r"EshopboxApiError: .*503.*gave up after \d+ attempts", result.log), result.log[-2000:]
+    assert sb.stats()["faults_injected"].get("error", 0) >= 1
