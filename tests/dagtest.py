@@ -42,6 +42,17 @@ def load_example_dag(dag_id: str, **task_attrs: dict[str, Any]) -> Any:
     return dag
 
 
+def example_dag_module(dag_id: str) -> Any:
+    """``example_dags/<dag_id>.py`` imported as a module, for the helpers it defines."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"example_dag_{dag_id}", EXAMPLE_DAGS / f"{dag_id}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_dag(dag: Any, capfd: pytest.CaptureFixture[str] | None = None, **test_kwargs: Any) -> DagTestResult:
     """``dag.test(**test_kwargs)`` for a DAG object or an example dag_id."""
     from airflow.models.taskinstance import TaskInstance

@@ -12,25 +12,12 @@ from airflow_provider_eshopbox.exceptions import EshopboxConfigError
 from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
 from airflow_provider_eshopbox.operators.create_orders import EshopboxCreateOrdersOperator
 from airflow_provider_eshopbox.order_validation import validate_order
-from tests.dagtest import run_dag
+from tests.dagtest import example_dag_module, run_dag
 
 DAG_ID = "eshopbox_push_orders"
 
 
-def _sample_factory():
-    import importlib.util
-
-    from tests.dagtest import EXAMPLE_DAGS
-
-    spec = importlib.util.spec_from_file_location(
-        "push_orders_dag_for_samples", EXAMPLE_DAGS / f"{DAG_ID}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.sample_order
-
-
-_DAG_SAMPLE = _sample_factory()
+_DAG_SAMPLE = example_dag_module(DAG_ID).sample_order
 
 
 def _SAMPLE(number: str, sku: str = "TSHIRT-BLU-S") -> dict:

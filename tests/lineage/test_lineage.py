@@ -99,3 +99,35 @@ def test_a_failed_run_emits_what_it_was_working_on(conn, output_dir, lineage_eve
     (output,) = failed["outputs"]
     assert output["name"] == str(output_dir / "streams" / "returns" / "latest.jsonl.gz")
     assert "outputStatistics" not in output.get("outputFacets", {})  # nothing was written
+
+
+def test_a_push_emits_the_source_as_input_and_eshopbox_orders_and_rejects_as_outputs(
+    conn, output_dir, tmp_path, lineage_events
+):
+    import json
+
+    from tests.dagtest import example_dag_module
+
+    sample_order = example_dag_module("eshopbox_push_orders").sample_order
+    orders = [sample_order(f"LIN-{i}", "TSHIRT-BLU-S") for i in range(3)]
+    source, rejects = tmp_path / "in.jsonl", tmp_path / "out" / "rejects.jsonl"
+    source.write_text("\n".join(json.dumps(o) for o in [*orders, {"customerOrderNumber": "LIN-BAD"}]) + "\n")
+    result = run_dag(
+        "eshopbox_push_orders",
+        run_conf={
+            "source": f"file://{source}",
+            "rejects": f"file://{rejects}",
+            "generate_sample": False,
+            "max_rejected": 1,
+        },
+    )
+    assert result.state == "success", result.task_states
+    manifest = result.returns["push_orders"]
+    assert (manifest["created"], manifest["existing"], manifest["rejected"]) == (3, 0, 1)
+    (complete,) = _task_events(lineage_events(), "eshopbox_push_orders", "push_orders", "COMPLETE")
+    host = f"file://{socket.gethostname()}"
+    assert list(_datasets(complete, "inputs")) == [(host, str(source))]
+    outputs = _datasets(complete, "outputs")
+    assert list(outputs) == [(f"eshopbox://{conn.workspace}", "orders"), (host, str(rejects))]
+    counts = [o["outputFacets"]["outputStatistics"]["rowCount"] for o in outputs.values()]
+    assert counts == [3, 1]
