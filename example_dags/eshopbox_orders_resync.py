@@ -12,6 +12,7 @@ import os
 from airflow.sdk import DAG, Param
 
 from airflow_provider_eshopbox.operators.orders import EshopboxOrdersToStorageOperator
+from airflow_provider_eshopbox.params import conn_id_param
 
 OUTPUT = os.environ.get("ESHOPBOX_DEMO_OUTPUT", "file:///tmp/eshopbox")
 # ISO-8601 with a date and a time (what datetime.fromisoformat reads): Airflow ignores format="date-time".
@@ -46,6 +47,7 @@ with DAG(
             description="A URL with a scheme, not ending in /: file:///tmp/eshopbox/orders.jsonl.gz, "
             "s3://bucket/key.jsonl.gz, ... (an existing file is replaced)",
         ),
+        "conn_id": conn_id_param(),
     },
     tags=["eshopbox", "example"],
 ) as dag:
@@ -54,4 +56,5 @@ with DAG(
         start="{{ params.start }}",
         end="{{ params.end }}",
         destination="{{ params.destination }}",
+        eshopbox_conn_id="{{ params.conn_id }}",
     )
