@@ -2,7 +2,8 @@
 
 Airflow checks each param's ``pattern`` when the run is created (``format`` it does not check), so a
 malformed date-time or URL is refused by the form's Trigger button. A reversed range is refused by
-the task, at once: bad parameters are not retried.
+the task, at once: bad parameters are not retried. The form's "Eshopbox connection" (``conn_id``)
+chooses the connection; one that does not exist fails the task at once, saying so.
 """
 
 from __future__ import annotations
