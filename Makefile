@@ -49,10 +49,12 @@ bench: install
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
 
-# Browser tests of the connection and trigger forms: headless Debian Chromium (installed with apt when
-# missing and run as root) driven by Playwright, against an `airflow api-server` the tests start.
+# Browser tests of the connection, trigger and backfill forms: headless Debian Chromium (installed with
+# apt when missing and run as root) driven by Playwright, against the deployment of test-deploy (api-server,
+# scheduler, dag-processor, triggerer on a private PostgreSQL) the tests start: a backfill made in the
+# UI must run, and Airflow refuses to create one on SQLite while a scheduler writes.
 CHROMIUM ?= $(firstword $(wildcard /usr/bin/chromium /usr/bin/chromium-browser))
-test-ui: install
+test-ui: deploy-deps
 	@if [ -z "$(CHROMIUM)" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \

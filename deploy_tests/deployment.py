@@ -179,6 +179,11 @@ class Deployment:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment every component runs with (for CLI calls against the same deployment)."""
+        return dict(self._env)
+
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         bundle_list = [
@@ -403,6 +408,27 @@ class Deployment:
             return state if state in TERMINAL_RUN_STATES else None
 
         return wait_for(f"run {dag_id}/{run_id} to finish", done, timeout)
+
+    def backfill_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's backfill runs (oldest first), as the REST API lists them."""
+        runs = self.api("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
+        return sorted((r for r in runs if r["run_type"] == "backfill"), key=lambda r: r["logical_date"])
+
+    def wait_backfill(self, dag_id: str, count: int, timeout: float) -> list[dict[str, Any]]:
+        """Until ``count`` backfill runs of ``dag_id`` exist and every one has finished; returns them."""
+
+        def finished() -> list[dict[str, Any]] | None:
+            self.assert_running()
+            runs = self.backfill_runs(dag_id)
+            done = [r for r in runs if r["state"] in TERMINAL_RUN_STATES]
+            return runs if len(runs) == count and len(done) == count else None
+
+        return wait_for(f"{count} backfill runs of {dag_id} to finish", finished, timeout, interval=2)
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        """A task's return value (deserialized)."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+        return self.api("GET", path, params={"deserialize": "true"})["value"]
 
     def wait_task_state(
         self, dag_id: str, run_id: str, task_id: str, state: str, timeout: float = 120

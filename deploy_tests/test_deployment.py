@@ -17,7 +17,6 @@ backfill and the sensor runs left.
 
 from __future__ import annotations
 
-import gzip
 import json
 import time
 from datetime import datetime, timedelta, timezone
@@ -29,6 +28,7 @@ from airflow_provider_eshopbox.sandbox import EshopboxSandbox
 from deploy_tests.conftest import WRONG_REFRESH_TOKEN, WRONG_SECRET, report
 from deploy_tests.deployment import Deployment, DeploymentError, wait_for
 from deploy_tests.leakscan import Scan
+from deploy_tests.orders_output import read_hourly_output
 
 UTC = timezone.utc
 HOURLY = "eshopbox_orders_hourly"
@@ -46,8 +46,7 @@ def _all_runs(d: Deployment, dag_id: str) -> list[dict[str, Any]]:
 
 
 def _xcom(d: Deployment, dag_id: str, run_id: str, task_id: str) -> Any:
-    path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
-    return d.api("GET", path, params={"deserialize": "true"})["value"]
+    return d.xcom(dag_id, run_id, task_id)
 
 
 def _failure_reason(d: Deployment, dag_id: str, run_id: str) -> str:
@@ -104,14 +103,9 @@ def test_backfill_24_hours_exact_with_one_token_exchange(
             raise
 
     backfill = wait_for("the backfill to be created", create, 60, interval=1)
+    assert backfill["dag_id"] == HOURLY, backfill
 
-    def finished() -> list[dict[str, Any]] | None:
-        d.assert_running()
-        runs = [r for r in _all_runs(d, HOURLY) if r["run_type"] == "backfill"]
-        done = [r for r in runs if r["state"] in ("success", "failed")]
-        return runs if len(runs) == BACKFILL_HOURS and len(done) == BACKFILL_HOURS else None
-
-    runs = wait_for(f"backfill {backfill['id']}: {BACKFILL_HOURS} runs finished", finished, 420, interval=2)
+    runs = d.wait_backfill(HOURLY, BACKFILL_HOURS, timeout=420)
     failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
     assert not failed, f"failed backfill runs: {failed}\n{_failure_reason(d, HOURLY, failed[0])}"
     wall = time.monotonic() - began
@@ -121,20 +115,9 @@ def test_backfill_24_hours_exact_with_one_token_exchange(
         f"{sandbox.origin}/__sandbox__/truth/orders",
         params={"start": _iso(BACKFILL_FROM), "end": _iso(BACKFILL_FROM + timedelta(hours=BACKFILL_HOURS))},
     ).json()
-    seen: dict[str, str] = {}
-    rows_per_file = []
-    for run in sorted(runs, key=lambda r: r["data_interval_start"]):
-        start = datetime.fromisoformat(run["data_interval_start"].replace("Z", "+00:00"))
-        path = d.output / "orders" / f"{start.strftime('%Y%m%dT%H%M%S')}.jsonl.gz"
-        assert path.exists(), f"no file for {run['dag_run_id']}: {path}"
-        manifest = _xcom(d, HOURLY, run["dag_run_id"], "sync_orders")
-        with gzip.open(path, "rt") as fh:
-            ids = [json.loads(line)["orderItemID"] for line in fh]
-        assert manifest["rows"] == len(ids), (manifest, len(ids))
-        rows_per_file.append(len(ids))
-        for item in ids:
-            assert item not in seen, f"{item} in {seen[item]} and {path.name}"
-            seen[item] = path.name
+    output = read_hourly_output(d, runs)
+    assert output.span == (BACKFILL_FROM, BACKFILL_FROM + timedelta(hours=BACKFILL_HOURS))
+    seen, rows_per_file = output.files, output.rows_per_file
     want = set(truth["orderItemIDs"])
     assert set(seen) == want, f"missing {len(want - set(seen))}, extra {len(set(seen) - want)}"
     stats = sandbox.stats()

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
 from airflow_provider_eshopbox.operators.inventory import EshopboxInventoryToStorageOperator
+from airflow_provider_eshopbox.params import conn_id_param
 
 OUTPUT = os.environ.get("ESHOPBOX_DEMO_OUTPUT", "file:///tmp/eshopbox")
 INVENTORY_ASSET = Asset("eshopbox_inventory")
@@ -37,6 +38,7 @@ with DAG(
         "mode": Param("snapshot", enum=["snapshot", "changed"], title="Full snapshot or changed only"),
         "start": Param(None, type=["null", "string"], format="date-time", title="Changed from (UTC)"),
         "end": Param(None, type=["null", "string"], format="date-time", title="Changed until (exclusive)"),
+        "conn_id": conn_id_param(),
     },
     tags=["eshopbox", "example"],
 ) as dag:
@@ -47,4 +49,5 @@ with DAG(
         end="{{ params.end or '' }}",
         destination=OUTPUT + "/inventory/{{ params.mode }}-" + SNAPSHOT_STAMP + ".jsonl.gz",
         outlets=[INVENTORY_ASSET],
+        eshopbox_conn_id="{{ params.conn_id }}",
     )

@@ -2,7 +2,8 @@
 
 Airflow checks each param's ``pattern`` when the run is created (``format`` it does not check), so a
 malformed date-time or URL is refused by the form's Trigger button. A reversed range is refused by
-the task, at once: bad parameters are not retried.
+the task, at once: bad parameters are not retried. The form's "Eshopbox connection" (``conn_id``)
+chooses the connection; one that does not exist fails the task at once, saying so.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from airflow.sdk import DAG, Param
 
 from airflow_provider_eshopbox.operators.orders import EshopboxOrdersToStorageOperator
+from airflow_provider_eshopbox.params import conn_id_param
 
 OUTPUT = os.environ.get("ESHOPBOX_DEMO_OUTPUT", "file:///tmp/eshopbox")
 # ISO-8601 with a date and a time (what datetime.fromisoformat reads): Airflow ignores format="date-time".
@@ -46,6 +48,7 @@ with DAG(
             description="A URL with a scheme, not ending in /: file:///tmp/eshopbox/orders.jsonl.gz, "
             "s3://bucket/key.jsonl.gz, ... (an existing file is replaced)",
         ),
+        "conn_id": conn_id_param(),
     },
     tags=["eshopbox", "example"],
 ) as dag:
@@ -54,4 +57,5 @@ with DAG(
         start="{{ params.start }}",
         end="{{ params.end }}",
         destination="{{ params.destination }}",
+        eshopbox_conn_id="{{ params.conn_id }}",
     )

@@ -15,6 +15,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, task
 
 from airflow_provider_eshopbox.operators.create_orders import EshopboxCreateOrdersOperator
+from airflow_provider_eshopbox.params import conn_id_param
 
 OUTPUT = os.environ.get("ESHOPBOX_DEMO_OUTPUT", "file:///tmp/eshopbox")
 URL_PATTERN = r"^[a-z][a-z0-9+.-]*://.+[^/]$"
@@ -79,6 +80,7 @@ with DAG(
         "sample_orders": Param(10, type="integer", minimum=0, maximum=1000),
         "order_prefix": Param("DEMO", type="string", pattern=r"^[A-Za-z0-9_-]{1,20}$"),
         "max_rejected": Param(0, type="integer", minimum=0, title="Rejected rows tolerated"),
+        "conn_id": conn_id_param(),
     },
     tags=["eshopbox", "example"],
 ) as dag:
@@ -105,4 +107,5 @@ with DAG(
         source="{{ params.source }}",
         rejects="{{ params.rejects }}",
         max_rejected="{{ params.max_rejected }}",
+        eshopbox_conn_id="{{ params.conn_id }}",
     )

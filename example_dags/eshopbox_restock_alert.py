@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, Param, task
 
+from airflow_provider_eshopbox.params import conn_id_param
 from airflow_provider_eshopbox.sensors.inventory import EshopboxInventorySensor
 
 with DAG(
@@ -20,6 +21,7 @@ with DAG(
     tags=["eshopbox", "example"],
     params={
         "sku": Param("TSHIRT-BLU-S", type="string", minLength=1),
+        "conn_id": conn_id_param(),
     },
 ) as dag:
     wait_for_stock = EshopboxInventorySensor(
@@ -29,6 +31,7 @@ with DAG(
         deferrable=True,
         poke_interval=300,
         timeout=timedelta(days=7).total_seconds(),
+        eshopbox_conn_id="{{ params.conn_id }}",
     )
 
     @task

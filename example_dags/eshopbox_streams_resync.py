@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from airflow.sdk import DAG, Param
 
 from airflow_provider_eshopbox.operators.streams import EshopboxStreamToStorageOperator
+from airflow_provider_eshopbox.params import conn_id_param
 
 OUTPUT = os.environ.get("ESHOPBOX_DEMO_OUTPUT", "file:///tmp/eshopbox")
 
@@ -28,6 +29,7 @@ with DAG(
         "name": Param(
             "latest.jsonl.gz", type="string", pattern=r"^[\w.-]+\.jsonl(\.gz)?$", title="File name"
         ),
+        "conn_id": conn_id_param(),
     },
     tags=["eshopbox", "example"],
 ) as dag:
@@ -39,4 +41,5 @@ with DAG(
         keys="{{ params['keys'] or '' }}",
         fields="{{ params.fields or '' }}",
         destination=OUTPUT + "/streams/{{ params.stream }}/{{ params.name }}",
+        eshopbox_conn_id="{{ params.conn_id }}",
     )

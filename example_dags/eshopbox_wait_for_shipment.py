@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, Param, task
 
+from airflow_provider_eshopbox.params import conn_id_param
 from airflow_provider_eshopbox.sensors.order_status import EshopboxOrderStatusSensor
 
 with DAG(
@@ -19,6 +20,7 @@ with DAG(
     tags=["eshopbox", "example"],
     params={
         "customer_order_number": Param("SHOP-100001", type="string", minLength=1),
+        "conn_id": conn_id_param(),
     },
 ) as dag:
     wait_for_shipment = EshopboxOrderStatusSensor(
@@ -29,6 +31,7 @@ with DAG(
         deferrable=True,
         poke_interval=60,
         timeout=timedelta(days=3).total_seconds(),
+        eshopbox_conn_id="{{ params.conn_id }}",
     )
 
     @task

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import quote
 
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 from airflow.sdk.log import amask_secret, mask_secret
 
 from airflow_provider_eshopbox import api
@@ -47,6 +48,23 @@ from airflow_provider_eshopbox.hooks.token_cache import (
 
 T = TypeVar("T")
 UpdatedOn = tuple[datetime | None, datetime | None] | str | None
+
+
+class EshopboxConnectionNotFoundError(EshopboxConfigError, AirflowFailException):
+    """The conn id names no Airflow connection: the task fails at once, never retried (a retry would
+    find none either), before any network call."""
+
+    def __init__(self, conn_id: str) -> None:
+        env = "AIRFLOW_CONN_" + "".join(c if c.isalnum() else "_" for c in conn_id).upper()
+        super().__init__(
+            f"Eshopbox connection {conn_id!r} does not exist: no Airflow connection has that conn id. "
+            f"Create it (Admin > Connections > Add, type Eshopbox; or `airflow connections add {conn_id} "
+            f"--conn-type eshopbox ...`; or the environment variable {env}), or choose an existing "
+            "Eshopbox connection (the trigger form's 'Eshopbox connection' field, or the task's "
+            "eshopbox_conn_id). Not retried: a retry would fail the same way",
+            field="eshopbox_conn_id",
+            conn_id=conn_id,
+        )
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -279,7 +297,11 @@ class EshopboxHook(BaseHook):
     def get_config(self) -> EshopboxConnectionConfig:
         """Read, validate and cache the connection (sync; not for use inside an event loop)."""
         if self._config is None:
-            config = config_from_connection(self.get_connection(self.eshopbox_conn_id))
+            try:
+                conn = self.get_connection(self.eshopbox_conn_id)
+            except AirflowNotFoundException:
+                raise EshopboxConnectionNotFoundError(self.eshopbox_conn_id) from None
+            config = config_from_connection(conn)
             for secret in config.secrets:
                 mask_secret(secret)
             self._install(config)
@@ -294,7 +316,10 @@ class EshopboxHook(BaseHook):
                 get_async_extra_dejson,
             )
 
-            conn = await get_async_connection(self.eshopbox_conn_id, hook=self)
+            try:
+                conn = await get_async_connection(self.eshopbox_conn_id, hook=self)
+            except AirflowNotFoundException:
+                raise EshopboxConnectionNotFoundError(self.eshopbox_conn_id) from None
             config = config_from_connection(conn, await get_async_extra_dejson(conn))
             for secret in config.secrets:
                 await amask_secret(secret)

@@ -72,10 +72,16 @@ class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
         Templated. ``source``, ``rejects`` and ``ambiguous`` must be three different files.
     :param max_rejected: rejected rows tolerated before the task fails (int or digit string). Templated.
     :param max_concurrency: create requests in flight at once (1-64).
-    :param eshopbox_conn_id: the Eshopbox connection.
+    :param eshopbox_conn_id: the Eshopbox connection. Templated (e.g. ``"{{ params.conn_id }}"``).
     """
 
-    template_fields: Sequence[str] = ("source", "rejects", "ambiguous", "max_rejected")
+    template_fields: Sequence[str] = (
+        "source",
+        "rejects",
+        "ambiguous",
+        "max_rejected",
+        "eshopbox_conn_id",
+    )
     ui_color = "#fff4e8"
 
     def __init__(

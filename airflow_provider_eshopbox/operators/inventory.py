@@ -62,10 +62,10 @@ class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
     :param lookback: extra time before ``start`` (timedelta or seconds), ``changed`` only.
     :param on_totals_mismatch: ``warn`` (default) or ``fail``.
     :param max_concurrency: requests in flight at once (``changed`` mode).
-    :param eshopbox_conn_id: the Eshopbox connection.
+    :param eshopbox_conn_id: the Eshopbox connection. Templated (e.g. ``"{{ params.conn_id }}"``).
     """
 
-    template_fields: Sequence[str] = ("destination", "mode", "start", "end")
+    template_fields: Sequence[str] = ("destination", "mode", "start", "end", "eshopbox_conn_id")
     ui_color = "#e8fff0"
 
     def __init__(

@@ -37,10 +37,10 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
     :param fields: row keys to fetch (dotted for nested); ``objectID``, ``orderItemID`` and
         ``updatedAt`` are always added. Default: every field. Templated.
     :param max_concurrency: requests in flight at once.
-    :param eshopbox_conn_id: the Eshopbox connection.
+    :param eshopbox_conn_id: the Eshopbox connection. Templated (e.g. ``"{{ params.conn_id }}"``).
     """
 
-    template_fields: Sequence[str] = ("destination", "start", "end", "fields")
+    template_fields: Sequence[str] = ("destination", "start", "end", "fields", "eshopbox_conn_id")
     ui_color = "#e8f4ff"
 
     def __init__(

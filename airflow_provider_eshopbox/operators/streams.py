@@ -48,10 +48,18 @@ class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
     :param fields: columns to keep, validated against the stream's schema (identity always kept). Templated.
     :param keys: return numbers or SKUs to land instead of a window or snapshot. Templated.
     :param max_concurrency: requests in flight at once.
-    :param eshopbox_conn_id: the Eshopbox connection.
+    :param eshopbox_conn_id: the Eshopbox connection. Templated (e.g. ``"{{ params.conn_id }}"``).
     """
 
-    template_fields: Sequence[str] = ("stream", "destination", "start", "end", "fields", "keys")
+    template_fields: Sequence[str] = (
+        "stream",
+        "destination",
+        "start",
+        "end",
+        "fields",
+        "keys",
+        "eshopbox_conn_id",
+    )
     ui_color = "#fff4e8"
     stream: str = ""
 

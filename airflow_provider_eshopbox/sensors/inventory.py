@@ -20,10 +20,11 @@ class EshopboxInventorySensor(EshopboxBaseSensor):
     :param threshold: integer units, >= 0.
     :param below: wait for stock to fall to ``threshold`` or under instead.
     :param warehouse: warehouse code (e.g. ``BLR01``), or None for the total.
+    :param eshopbox_conn_id: Eshopbox connection id. Templated.
     XCom on success: ``{"sku", "esin", "warehouse", "threshold", "below", "sellable"}``.
     """
 
-    template_fields: Sequence[str] = ("sku", "esin", "warehouse")
+    template_fields: Sequence[str] = ("sku", "esin", "warehouse", "eshopbox_conn_id")
     ui_color = "#9acd32"
 
     def __init__(

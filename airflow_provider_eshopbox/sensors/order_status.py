@@ -45,14 +45,19 @@ class EshopboxOrderStatusSensor(EshopboxBaseSensor):
     :param customer_order_numbers: one ``customerOrderNumber`` or a list (templated).
     :param target_statuses: status or statuses to wait for, e.g. ``["shipped", "delivered"]`` (templated).
     :param fail_on_statuses: statuses that fail the task at once, e.g. ``["cancelled"]`` (templated).
-    :param eshopbox_conn_id: Eshopbox connection id.
+    :param eshopbox_conn_id: Eshopbox connection id. Templated.
     :param deferrable: defer to the triggerer (default ``[operators] default_deferrable``).
     Other arguments (``poke_interval``, ``timeout``, ``soft_fail``, ``mode``...) as BaseSensorOperator;
     ``poke_interval`` is the trigger's poll interval too. XCom on success:
     ``{"customer_order_numbers": [...], "order_statuses": {con: [statuses]}}``.
     """
 
-    template_fields: Sequence[str] = ("customer_order_numbers", "target_statuses", "fail_on_statuses")
+    template_fields: Sequence[str] = (
+        "customer_order_numbers",
+        "target_statuses",
+        "fail_on_statuses",
+        "eshopbox_conn_id",
+    )
     ui_color = "#f4a460"
 
     def __init__(

@@ -118,7 +118,15 @@ class EshopboxPollingTrigger(BaseTrigger):
             try:
                 await hook.aget_config()  # the connection, read once per run, the async way
             except EshopboxError as exc:
-                yield self._event(ERROR, f"Eshopbox connection {self.eshopbox_conn_id!r}: {exc}")
+                from airflow_provider_eshopbox.hooks.eshopbox import EshopboxConnectionNotFoundError
+
+                # The not-found message names the conn id and what to do itself.
+                yield self._event(
+                    ERROR,
+                    str(exc)
+                    if isinstance(exc, EshopboxConnectionNotFoundError)
+                    else f"Eshopbox connection {self.eshopbox_conn_id!r}: {exc}",
+                )
                 return
             self.log.info(
                 "Waiting for %s: polling Eshopbox every %g s until %s (%.0f s from now)",

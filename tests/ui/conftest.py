@@ -1,23 +1,20 @@
-"""A real ``airflow api-server`` and a headless Chromium (Playwright) for the browser tests.
+"""A real Airflow deployment and a headless Chromium (Playwright) for the browser tests.
 
-Runs only under ``make test-ui`` (which sets ``ESHOPBOX_UI_TESTS=1`` and installs Chromium and
-Playwright); elsewhere the whole directory is skipped. The server gets a throw-away AIRFLOW_HOME on
-SQLite, no login (all users admin), the example DAGs serialized, and is stopped afterwards.
+Runs only under ``make test-ui`` (which sets ``ESHOPBOX_UI_TESTS=1`` and installs Chromium, Playwright
+and PostgreSQL); elsewhere the whole directory is skipped. The deployment is the one of
+``make test-deploy`` (``deploy_tests.deployment``): api-server, scheduler, dag-processor and triggerer,
+LocalExecutor on a private PostgreSQL cluster, in a throw-away directory, no login (all users admin),
+the example DAGs as its bundle and an in-process sandbox as ``eshopbox_default``. A scheduler is needed
+because a backfill made in the UI must run; PostgreSQL because Airflow 3.3.2 refuses to create a
+backfill on SQLite while a scheduler writes ("Backfill create is not supported on SQLite under
+concurrent access"). Everything is stopped and removed at the end.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +22,15 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_eshopbox.sandbox import EshopboxSandbox
+from deploy_tests.deployment import Deployment
+
 REPO = Path(__file__).resolve().parents[2]
 ENABLED = os.environ.get("ESHOPBOX_UI_TESTS") == "1"
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
-START_DEADLINE_S = 120.0
+START_DEADLINE_S = 180.0
 SCREENSHOTS = REPO / "docs" / "screenshots"
+EXAMPLE_DAG_IDS = sorted(p.stem for p in (REPO / "example_dags").glob("eshopbox_*.py"))
 
 
 # Outside `make test-ui` the browser tests are not even collected (Playwright may not be installed).
@@ -45,88 +46,55 @@ def chromium_path() -> str:
     raise RuntimeError("no Chromium found: `apt-get install chromium` or set ESHOPBOX_CHROMIUM=/path")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, deadline_s: float) -> None:
-    """Poll the health endpoint until it answers 200, the process dies, or the deadline passes."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"api-server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        with (
-            contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
-            urllib.request.urlopen(url, timeout=2) as reply,
-        ):
-            if reply.status == 200:
-                return
-        time.sleep(0.2)  # a poll interval, not a wait for a condition: the loop checks the condition
-    raise RuntimeError(f"api-server not healthy after {deadline_s:.0f} s:\n{log.read_text()[-4000:]}")
-
-
 @dataclass(frozen=True)
 class Airflow:
-    """A running API server: its base URL, home and environment (for CLI calls against the same DB)."""
+    """The running deployment as the browser tests see it: its base URL, the environment of its
+    components (for CLI calls against the same DB), the deployment (REST API, outputs) and the
+    sandbox behind ``eshopbox_default`` (ground truth)."""
 
     url: str
-    home: Path
     env: dict[str, str]
+    deployment: Deployment
+    sandbox: EshopboxSandbox
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "airflow", *args]
         return subprocess.run(command, env=self.env, capture_output=True, text=True, check=check)
 
 
-def airflow_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ESHOPBOX_DEMO"))}
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "example_dags"),
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
-        AIRFLOW__CORE__TEST_CONNECTION="Enabled",
-        AIRFLOW__API__EXPOSE_CONFIG="True",
-        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
-        ESHOPBOX_DEMO_OUTPUT=f"file://{home / 'out'}",
-    )
-    return env
-
-
 @pytest.fixture(scope="session")
 def airflow_server() -> Iterator[Airflow]:
-    """``airflow api-server`` on a free port, DB migrated and example DAGs serialized; stopped at the end."""
-    home = Path(tempfile.mkdtemp(prefix="eshopbox-ui-"))
-    env = airflow_env(home)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env["AIRFLOW__API__BASE_URL"] = url
-    server = Airflow(url=url, home=home, env=env)
-    server.cli("db", "migrate")
-    server.cli("dags", "reserialize")
-    log = home / "api-server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its workers are stopped with it, as one process group
+    """The deployment with every example DAG parsed; stopped and removed at the end."""
+    with EshopboxSandbox(orders=2000, seed=7) as sandbox:
+        deployment = Deployment(
+            bundles={"eshopbox_examples": REPO / "example_dags"},
+            env_extra={
+                "AIRFLOW_CONN_ESHOPBOX_DEFAULT": sandbox.connection_json(),
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+                "AIRFLOW__API__EXPOSE_CONFIG": "True",
+            },
         )
-    try:
-        wait_until_healthy(f"{url}/api/v2/monitor/health", proc, log, START_DEADLINE_S)
-        yield server
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        shutil.rmtree(home, ignore_errors=True)
+            deployment.start(timeout=START_DEADLINE_S)
+            deployment.wait_for_dags(EXAMPLE_DAG_IDS)
+            yield Airflow(url=deployment.base_url, env=deployment.env, deployment=deployment, sandbox=sandbox)
+        finally:
+            if getattr(deployment, "root", None) is not None:
+                deployment.stop()
+
+
+def save_dialog_screenshot(page: Any, dialog: Any, name: str) -> None:
+    """The whole dialog (the page grown to fit it), small: sandbox values only, secrets masked.
+
+    The modal is measured by its own markers: its date-time pickers are popovers with role=dialog too.
+    """
+    height = page.evaluate(
+        "() => document.querySelector('[data-scope=dialog][data-part=content]').scrollHeight"
+    )
+    height += 200
+    page.set_viewport_size({"width": 1100, "height": max(900, int(height))})
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    dialog.screenshot(path=str(SCREENSHOTS / name), scale="css")
 
 
 @pytest.fixture(scope="session")
@@ -143,7 +111,9 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, airflow_server: Airflow) -> Iterator[Any]:
-    context = browser.new_context(base_url=airflow_server.url, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(
+        base_url=airflow_server.url, viewport={"width": 1280, "height": 900}, timezone_id="UTC"
+    )
     context.set_default_timeout(20_000)
     page = context.new_page()
     try:

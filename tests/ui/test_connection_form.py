@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import SCREENSHOTS, Airflow
+from .conftest import Airflow, save_dialog_screenshot
 
 # Sandbox-looking values only: nothing here is a real credential.
 CLIENT_ID = "sandbox-client"
@@ -61,14 +61,6 @@ def fill_valid(dialog: Any, conn_id: str) -> None:
     dialog.locator("#element_refresh_token").fill(REFRESH_TOKEN)
 
 
-def save_screenshot(page: Any, dialog: Any, name: str) -> None:
-    """The whole dialog (the page grown to fit it), small: sandbox values only, secrets masked."""
-    height = page.evaluate("() => document.querySelector('[role=dialog]').scrollHeight") + 200
-    page.set_viewport_size({"width": 1100, "height": max(900, int(height))})
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    dialog.screenshot(path=str(SCREENSHOTS / name), scale="css")
-
-
 def stored(airflow_server: Airflow, conn_id: str) -> dict[str, Any]:
     """The connection as the CLI reads it from the metadata DB (secrets in clear: test values only)."""
     out = airflow_server.cli("connections", "get", conn_id, "-o", "json").stdout
@@ -113,7 +105,7 @@ def test_fields_labels_and_masking(page: Any) -> None:
     ], options
     dialog.get_by_role("heading", name="Add Connection").click()  # closes the menu (Escape closes the dialog)
     expect(page.get_by_role("option")).to_have_count(0)
-    save_screenshot(page, dialog, "connection-form.png")
+    save_dialog_screenshot(page, dialog, "connection-form.png")
 
 
 def test_save_is_disabled_until_required_fields_are_filled(page: Any) -> None:
