@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import itertools
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -63,6 +65,35 @@ _FOREVER = 2**53  # end of the "updated since" query: no updatedAt reaches it
 # A slice whose count is this many standard deviations (sqrt of the expected count) off the region's
 # density marks a change in the data's rate: older observations are dropped rather than averaged in.
 _CHANGE_SIGMAS = 2.5
+# Requests sent by the unit of work that set it (and the tasks it started), for SliceStats.spent.
+_METER: ContextVar[list[int] | None] = ContextVar("_METER", default=None)
+
+
+@contextlib.contextmanager
+def _metering() -> Iterator[list[int]]:
+    """Count the requests sent inside the block, its child tasks' included: ``box[0]``."""
+    box = [0]
+    token = _METER.set(box)
+    try:
+        yield box
+    finally:
+        _METER.reset(token)
+
+
+#: What a request turned out to be, for ``SliceStats.spent`` (the benchmarks print the breakdown).
+REQUEST_KINDS = {
+    "whole": "the whole window fit its page 1",
+    "sample": "page 1 of the whole window, a sample for planning (its rows are not kept)",
+    "calibration": "a one-page slice sized by a guessed scale, that fit",
+    "one-page": "a one-page slice (recent time, or settled before its region was counted), that fit",
+    "deep": "a non-empty page of a deep slice that ended below the cap",
+    "ahead-empty": "a page of a deep slice sent ahead of the one that ended it, that came back empty",
+    "overflow": "a one-page slice that held more than a page: cut again",
+    "deep-overflow": "the pages of a deep slice that reached the hit cap: cut again",
+    "one-ms": "paging (and proving) a slice of one millisecond",
+    "proof": "the query for rows updated since the read began",
+    "re-read": "reading a deep slice again in one-page slices, after its proof failed",
+}
 
 
 @dataclass
@@ -76,6 +107,10 @@ class SliceStats:
     deep_slices: int = 0  # settled slices read several pages deep
     reread_slices: int = 0  # ...read again because a row read in them left during the read
     rows: int = 0
+    # Where the requests went, by what they turned out to be (see REQUEST_KINDS), and the rows they
+    # delivered: requests - rows / per_page of a kind is what it cost beyond the pages its rows fill.
+    spent: Counter[str] = field(default_factory=Counter)
+    held: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
 
@@ -148,6 +183,7 @@ class WindowReader:
         self._changed = asyncio.Condition()
         # Deep slices read: (start, end, ids read), ids None if the pages showed a shift.
         self._unproven: list[tuple[int, int, frozenset[str] | None]] = []
+        self._rereading = False  # proving: every request is a re-read (SliceStats.spent)
         self.stats = SliceStats()
 
     async def read(self, start_ms: int, end_ms: int) -> SliceStats:
@@ -156,15 +192,20 @@ class WindowReader:
             raise ValueError(f"empty window [{start_ms}, {end_ms})")
         began = int(time.time() * 1000)
         settled = min(max(began - self._settle_ms, start_ms), end_ms) if self._deep else start_ms
-        hits, has_next = await self._get(start_ms, end_ms, 1)
-        if not has_next:
-            self._deliver(hits)
-        elif end_ms - start_ms == 1:
-            if end_ms <= settled:
-                self._deliver(await self._read_burst(start_ms, hits))
-            else:
-                await self._read_one_millisecond(start_ms, hits)
-        else:
+        with _metering() as box:
+            hits, has_next = await self._get(start_ms, end_ms, 1)
+            if not has_next:
+                self._spend("whole", 1, len(hits))
+                self._deliver(hits)
+            elif end_ms - start_ms == 1:
+                if end_ms <= settled:
+                    rows = await self._read_burst(start_ms, hits)
+                    self._deliver(rows)
+                else:
+                    rows = await self._read_one_millisecond(start_ms, hits)
+                self._spend("one-ms", box[0], len(rows))
+        if has_next and end_ms - start_ms > 1:
+            self._spend("sample", 1)
             self.stats.overflows += 1
             self._regions = self._plan_regions(start_ms, end_ms, hits, settled)
             await _all(self._worker(i) for i in range(self._workers))
@@ -193,6 +234,7 @@ class WindowReader:
         ]
         self._unproven = []
         self.stats.reread_slices += len(again)
+        self._rereading = True
         # One-page slices need no proof; each region's density is known from its exact count.
         self._regions = [
             _Region(lo, hi, sample_rate=0.0, density=max(len(ids or ()), 1) / (hi - lo), counted=True)
@@ -206,6 +248,7 @@ class WindowReader:
         last_page = math.ceil(self._hit_cap / self._per_page)
         for page in range(1, last_page + 1):
             hits, has_next = await self._get(since, _FOREVER, page)
+            self._spend("proof", 1)
             ids.update(map(self._row_id, hits))
             if not has_next:
                 return frozenset(ids) if (page - 1) * self._per_page + len(hits) < self._hit_cap else None
@@ -331,18 +374,28 @@ class WindowReader:
             self._changed.notify_all()
 
     async def _step(self, region: _Region) -> None:
+        with _metering() as box:
+            await self._slice(region, box)
+
+    async def _slice(self, region: _Region, box: list[int]) -> None:
+        """Read the next slice of ``region``; ``box[0]``: the requests it has sent so far."""
         start = region.cursor
         target = self._target_of(region)
         width = self._next_width(region)
+        guessed = region.guessed
         end = start + width
         region.busy_until = end
         hits, has_next = await self._get(start, end, 1)
         deep = region.deep and has_next and (target > self._target or width == 1)
+        empty = 0
         if deep:
-            hits, has_next = await self._read_deep(start, end, hits, self._density(region) * width)
+            hits, has_next, empty = await self._read_deep(start, end, hits, self._density(region) * width)
         region.busy_until = None
         if not has_next:
             region.overflows = 0
+            self._spend("ahead-empty", empty)
+            kind = "deep" if deep else "calibration" if guessed else "one-page"
+            self._spend("one-ms" if width == 1 else kind, box[0] - empty, len(hits))
             self._deliver(hits)
             if width > 1:
                 self._observe(region, len(hits), width)
@@ -351,10 +404,12 @@ class WindowReader:
         if width == 1:
             if deep:
                 raise self._too_many(start)
-            await self._read_one_millisecond(start, hits)
+            rows = await self._read_one_millisecond(start, hits)
+            self._spend("one-ms", box[0], len(rows))
             region.cursor = end
             region.overflows = 0  # the overflow that led here was the burst, not a wrong rate
             return
+        self._spend("deep-overflow" if deep else "overflow", box[0])
         self.stats.overflows += 1
         self._recut(region, start, end, hits, self._hit_cap if deep else self._per_page)
 
@@ -400,9 +455,10 @@ class WindowReader:
 
     async def _read_deep(
         self, start: int, end: int, first_page: list[Row], expected: float
-    ) -> tuple[list[Row], bool]:
-        """A settled slice whose page 1 said "more": ``(rows, False)``, to be proven by ``_prove``, or
-        ``(a sample of the rows, True)`` if it reaches the hit cap and must be cut.
+    ) -> tuple[list[Row], bool, int]:
+        """A settled slice whose page 1 said "more": ``(rows, False, empty)``, to be proven by
+        ``_prove``, or ``(a sample of the rows, True, empty)`` if it reaches the hit cap and must be
+        cut; ``empty``: pages sent ahead that came back empty.
 
         The pages the expected rows fill go out together after page 1, then one at a time.
         """
@@ -412,9 +468,10 @@ class WindowReader:
         while pages[-1][1] and len(pages) < last_page:
             pages.append(await self._get(start, end, len(pages) + 1))
         rows = [row for hits, _ in pages for row in hits]
+        empty = sum(1 for hits, _ in pages if not hits)
         n = next((i for i, (_, has_next) in enumerate(pages, 1) if not has_next), None)
         if n is None or (n - 1) * self._per_page + len(pages[n - 1][0]) >= self._hit_cap:
-            return rows, True
+            return rows, True, empty
         ids = frozenset(map(self._row_id, rows))
         # A shift: a short page before page n, a row after it or a row twice; or a full page n, as
         # when the server's cap is lower than ORDERS_HIT_CAP (api.ORDERS_SEARCH_CAP_ON_A_PAGE).
@@ -427,11 +484,11 @@ class WindowReader:
         )
         self._unproven.append((start, end, ids if intact else None))
         self.stats.deep_slices += 1
-        return rows, False
+        return rows, False, empty
 
     async def _read_burst(self, ms: int, first_page: list[Row]) -> list[Row]:
         """A settled millisecond read deep; more rows than the hit cap reaches is an error."""
-        rows, full = await self._read_deep(ms, ms + 1, first_page, 0)
+        rows, full, _ = await self._read_deep(ms, ms + 1, first_page, 0)
         if full:
             raise self._too_many(ms)
         return rows
@@ -442,7 +499,7 @@ class WindowReader:
             f"{self._hit_cap} reachable hits per query: they cannot all be read; nothing was written"
         )
 
-    async def _read_one_millisecond(self, ms: int, first_page: list[Row]) -> None:
+    async def _read_one_millisecond(self, ms: int, first_page: list[Row]) -> list[Row]:
         """Page a slice that cannot be split, proving no row was skipped; ``first_page`` is its page 1.
 
         A millisecond older than ``settle_ms`` has settled (``api.ORDERS_SEARCH_SETTLE_MS``): rows
@@ -460,7 +517,7 @@ class WindowReader:
             ids = frozenset(self._row_id(row) for row in rows)
             if settled or ids == agreed:
                 self._deliver(rows)
-                return
+                return rows
             agreed = ids
         raise EshopboxIncompleteReadError(
             f"rows with updatedAt={ms} kept changing over {_MAX_STABILITY_PASSES} reads; "
@@ -509,6 +566,8 @@ class WindowReader:
     # -- plumbing -------------------------------------------------------------------------------
 
     async def _get(self, start: int, end: int, page: int) -> tuple[list[Row], bool]:
+        if (box := _METER.get()) is not None:
+            box[0] += 1
         async with self._slots:
             self.stats.requests += 1
             hits, has_next = await self._fetch(start, end, page)
@@ -520,6 +579,12 @@ class WindowReader:
                 "written: retry the task, and report the reply to Eshopbox if it persists",
             )
         return hits, has_next
+
+    def _spend(self, kind: str, requests: int, rows: int = 0) -> None:
+        """Book ``requests`` (and the rows they delivered) under ``kind`` (see REQUEST_KINDS)."""
+        kind = "re-read" if self._rereading else kind
+        self.stats.spent[kind] += requests
+        self.stats.held[kind] += rows
 
     def _deliver(self, rows: list[Row]) -> None:
         """Hand over every row of a slice: that part of the window is done."""
