@@ -8,8 +8,8 @@ move it) and compares it with:
 
 - **oracle**: every timestamp known in advance; greedy slices of at most one page, bursts paged and
   re-checked as the reader must. No reader can do better.
-- **exact rate**: the same ``WindowReader``, told the true rate of every hour of the data instead of
-  estimating it. What remains is the cost of random arrivals around a known rate.
+- **exact rate**: the same ``WindowReader``, told how many rows (bursts aside) every stretch of time
+  holds instead of estimating it. What remains is the cost of bursts and partial last pages.
 - **one-page**: the same reader with ``deep=False``: every slice fits one page (the read before
   settled slices were read several pages deep).
 
@@ -90,17 +90,17 @@ def oracle_requests(stamps: list[int]) -> int:
 
 
 class ExactRateReader(WindowReader):
-    """A WindowReader told the true rate of each hour (bursts excluded) instead of estimating it."""
+    """A WindowReader told how many rows (bursts excluded) any stretch holds instead of estimating it."""
 
     def __init__(self, *args: Any, stamps: list[int], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         counts = Counter(stamps)
         self._calm = sorted(s for s in stamps if counts[s] < _BURST)
 
-    def _density(self, region: _Region) -> float:
-        hour = region.cursor - region.cursor % HOUR_MS
-        rows = bisect.bisect_left(self._calm, hour + HOUR_MS) - bisect.bisect_left(self._calm, hour)
-        return max(rows, 1) / HOUR_MS
+    def _rows_in(self, region: _Region, lo: int, hi: int) -> float:
+        # Half a row more: a slice sized to a whole number of pages would end on a full page, which
+        # the reader cannot tell from a cap and reads again.
+        return bisect.bisect_left(self._calm, hi) - bisect.bisect_left(self._calm, lo) + 0.5
 
 
 def read(

@@ -32,7 +32,6 @@ How slices are sized (the speed part; exactness never depends on it):
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import itertools
 import math
@@ -48,23 +47,40 @@ from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxIncom
 
 _T = TypeVar("_T")
 Row = Any  # one hit as ``fetch`` returns it: only ``timestamp`` and ``row_id`` look inside
+Page = tuple[list[Row], bool]  # a reply: its hits, and hasNext
 #: ``fetch(start_ms, end_ms, page) -> (hits, has_next)`` for rows with start_ms <= updatedAt < end_ms.
 FetchPage = Callable[[int, int, int], Awaitable[tuple[list[Row], bool]]]
 
 _SCALE_LADDER = (1.0, 8.0, 64.0, 512.0, 4096.0, 32768.0)
 _MAX_STABILITY_PASSES = 8
-_OBSERVATIONS = 4  # recent (rows, width) pairs a region's density is measured over
+_OBSERVATIONS = 4  # recent (rows, sample mass) pairs a region's density is measured over
 _INITIAL_REGIONS = 4  # more come from stealing once the density is measured, so small windows stay cheap
 _CROWD_SHARE = 0.1  # a sample this concentrated on one millisecond marks a burst to read on its own
 # After an overflow the slice is assumed to have held just over a page; each further overflow in a
 # row multiplies that guess, so a badly underestimated density is found in a few steps, not many.
 _OVERFLOW_GROWTH = 4.0
-_DEEP_FILL = 0.4  # share of the hit cap a settled slice is sized for: an overflow wastes a cap of pages
-_AHEAD = 0.7  # pages of a deep slice sent at once after page 1: those its expected rows fill
+# Most of the hit cap a settled slice is sized for (less while the scale is uncertain, _deep_fill):
+# the fuller, the fewer partial last pages; an overflow costs the pages from the probe to the cap.
+_DEEP_FILL = 0.85
+# Share of the cap a settled slice sized by a ladder guess is sized for: its cap page is read first,
+# so a guess too low costs one request, and one that fits counts several pages' worth of rows.
+_CALIBRATION_FILL = 0.5
+_SAFETY_SIGMAS = 2.0  # a deep slice's expected count is this many relative errors below the cap
+# A deep slice's count is looked for first on the page its expected rows, less this share, end on.
+_PROBE_MARGIN = 0.3
 _FOREVER = 2**53  # end of the "updated since" query: no updatedAt reaches it
 # A slice whose count is this many standard deviations (sqrt of the expected count) off the region's
 # density marks a change in the data's rate: older observations are dropped rather than averaged in.
 _CHANGE_SIGMAS = 2.5
+# Pages of a settled window read at the start: a sample of 300 rows sizes slices far better than
+# one of 100 (a slice's expected count is off by 1/sqrt of the sample points in it), and a window
+# of up to 300 rows is read whole by them.
+_SAMPLE_PAGES = 3
+# A region's own slices move its density away from the window's scale, which weighs as much as
+# one slice's worth of rows at it times this (a slice of the region is noisier than the scale).
+_PRIOR_SLICES = 0.25
+_KERNEL_SPACINGS = 4.0  # width each root-sample point is spread over, in mean spacings of the sample
+_BACKGROUND_POINTS = 1.0  # sample mass spread evenly over the whole window besides the points
 # Requests sent by the unit of work that set it (and the tasks it started), for SliceStats.spent.
 _METER: ContextVar[list[int] | None] = ContextVar("_METER", default=None)
 
@@ -83,16 +99,16 @@ def _metering() -> Iterator[list[int]]:
 #: What a request turned out to be, for ``SliceStats.spent`` (the benchmarks print the breakdown).
 REQUEST_KINDS = {
     "whole": "the whole window fit its page 1",
-    "sample": "page 1 of the whole window, a sample for planning (its rows are not kept)",
-    "calibration": "a one-page slice sized by a guessed scale, that fit",
+    "sample": "the first pages of the whole window, a sample for planning (their rows are not kept)",
+    "calibration": "a one-page slice sized by a guessed scale, that fit (a deep one counts as deep)",
     "one-page": "a one-page slice (recent time, or settled before its region was counted), that fit",
     "deep": "a non-empty page of a deep slice that ended below the cap",
-    "ahead-empty": "a page of a deep slice sent ahead of the one that ended it, that came back empty",
+    "probe-empty": "the first page read of a deep slice, that came back empty (its rows ended below it)",
     "overflow": "a one-page slice that held more than a page: cut again",
     "deep-overflow": "the pages of a deep slice that reached the hit cap: cut again",
     "one-ms": "paging (and proving) a slice of one millisecond",
     "proof": "the query for rows updated since the read began",
-    "re-read": "reading a deep slice again in one-page slices, after its proof failed",
+    "re-read": "reading a deep slice again (halves, then one-page slices) after its proof failed",
 }
 
 
@@ -120,21 +136,47 @@ class SliceStats:
         return (self.finished or time.monotonic()) - self.started
 
 
+class _Shape:
+    """Where the window's rows lie, as its root sample tells: each sample point spread evenly over
+    about one mean spacing around it, plus a thin background so that no stretch has no mass.
+
+    ``mass(lo, hi)`` is in sample points; a region's density is rows per point (see ``_observe``),
+    so a slice is sized by the sample's shape (a daily cycle, say) and the rows counted so far.
+    """
+
+    def __init__(self, start: int, end: int, stamps: list[int]) -> None:
+        half = max(1.0, (end - start) * _KERNEL_SPACINGS / (2 * max(1, len(stamps))))
+        self._kernels = [(max(start, s - half), min(end, s + half)) for s in stamps]
+        self._background = _BACKGROUND_POINTS / (end - start)
+        self._even = (len(stamps) + _BACKGROUND_POINTS) / (end - start)
+
+    def mass(self, lo: int, hi: int, shaped: bool = True) -> float:
+        """Sample points in ``[lo, hi)``; ``shaped=False``: as if spread evenly over the window
+        (one-page slices, a fraction of a point each, are sized by what the last ones held)."""
+        if not shaped:
+            return self._even * (hi - lo)
+        total = self._background * (hi - lo)
+        for left, right in self._kernels:
+            overlap = min(hi, right) - max(lo, left)
+            if overlap > 0:
+                total += overlap / (right - left)
+        return total
+
+
 @dataclass
 class _Region:
     """A part of the window ``[cursor, end)`` still to be read, crawled by one worker at a time."""
 
     cursor: int
     end: int
-    sample_rate: float  # root-sample points per ms in this region (shape of the data)
-    density: float | None = None  # rows per ms: a guess, then measured (see _observe)
+    density: float | None = None  # rows per unit of sample mass (_Shape): a guess, then measured
     busy_until: int | None = None  # end of the slice in flight, if any
     owned: bool = False
     guessed: bool = False  # density is still a ladder guess, not a measurement
     deep: bool = False  # settled: slices may hold several pages (see _read_deep)
     counted: bool = False  # a slice of this region has been counted exactly
     next_widths: list[int] = field(default_factory=list)  # set after an overflow, from its sample
-    observed: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=_OBSERVATIONS))
+    observed: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=_OBSERVATIONS))
     overflows: int = 0  # consecutive overflows: each one means the density is further off
 
     @property
@@ -173,9 +215,10 @@ class WindowReader:
         self._on_rows = on_rows
         self._on_progress = on_progress
         self._target = max(1.0, per_page * target_fill)
-        self._deep_target = hit_cap * _DEEP_FILL
         self._regions: list[_Region] = []
         self._scale: float | None = None  # rows per root-sample point, once calibrated
+        self._counted = [0.0, 0.0]  # rows and sample mass of every slice counted exactly
+        self._shape = _Shape(0, 1, [])  # set when the window is planned (_plan_regions)
         self._busy = 0  # workers crawling a region
         self._slots = asyncio.Semaphore(max_concurrency)  # requests in flight, bursts' re-reads included
         self._settle_ms = settle_ms
@@ -193,29 +236,58 @@ class WindowReader:
         began = int(time.time() * 1000)
         settled = min(max(began - self._settle_ms, start_ms), end_ms) if self._deep else start_ms
         with _metering() as box:
-            hits, has_next = await self._get(start_ms, end_ms, 1)
-            if not has_next:
-                self._spend("whole", 1, len(hits))
-                self._deliver(hits)
-            elif end_ms - start_ms == 1:
-                if end_ms <= settled:
-                    rows = await self._read_burst(start_ms, hits)
-                    self._deliver(rows)
-                else:
-                    rows = await self._read_one_millisecond(start_ms, hits)
-                self._spend("one-ms", box[0], len(rows))
-        if has_next and end_ms - start_ms > 1:
-            self._spend("sample", 1)
+            sample = await self._read_whole(start_ms, end_ms, settled, box)
+        if sample is not None:
             self.stats.overflows += 1
-            self._regions = self._plan_regions(start_ms, end_ms, hits, settled)
+            self._regions = self._plan_regions(start_ms, end_ms, sample, settled)
             await _all(self._worker(i) for i in range(self._workers))
         if self._unproven:
             await self._prove(began - self._settle_ms)
         self.stats.finished = time.monotonic()
         return self.stats
 
+    async def _read_whole(self, start: int, end: int, settled: int, box: list[int]) -> list[Row] | None:
+        """Read the window in one go if it fits; else return a sample of its rows to plan from.
+
+        Page 1 first: all of a small window. Of a settled window, pages 2..``_SAMPLE_PAGES`` then go
+        out together: they either end it (a deep read, proven like a slice) or add to the sample,
+        the more points the better slices are sized (each costs one request, once per read).
+        """
+        hits, has_next = await self._get(start, end, 1)
+        if not has_next:
+            self._spend("whole", 1, len(hits))
+            self._deliver(hits)
+            return None
+        if end - start == 1:
+            if end <= settled:
+                rows = await self._read_burst(start, hits)
+                self._deliver(rows)
+            else:
+                rows = await self._read_one_millisecond(start, hits)
+            self._spend("one-ms", box[0], len(rows))
+            return None
+        if end > settled or _SAMPLE_PAGES < 2:
+            self._spend("sample", 1)
+            return hits
+        more = range(2, _SAMPLE_PAGES + 1)
+        pages = {
+            1: (hits, True),
+            **dict(zip(more, await _all(self._get(start, end, p) for p in more), strict=True)),
+        }
+        if all(has_next for _, has_next in pages.values()):
+            self._spend("sample", box[0])
+            return [row for hits, _ in pages.values() for row in hits]
+        rows, over, empty = await self._read_deep(start, end, _SAMPLE_PAGES, pages)
+        if over:
+            self._spend("sample", box[0])
+            return rows
+        self._spend("probe-empty", empty)
+        self._spend("whole", box[0] - empty, len(rows))
+        self._deliver(rows)
+        return None
+
     async def _prove(self, since: int) -> None:
-        """Read again, in one-page slices, every deep slice a row may have been skipped in.
+        """Read again every deep slice a row may have been skipped in, until none is left.
 
         A deep slice's pages 1..n-1 came back full and distinct, and page n said ``hasNext`` false
         (``_read_deep``): at page n's reply the slice held at most the rows read. Each row read that
@@ -225,22 +297,37 @@ class WindowReader:
         in it was read. The list of rows updated since comes from one query, paged in full
         (``api.ORDERS_SEARCH_STABLE_ORDER``); past the hit cap it cannot be listed, and every deep
         slice is read again.
+
+        The first time, slices are read again deep, each cut in two (most fail for a count that is
+        a whole number of pages, which halves seldom repeat), and proven by a second query; the
+        second time, or when the first query hit the cap, in one-page slices, which need no proof.
         """
-        left = await self._updated_since(since)
-        again = [
-            (lo, hi, ids)
-            for lo, hi, ids in self._unproven
-            if left is None or ids is None or not ids.isdisjoint(left)
-        ]
-        self._unproven = []
-        self.stats.reread_slices += len(again)
-        self._rereading = True
-        # One-page slices need no proof; each region's density is known from its exact count.
-        self._regions = [
-            _Region(lo, hi, sample_rate=0.0, density=max(len(ids or ()), 1) / (hi - lo), counted=True)
-            for lo, hi, ids in again
-        ]
-        await _all(self._worker(i) for i in range(self._workers))
+        for deep in (True, False):
+            left = await self._updated_since(since)
+            again = [
+                (lo, hi, ids)
+                for lo, hi, ids in self._unproven
+                if left is None or ids is None or not ids.isdisjoint(left)
+            ]
+            self._unproven = []
+            if not again:
+                return
+            self.stats.reread_slices += len(again)
+            self._rereading = True
+            deep = deep and left is not None
+            pieces = _halves(again) if deep else [(lo, hi, len(ids or ())) for lo, hi, ids in again]
+            self._regions = [
+                _Region(
+                    lo,
+                    hi,
+                    deep=deep,
+                    observed=deque([(count, self._shape.mass(lo, hi, deep))], _OBSERVATIONS),
+                )
+                for lo, hi, count in pieces
+            ]
+            await _all(self._worker(i) for i in range(self._workers))
+            if not self._unproven:
+                return
 
     async def _updated_since(self, since: int) -> frozenset[str] | None:
         """Ids of every row with ``updatedAt >= since``, or None if the hit cap hides some."""
@@ -257,64 +344,95 @@ class WindowReader:
     # -- planning -------------------------------------------------------------------------------
 
     def _plan_regions(self, start: int, end: int, sample: list[Row], settled: int) -> list[_Region]:
-        """Cut the window into regions of equal sample mass, ``sample_rate`` giving each one's shape;
-        regions before ``settled`` are read deep."""
+        """Cut the window into regions of equal sample mass; regions before ``settled`` are read deep."""
         stamps = sorted(min(max(self._timestamp(row), start), end - 1) for row in sample)
+        self._shape = _Shape(start, end, stamps)
         count = min(self._workers, _INITIAL_REGIONS, end - start)
         cuts = {stamps[(i * len(stamps)) // count] for i in range(1, count)} | {settled}
         bounds = [start, *sorted(cut for cut in cuts if start < cut < end), end]
         regions = []
         for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-            mass = bisect.bisect_left(stamps, hi) - bisect.bisect_left(stamps, lo)
-            region = _Region(cursor=lo, end=hi, sample_rate=max(mass, 0.5) / (hi - lo), deep=hi <= settled)
+            region = _Region(cursor=lo, end=hi, deep=hi <= settled)
             if self._scale is None:
                 # Uncalibrated: each region guesses a different scale, so that one of them fits first.
-                region.density = region.sample_rate * _SCALE_LADDER[i % len(_SCALE_LADDER)]
+                region.density = _SCALE_LADDER[i % len(_SCALE_LADDER)]
                 region.guessed = True
             regions.append(region)
         return regions
 
     def _density(self, region: _Region) -> float:
-        if region.density is not None:
-            return region.density
-        assert self._scale is not None
-        return region.sample_rate * self._scale
+        """Rows per point of sample mass in ``region``: a ladder guess before anything is counted;
+        then the window's scale, moved by what the region's own last slices held (they weigh as
+        much as the scale does over ``_PRIOR_ROWS`` rows)."""
+        rows = sum(r for r, _ in region.observed)
+        mass = sum(m for _, m in region.observed)
+        if region.guessed or self._scale is None:
+            return region.density if region.density is not None else max(rows, 0.5) / max(mass, 1e-9)
+        prior_rows = _PRIOR_SLICES * self._target_of(region)
+        return (rows + prior_rows) / (mass + prior_rows / self._scale)
+
+    def _rows_in(self, region: _Region, lo: int, hi: int) -> float:
+        """How many rows ``[lo, hi)`` of ``region`` is expected to hold."""
+        return self._density(region) * self._shape.mass(lo, hi, region.deep)
 
     def _target_of(self, region: _Region) -> float:
-        """Rows the next slice of ``region`` is sized for: a page, or (settled, calibrated) most of a cap."""
-        if not region.deep or not region.counted:
+        """Rows the next slice of ``region`` is sized for: a page, or (settled, calibrated) as much of
+        the cap as the estimate's error allows (see ``_deep_fill``)."""
+        if not region.deep:
             return self._target
-        return self._deep_target
+        if region.guessed or self._scale is None:
+            return self._hit_cap * _CALIBRATION_FILL
+        return max(self._target, self._hit_cap * self._deep_fill())
+
+    def _deep_fill(self) -> float:
+        """Share of the cap a deep slice is sized for: ``_SAFETY_SIGMAS`` relative errors below it.
+
+        The error of an expected count is that of the scale (Poisson in the rows and the sample
+        mass counted so far) and of the slice's own sample mass; a slice that overflows costs its
+        pages from the probe to the cap, one a little short of the cap only a part of a page.
+        """
+        assert self._scale is not None
+        rows, mass = self._counted
+        own = self._scale / (self._hit_cap * _DEEP_FILL)  # 1 / the mass of a full-size slice
+        error = math.sqrt(1 / max(rows, 1.0) + 1 / max(mass, 1e-9) + own)
+        return min(_DEEP_FILL, 1 / (1 + _SAFETY_SIGMAS * error))
 
     def _next_width(self, region: _Region) -> int:
-        width = math.floor(self._target_of(region) / max(self._density(region), 1e-12))
+        """The widest next slice expected to hold at most the region's target (at least 1 ms)."""
+        target, lo = self._target_of(region), region.cursor
+        low, high = 1, region.remaining
+        while low < high:  # the expected rows grow with the width: bisect on it
+            middle = (low + high + 1) // 2
+            if self._rows_in(region, lo, lo + middle) <= target:
+                low = middle
+            else:
+                high = middle - 1
+        width = low
         if region.next_widths:
             width = min(width, region.next_widths.pop(0))
         return max(1, min(width, region.remaining))
 
-    def _observe(self, region: _Region, rows: float, width: int, *, exact: bool = True) -> None:
-        """Fold a count over ``width`` ms into the region's density (and, once, into the global scale).
+    def _observe(self, region: _Region, rows: float, lo: int, hi: int, *, exact: bool = True) -> None:
+        """Fold a count over ``[lo, hi)`` into the region's observations, and an exact one into the
+        window's scale (rows per point of sample mass, over every slice counted so far).
 
-        The density is total rows over total width of the last few observations, so a tiny or empty
-        slice moves it little and a burst (read as its own one-millisecond slice) never enters it;
-        a count far from what the density predicted (a change of rate) starts the average afresh.
+        A count far from what the region's density predicted (a change of rate the sample did not
+        show) drops the region's older observations; an overflow's lower bound (``exact=False``)
+        only raises the region's density.
         """
-        if self._scale is None and rows > 0:
-            self._scale = (rows / width) / region.sample_rate
-            for other in self._regions:
-                if other.guessed:
-                    other.density, other.guessed = other.sample_rate * self._scale, False
-        region.counted = region.counted or exact
-        if region.density is not None and not region.guessed and exact:
-            expected = region.density * width
-            if abs(rows - expected) > _CHANGE_SIGMAS * math.sqrt(max(expected, 1.0)):
+        mass = self._shape.mass(lo, hi, region.deep)
+        if exact:
+            expected = self._density(region) * mass if not region.guessed else None
+            self._counted[0] += rows
+            self._counted[1] += mass
+            if self._counted[0] > 0:
+                self._scale = self._counted[0] / self._counted[1]
+                for other in self._regions:
+                    other.guessed = False
+            if expected is not None and abs(rows - expected) > _CHANGE_SIGMAS * math.sqrt(max(expected, 1.0)):
                 region.observed.clear()
-        region.observed.append((rows, width))
-        total_rows = sum(r for r, _ in region.observed)
-        total_width = sum(w for _, w in region.observed)
-        if total_rows >= self._target / 4 or not region.guessed:
-            region.density = max(total_rows, 0.5) / total_width
-            region.guessed = False
+            region.counted = True
+        region.observed.append((rows, mass))
 
     # -- crawling -------------------------------------------------------------------------------
 
@@ -326,13 +444,13 @@ class WindowReader:
                 return region
         best = max(
             (r for r in self._regions if r.owned and r.remaining > 0 and not r.guessed),
-            key=lambda r: self._density(r) * (r.end - (r.busy_until or r.cursor)),
+            key=lambda r: self._rows_in(r, r.busy_until or r.cursor, r.end),
             default=None,
         )
         if best is None:
             return None
         start = best.busy_until or best.cursor
-        if self._density(best) * (best.end - start) < 2 * self._target_of(best):
+        if self._rows_in(best, start, best.end) < 2 * self._target_of(best):
             return None
         middle = (start + best.end) // 2
         if middle <= start or middle >= best.end:
@@ -340,8 +458,9 @@ class WindowReader:
         thief = _Region(
             cursor=middle,
             end=best.end,
-            sample_rate=best.sample_rate,
             density=best.density,
+            observed=deque(best.observed, _OBSERVATIONS),
+            guessed=best.guessed,
             owned=True,
             deep=best.deep,
             counted=best.counted,
@@ -380,25 +499,30 @@ class WindowReader:
     async def _slice(self, region: _Region, box: list[int]) -> None:
         """Read the next slice of ``region``; ``box[0]``: the requests it has sent so far."""
         start = region.cursor
-        target = self._target_of(region)
+        deep = region.deep and self._target_of(region) > self._target
         width = self._next_width(region)
         guessed = region.guessed
         end = start + width
         region.busy_until = end
-        hits, has_next = await self._get(start, end, 1)
-        deep = region.deep and has_next and (target > self._target or width == 1)
         empty = 0
-        if deep:
-            hits, has_next, empty = await self._read_deep(start, end, hits, self._density(region) * width)
+        if deep:  # sized for several pages; a guess is checked on the cap's last page first
+            last_page = math.ceil(self._hit_cap / self._per_page)
+            probe = last_page if guessed else self._probe_page(self._rows_in(region, start, end))
+            hits, has_next, empty = await self._read_deep(start, end, probe, {})
+        else:
+            hits, has_next = await self._get(start, end, 1)
+            if has_next and width == 1 and region.deep:  # a burst in settled time: paged
+                deep = True
+                hits, has_next, empty = await self._read_deep(start, end, 2, {1: (hits, True)})
         region.busy_until = None
         if not has_next:
             region.overflows = 0
-            self._spend("ahead-empty", empty)
+            self._spend("probe-empty", empty)
             kind = "deep" if deep else "calibration" if guessed else "one-page"
             self._spend("one-ms" if width == 1 else kind, box[0] - empty, len(hits))
             self._deliver(hits)
             if width > 1:
-                self._observe(region, len(hits), width)
+                self._observe(region, len(hits), start, end)
             region.cursor = end
             return
         if width == 1:
@@ -431,8 +555,9 @@ class WindowReader:
                     _Region(
                         cursor=low,
                         end=high,
-                        sample_rate=region.sample_rate,
                         density=region.density,
+                        guessed=region.guessed,
+                        observed=deque(region.observed, _OBSERVATIONS),
                         deep=region.deep,
                         counted=region.counted,
                     )
@@ -445,50 +570,77 @@ class WindowReader:
         rank = max(0, min(len(stamps) - 1, int(target * len(stamps) / assumed)))
         by_rank = max(1, stamps[rank] - start)
         # ...but it may hold far more: then the calibrated scale, or (before that) a steep cut, rules.
-        if self._scale is not None:
-            floor = region.sample_rate * self._scale
-        else:
-            floor = self._target * 8 / (end - start)
         region.next_widths = [by_rank]
-        self._observe(region, assumed, end - start, exact=False)
-        region.density = max(self._density(region), floor)
+        if region.guessed:  # before the scale is known, a steep cut: at least 8 pages' worth assumed
+            floor = max(assumed, self._target * 8) / self._shape.mass(start, end, region.deep)
+            region.density = max(region.density or 0.0, floor)
+        else:
+            self._observe(region, assumed, start, end, exact=False)
 
     async def _read_deep(
-        self, start: int, end: int, first_page: list[Row], expected: float
+        self, start: int, end: int, probe: int, pages: dict[int, Page]
     ) -> tuple[list[Row], bool, int]:
-        """A settled slice whose page 1 said "more": ``(rows, False, empty)``, to be proven by
+        """A settled slice read several pages deep: ``(rows, False, empty)``, to be proven by
         ``_prove``, or ``(a sample of the rows, True, empty)`` if it reaches the hit cap and must be
-        cut; ``empty``: pages sent ahead that came back empty.
+        cut; ``empty``: probes that came back empty. ``pages``: those already read (page 1, say).
 
-        The pages the expected rows fill go out together after page 1, then one at a time.
+        The count is found before the pages below it are read: page ``probe`` first (a little
+        short of where the expected rows end); if it holds rows, the pages above it one at a time
+        until one says ``hasNext`` false, if not, the pages from 1 up. Then the pages below that
+        one go out together. So no page but an empty probe is read for nothing, and a slice that
+        reaches the cap costs the pages from the probe to the cap, not all of them.
         """
+        n = await self._climb(start, end, probe, pages)
+        if n == probe > 1 and not pages[n][0]:
+            n = await self._climb(start, end, 1, pages)
+        empty = sum(1 for number, (hits, _) in pages.items() if not hits and number != n)
+        last, more = pages[n]
+        if more or (n - 1) * self._per_page + len(last) >= self._hit_cap:
+            return [row for hits, _ in pages.values() for row in hits], True, empty
+        below = [number for number in range(1, n) if number not in pages]
+        pages.update(zip(below, await _all(self._get(start, end, number) for number in below), strict=True))
+        rows = [row for _, (hits, _) in sorted(pages.items()) for row in hits]
+        if n > 1:  # one page is a snapshot: nothing to prove
+            self._unproven.append((start, end, self._proof_ids(rows, pages, n)))
+            self.stats.deep_slices += 1
+        return rows, False, empty
+
+    async def _climb(self, start: int, end: int, page: int, pages: dict[int, Page]) -> int:
+        """The first page from ``page`` up that says ``hasNext`` false, or the cap's last page;
+        each page not in ``pages`` is read into it."""
         last_page = math.ceil(self._hit_cap / self._per_page)
-        ahead = min(last_page, max(2, math.ceil(_AHEAD * expected / self._per_page)))
-        pages = [(first_page, True), *await _all(self._get(start, end, n) for n in range(2, ahead + 1))]
-        while pages[-1][1] and len(pages) < last_page:
-            pages.append(await self._get(start, end, len(pages) + 1))
-        rows = [row for hits, _ in pages for row in hits]
-        empty = sum(1 for hits, _ in pages if not hits)
-        n = next((i for i, (_, has_next) in enumerate(pages, 1) if not has_next), None)
-        if n is None or (n - 1) * self._per_page + len(pages[n - 1][0]) >= self._hit_cap:
-            return rows, True, empty
+        while True:
+            if page not in pages:
+                pages[page] = await self._get(start, end, page)
+            if not pages[page][1] or page >= last_page:
+                return page
+            page += 1
+
+    def _proof_ids(self, rows: list[Row], pages: dict[int, Page], n: int) -> frozenset[str] | None:
+        """The ids a deep slice read, for ``_prove``; None if its pages showed a shift.
+
+        A shift: a short page before page n, a row after it or a row twice; or a full page n, as
+        when the server's cap is lower than ORDERS_HIT_CAP (api.ORDERS_SEARCH_CAP_ON_A_PAGE). The
+        slice is read again then, in one-page slices.
+        """
         ids = frozenset(map(self._row_id, rows))
-        # A shift: a short page before page n, a row after it or a row twice; or a full page n, as
-        # when the server's cap is lower than ORDERS_HIT_CAP (api.ORDERS_SEARCH_CAP_ON_A_PAGE).
-        # The slice is read again then, in one-page slices.
         intact = (
             len(ids) == len(rows)
-            and all(len(hits) == self._per_page for hits, _ in pages[: n - 1])
-            and len(pages[n - 1][0]) < self._per_page
-            and not any(hits for hits, _ in pages[n:])
+            and all(len(pages[number][0]) == self._per_page for number in range(1, n))
+            and len(pages[n][0]) < self._per_page
+            and not any(hits for number, (hits, _) in pages.items() if number > n)
         )
-        self._unproven.append((start, end, ids if intact else None))
-        self.stats.deep_slices += 1
-        return rows, False, empty
+        return ids if intact else None
+
+    def _probe_page(self, expected: float) -> int:
+        """The page a deep slice's count is looked for on first: where ``expected`` rows, less a
+        margin for the estimate's error, would put the last page (an empty probe is the only waste)."""
+        page = int(expected * (1 - _PROBE_MARGIN) // self._per_page) + 1
+        return max(1, min(page, math.ceil(self._hit_cap / self._per_page)))
 
     async def _read_burst(self, ms: int, first_page: list[Row]) -> list[Row]:
         """A settled millisecond read deep; more rows than the hit cap reaches is an error."""
-        rows, full, _ = await self._read_deep(ms, ms + 1, first_page, 0)
+        rows, full, _ = await self._read_deep(ms, ms + 1, 2, {1: (first_page, True)})
         if full:
             raise self._too_many(ms)
         return rows
@@ -593,6 +745,15 @@ class WindowReader:
         self._on_rows(rows)
         if self._on_progress is not None:
             self._on_progress(self.stats, len(self._regions))
+
+
+def _halves(slices: list[tuple[int, int, frozenset[str] | None]]) -> list[tuple[int, int, float]]:
+    """Each slice cut in two at its middle (one millisecond stays whole), with half its count each."""
+    pieces: list[tuple[int, int, float]] = []
+    for lo, hi, ids in slices:
+        count, middle = len(ids or ()), (lo + hi) // 2
+        pieces += [(lo, middle, count / 2), (middle, hi, count / 2)] if middle > lo else [(lo, hi, count)]
+    return pieces
 
 
 async def _all(awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
