@@ -32,6 +32,7 @@ How slices are sized (the speed part; exactness never depends on it):
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import itertools
 import math
@@ -146,7 +147,19 @@ class _Shape:
 
     def __init__(self, start: int, end: int, stamps: list[int]) -> None:
         half = max(1.0, (end - start) * _KERNEL_SPACINGS / (2 * max(1, len(stamps))))
-        self._kernels = [(max(start, s - half), min(end, s + half)) for s in stamps]
+        steps: list[tuple[float, float]] = []  # where the density of points changes, and by how much
+        for stamp in stamps:
+            left, right = max(start, stamp - half), min(end, stamp + half)
+            steps += [(left, 1 / (right - left)), (right, -1 / (right - left))]
+        # The cumulative mass at each step: piecewise linear in between, so a lookup is a bisection.
+        self._at: list[float] = [start]
+        self._cumulative: list[float] = [0.0]
+        slope = 0.0
+        for at, change in sorted(steps):
+            self._cumulative.append(self._cumulative[-1] + slope * (at - self._at[-1]))
+            self._at.append(at)
+            slope += change
+        self._start = start
         self._background = _BACKGROUND_POINTS / (end - start)
         self._even = (len(stamps) + _BACKGROUND_POINTS) / (end - start)
 
@@ -155,12 +168,15 @@ class _Shape:
         (one-page slices, a fraction of a point each, are sized by what the last ones held)."""
         if not shaped:
             return self._even * (hi - lo)
-        total = self._background * (hi - lo)
-        for left, right in self._kernels:
-            overlap = min(hi, right) - max(lo, left)
-            if overlap > 0:
-                total += overlap / (right - left)
-        return total
+        return self._background * (hi - lo) + self._points_before(hi) - self._points_before(lo)
+
+    def _points_before(self, t: float) -> float:
+        i = bisect.bisect_right(self._at, t) - 1
+        if i + 1 >= len(self._at):
+            return self._cumulative[-1]
+        left, right = self._at[i], self._at[i + 1]
+        share = (t - left) / (right - left) if right > left else 0.0
+        return self._cumulative[i] + share * (self._cumulative[i + 1] - self._cumulative[i])
 
 
 @dataclass
