@@ -8,25 +8,36 @@ deep, each below the hit cap, and proven afterwards at the cost of about one req
 read (``_prove``): a slice whose pages were full, distinct and ended with ``hasNext`` false holds
 every row that stayed in it, unless one of the rows read left during the read; such a row was
 updated, so it is among the rows updated since the read began (minus the settle time), which one
-query lists. A slice sharing a row with that list, or whose pages showed a shift, is read again in
-one-page slices. Recent time, where rows may still be joining, is read as before: slices that each
-fit ONE page (a single request is a consistent snapshot); only a one-millisecond slice, which cannot
-be split, is paged, and then proven complete by re-reading (see ``_read_one_millisecond``).
+query lists. A slice sharing a row with that list, or whose pages showed a shift, is read again
+(in halves, proven again; then in one-page slices). Recent time, where rows may still be joining,
+is read as before: slices that each fit ONE page (a single request is a consistent snapshot);
+only a one-millisecond slice, which cannot be split, is paged, and then proven complete by
+re-reading (see ``_read_one_millisecond``).
 
 How slices are sized (the speed part; exactness never depends on it):
-1. Page 1 of the whole window either holds everything (done) or is a random sample of its rows.
-2. The window is cut into a few regions of equal sample mass. Each region is crawled
-   by one worker, front to back, each request sized to hold a target share of a page (recent or
-   uncalibrated) or of the hit cap (settled) at the density the worker measured on its previous
-   slices (exact counts, so the estimate tracks the data).
-3. Before any density is known, regions start from a ladder of scale guesses in one-page slices;
-   the first slice that fits calibrates them all.
-4. A slice that overflows is re-cut at the sample rank that holds its target if it held just
+1. Page 1 of the whole window either holds everything (done) or is a random sample of its rows
+   (``api.ORDERS_SEARCH_ORDER_UNRELATED_TO_TIME``). Of a settled window, pages 2, 3 and the cap's
+   last page follow together: a window below the cap is then read whole, as a deep slice; else
+   they make the sample 400 rows, spread into a smooth shape of where rows lie (``_Shape``).
+2. The window is cut into a few regions of equal sample mass. Each region is crawled by one
+   worker, front to back, each slice sized to hold a target: most of a page (recent time), or as
+   much of the hit cap as the error of the estimate allows (settled time, ``_deep_fill``). The
+   estimate is the window's scale (rows per sample point, over every slice counted so far) times
+   the slice's sample mass, moved a little by the region's own last counts.
+3. Before any slice is counted, regions start from a ladder of scale guesses; a settled one reads
+   its slice's page at the cap first, so a guess too low costs one request. The first count
+   calibrates them all.
+4. A deep slice's count is found first (``_read_deep``): a probe page a little short of where the
+   expected rows end, then up until ``hasNext`` is false; only then go the pages below together.
+5. A slice that overflows is re-cut at the sample rank that holds its target if it held just
    over its capacity (a guess that grows fourfold with each overflow in a row); one whose sample is
    crowded on one millisecond is read up to it, while that millisecond and what follows it
    become regions of their own for other workers.
-5. A worker that runs out of region steals the back half of the largest remaining one, if that
+6. A worker that runs out of region steals the back half of the largest remaining one, if that
    is expected to hold two targets or more.
+
+Every request is booked in ``SliceStats.spent`` under what it turned out to be (``REQUEST_KINDS``);
+``python -m bench.slicing`` and ``python -m bench.orders_sync`` print where they went.
 """
 
 from __future__ import annotations
@@ -73,9 +84,9 @@ _FOREVER = 2**53  # end of the "updated since" query: no updatedAt reaches it
 # A slice whose count is this many standard deviations (sqrt of the expected count) off the region's
 # density marks a change in the data's rate: older observations are dropped rather than averaged in.
 _CHANGE_SIGMAS = 2.5
-# Pages of a settled window read at the start: a sample of 300 rows sizes slices far better than
-# one of 100 (a slice's expected count is off by 1/sqrt of the sample points in it), and a window
-# of up to 300 rows is read whole by them.
+# Pages of a settled window read at the start, besides the cap's last page (see _read_whole): with
+# it, a sample of 400 rows, which sizes slices far better than one of 100 (a slice's expected count
+# is off by 1/sqrt of the sample points in it).
 _SAMPLE_PAGES = 3
 # A region's own slices move its density away from the window's scale, which weighs as much as
 # one slice's worth of rows at it times this (a slice of the region is noisier than the scale).
@@ -265,9 +276,11 @@ class WindowReader:
     async def _read_whole(self, start: int, end: int, settled: int, box: list[int]) -> list[Row] | None:
         """Read the window in one go if it fits; else return a sample of its rows to plan from.
 
-        Page 1 first: all of a small window. Of a settled window, pages 2..``_SAMPLE_PAGES`` then go
-        out together: they either end it (a deep read, proven like a slice) or add to the sample,
-        the more points the better slices are sized (each costs one request, once per read).
+        Page 1 first: all of a small window. Of a settled window, pages 2..``_SAMPLE_PAGES`` and the
+        cap's last page then go out together. If that last page is not full, the window is below
+        the cap and is read whole, as a deep slice (its count is then known: an empty last page
+        costs that one request); else they are the sample, the more points the better slices are
+        sized (each costs one request, once per read).
         """
         hits, has_next = await self._get(start, end, 1)
         if not has_next:
@@ -285,15 +298,13 @@ class WindowReader:
         if end > settled or _SAMPLE_PAGES < 2:
             self._spend("sample", 1)
             return hits
-        more = range(2, _SAMPLE_PAGES + 1)
+        last_page = math.ceil(self._hit_cap / self._per_page)
+        more = sorted({*range(2, _SAMPLE_PAGES + 1), last_page})
         pages = {
             1: (hits, True),
             **dict(zip(more, await _all(self._get(start, end, p) for p in more), strict=True)),
         }
-        if all(has_next for _, has_next in pages.values()):
-            self._spend("sample", box[0])
-            return [row for hits, _ in pages.values() for row in hits]
-        rows, over, empty = await self._read_deep(start, end, _SAMPLE_PAGES, pages)
+        rows, over, empty = await self._read_deep(start, end, last_page, pages)
         if over:
             self._spend("sample", box[0])
             return rows
