@@ -113,7 +113,7 @@ REQUEST_KINDS = {
     "whole": "the whole window fit its page 1",
     "sample": "the first pages of the whole window, a sample for planning (their rows are not kept)",
     "calibration": "a one-page slice sized by a guessed scale, that fit (a deep one counts as deep)",
-    "one-page": "a one-page slice (recent time, or settled before its region was counted), that fit",
+    "one-page": "a one-page slice (recent time, or a read with deep=False), that fit",
     "deep": "a non-empty page of a deep slice that ended below the cap",
     "probe-empty": "the first page read of a deep slice, that came back empty (its rows ended below it)",
     "overflow": "a one-page slice that held more than a page: cut again",
@@ -201,7 +201,6 @@ class _Region:
     owned: bool = False
     guessed: bool = False  # density is still a ladder guess, not a measurement
     deep: bool = False  # settled: slices may hold several pages (see _read_deep)
-    counted: bool = False  # a slice of this region has been counted exactly
     next_widths: list[int] = field(default_factory=list)  # set after an overflow, from its sample
     observed: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=_OBSERVATIONS))
     overflows: int = 0  # consecutive overflows: each one means the density is further off
@@ -458,7 +457,6 @@ class WindowReader:
                     other.guessed = False
             if expected is not None and abs(rows - expected) > _CHANGE_SIGMAS * math.sqrt(max(expected, 1.0)):
                 region.observed.clear()
-            region.counted = True
         region.observed.append((rows, mass))
 
     # -- crawling -------------------------------------------------------------------------------
@@ -490,7 +488,6 @@ class WindowReader:
             guessed=best.guessed,
             owned=True,
             deep=best.deep,
-            counted=best.counted,
         )
         best.end = middle
         self._regions.append(thief)
@@ -586,7 +583,6 @@ class WindowReader:
                         guessed=region.guessed,
                         observed=deque(region.observed, _OBSERVATIONS),
                         deep=region.deep,
-                        counted=region.counted,
                     )
                 )
             return
