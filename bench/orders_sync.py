@@ -110,6 +110,7 @@ def _run_operator(concurrency: int, destination: Path) -> dict[str, Any]:
     from airflow_provider_eshopbox.operators.orders import EshopboxOrdersToStorageOperator
 
     get_listener_manager()
+    spent = _capture_slice_stats()
     # The pager's token is minted before its timer starts, so the operator's is too: the connection
     # test puts one in the token cache the operator's hook reads. Its one query is not counted.
     ok, message = airflow_provider_eshopbox.hooks.eshopbox.EshopboxHook().test_connection()
@@ -132,7 +133,44 @@ def _run_operator(concurrency: int, destination: Path) -> dict[str, Any]:
         "seconds": seconds,
         "cpu_seconds": time.process_time() - cpu,
         "baseline_mb": baseline,
+        "spent": dict(spent[0].spent) if spent else {},
+        "held": dict(spent[0].held) if spent else {},
     }
+
+
+def _capture_slice_stats() -> list[Any]:
+    """The operator's WindowReader stats, once its read is over (for the request breakdown)."""
+    from airflow_provider_eshopbox.sync import slicing
+
+    captured: list[Any] = []
+    read = slicing.WindowReader.read
+
+    async def capturing(self: Any, start_ms: int, end_ms: int) -> Any:
+        captured.append(await read(self, start_ms, end_ms))
+        return captured[-1]
+
+    slicing.WindowReader.read = capturing  # type: ignore[method-assign]
+    return captured
+
+
+def print_breakdown(runs: list[tuple[str, dict[str, Any]]], per_page: int = 100) -> None:
+    """Where each run's requests went (slicing.REQUEST_KINDS): requests, and beyond the pages of its rows."""
+    from airflow_provider_eshopbox.sync.slicing import REQUEST_KINDS
+
+    print("\nRequests by kind (slicing.REQUEST_KINDS): requests / beyond rows-per-page (waste)")
+    print(f"{'kind':<13}" + "".join(f"{label[:22]:>24}" for label, _ in runs))
+    for kind in REQUEST_KINDS:
+        cells = []
+        for _, r in runs:
+            n, rows = r["spent"].get(kind, 0), r["held"].get(kind, 0)
+            waste = n if kind == "re-read" else n - rows / per_page
+            cells.append(f"{n} / {waste:.1f}" if n else "-")
+        if any(cell != "-" for cell in cells):
+            print(f"{kind:<13}" + "".join(f"{cell:>24}" for cell in cells))
+    totals = [
+        f"{sum(r['spent'].values())} / {sum(r['spent'].values()) - r['rows'] / per_page:.1f}" for _, r in runs
+    ]
+    print(f"{'total':<13}" + "".join(f"{cell:>24}" for cell in totals))
 
 
 def _run_pager(windowed: bool, destination: Path, pace: float = 0) -> dict[str, Any]:
@@ -337,6 +375,9 @@ def main() -> None:
         )
     if limited:
         print_rate_limited(limited, args)
+    breakdown = [("no limit", next(r for r in rows_out if r["kind"] == "operator"))]
+    breakdown += [(f"{rps:g}/s {label[10:]}", r) for rps, label, r in limited if r.get("spent")]
+    print_breakdown(breakdown)
     sizes = [int(n) for n in args.rss_rows.split(",") if n.strip()]
     if sizes:
         print("\nPeak RSS of the operator, no added latency (rows are spooled to disk, not held in memory)")

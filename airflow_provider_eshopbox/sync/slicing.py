@@ -8,36 +8,49 @@ deep, each below the hit cap, and proven afterwards at the cost of about one req
 read (``_prove``): a slice whose pages were full, distinct and ended with ``hasNext`` false holds
 every row that stayed in it, unless one of the rows read left during the read; such a row was
 updated, so it is among the rows updated since the read began (minus the settle time), which one
-query lists. A slice sharing a row with that list, or whose pages showed a shift, is read again in
-one-page slices. Recent time, where rows may still be joining, is read as before: slices that each
-fit ONE page (a single request is a consistent snapshot); only a one-millisecond slice, which cannot
-be split, is paged, and then proven complete by re-reading (see ``_read_one_millisecond``).
+query lists. A slice sharing a row with that list, or whose pages showed a shift, is read again
+(in halves, proven again; then in one-page slices). Recent time, where rows may still be joining,
+is read as before: slices that each fit ONE page (a single request is a consistent snapshot);
+only a one-millisecond slice, which cannot be split, is paged, and then proven complete by
+re-reading (see ``_read_one_millisecond``).
 
 How slices are sized (the speed part; exactness never depends on it):
-1. Page 1 of the whole window either holds everything (done) or is a random sample of its rows.
-2. The window is cut into a few regions of equal sample mass. Each region is crawled
-   by one worker, front to back, each request sized to hold a target share of a page (recent or
-   uncalibrated) or of the hit cap (settled) at the density the worker measured on its previous
-   slices (exact counts, so the estimate tracks the data).
-3. Before any density is known, regions start from a ladder of scale guesses in one-page slices;
-   the first slice that fits calibrates them all.
-4. A slice that overflows is re-cut at the sample rank that holds its target if it held just
+1. Page 1 of the whole window either holds everything (done) or is a random sample of its rows
+   (``api.ORDERS_SEARCH_ORDER_UNRELATED_TO_TIME``). Of a settled window, pages 2, 3 and the cap's
+   last page follow together: a window below the cap is then read whole, as a deep slice; else
+   they make the sample 400 rows, spread into a smooth shape of where rows lie (``_Shape``).
+2. The window is cut into a few regions of equal sample mass. Each region is crawled by one
+   worker, front to back, each slice sized to hold a target: most of a page (recent time), or as
+   much of the hit cap as the error of the estimate allows (settled time, ``_deep_fill``). The
+   estimate is the window's scale (rows per sample point, over every slice counted so far) times
+   the slice's sample mass, moved a little by the region's own last counts.
+3. Before any slice is counted, regions start from a ladder of scale guesses; a settled one reads
+   its slice's page at the cap first, so a guess too low costs one request. The first count
+   calibrates them all.
+4. A deep slice's count is found first (``_read_deep``): a probe page a little short of where the
+   expected rows end, then up until ``hasNext`` is false; only then go the pages below together.
+5. A slice that overflows is re-cut at the sample rank that holds its target if it held just
    over its capacity (a guess that grows fourfold with each overflow in a row); one whose sample is
    crowded on one millisecond is read up to it, while that millisecond and what follows it
    become regions of their own for other workers.
-5. A worker that runs out of region steals the back half of the largest remaining one, if that
+6. A worker that runs out of region steals the back half of the largest remaining one, if that
    is expected to hold two targets or more.
+
+Every request is booked in ``SliceStats.spent`` under what it turned out to be (``REQUEST_KINDS``);
+``python -m bench.slicing`` and ``python -m bench.orders_sync`` print where they went.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import itertools
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -46,23 +59,69 @@ from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxIncom
 
 _T = TypeVar("_T")
 Row = Any  # one hit as ``fetch`` returns it: only ``timestamp`` and ``row_id`` look inside
+Page = tuple[list[Row], bool]  # a reply: its hits, and hasNext
 #: ``fetch(start_ms, end_ms, page) -> (hits, has_next)`` for rows with start_ms <= updatedAt < end_ms.
 FetchPage = Callable[[int, int, int], Awaitable[tuple[list[Row], bool]]]
 
 _SCALE_LADDER = (1.0, 8.0, 64.0, 512.0, 4096.0, 32768.0)
 _MAX_STABILITY_PASSES = 8
-_OBSERVATIONS = 4  # recent (rows, width) pairs a region's density is measured over
+_OBSERVATIONS = 4  # recent (rows, sample mass) pairs a region's density is measured over
 _INITIAL_REGIONS = 4  # more come from stealing once the density is measured, so small windows stay cheap
 _CROWD_SHARE = 0.1  # a sample this concentrated on one millisecond marks a burst to read on its own
 # After an overflow the slice is assumed to have held just over a page; each further overflow in a
 # row multiplies that guess, so a badly underestimated density is found in a few steps, not many.
 _OVERFLOW_GROWTH = 4.0
-_DEEP_FILL = 0.4  # share of the hit cap a settled slice is sized for: an overflow wastes a cap of pages
-_AHEAD = 0.7  # pages of a deep slice sent at once after page 1: those its expected rows fill
+# Most of the hit cap a settled slice is sized for (less while the scale is uncertain, _deep_fill):
+# the fuller, the fewer partial last pages; an overflow costs the pages from the probe to the cap.
+_DEEP_FILL = 0.85
+# Share of the cap a settled slice sized by a ladder guess is sized for: its cap page is read first,
+# so a guess too low costs one request, and one that fits counts several pages' worth of rows.
+_CALIBRATION_FILL = 0.5
+_SAFETY_SIGMAS = 2.0  # a deep slice's expected count is this many relative errors below the cap
+# A deep slice's count is looked for first on the page its expected rows, less this share, end on.
+_PROBE_MARGIN = 0.3
 _FOREVER = 2**53  # end of the "updated since" query: no updatedAt reaches it
 # A slice whose count is this many standard deviations (sqrt of the expected count) off the region's
 # density marks a change in the data's rate: older observations are dropped rather than averaged in.
 _CHANGE_SIGMAS = 2.5
+# Pages of a settled window read at the start, besides the cap's last page (see _read_whole): with
+# it, a sample of 400 rows, which sizes slices far better than one of 100 (a slice's expected count
+# is off by 1/sqrt of the sample points in it).
+_SAMPLE_PAGES = 3
+# A region's own slices move its density away from the window's scale, which weighs as much as
+# one slice's worth of rows at it times this (a slice of the region is noisier than the scale).
+_PRIOR_SLICES = 0.25
+_KERNEL_SPACINGS = 4.0  # width each root-sample point is spread over, in mean spacings of the sample
+_BACKGROUND_POINTS = 1.0  # sample mass spread evenly over the whole window besides the points
+# Requests sent by the unit of work that set it (and the tasks it started), for SliceStats.spent.
+_METER: ContextVar[list[int] | None] = ContextVar("_METER", default=None)
+
+
+@contextlib.contextmanager
+def _metering() -> Iterator[list[int]]:
+    """Count the requests sent inside the block, its child tasks' included: ``box[0]``."""
+    box = [0]
+    token = _METER.set(box)
+    try:
+        yield box
+    finally:
+        _METER.reset(token)
+
+
+#: What a request turned out to be, for ``SliceStats.spent`` (the benchmarks print the breakdown).
+REQUEST_KINDS = {
+    "whole": "the whole window fit its page 1",
+    "sample": "the first pages of the whole window, a sample for planning (their rows are not kept)",
+    "calibration": "a one-page slice sized by a guessed scale, that fit (a deep one counts as deep)",
+    "one-page": "a one-page slice (recent time, or a read with deep=False), that fit",
+    "deep": "a non-empty page of a deep slice that ended below the cap",
+    "probe-empty": "the first page read of a deep slice, that came back empty (its rows ended below it)",
+    "overflow": "a one-page slice that held more than a page: cut again",
+    "deep-overflow": "the pages of a deep slice that reached the hit cap: cut again",
+    "one-ms": "paging (and proving) a slice of one millisecond",
+    "proof": "the query for rows updated since the read began",
+    "re-read": "reading a deep slice again (halves, then one-page slices) after its proof failed",
+}
 
 
 @dataclass
@@ -76,6 +135,10 @@ class SliceStats:
     deep_slices: int = 0  # settled slices read several pages deep
     reread_slices: int = 0  # ...read again because a row read in them left during the read
     rows: int = 0
+    # Where the requests went, by what they turned out to be (see REQUEST_KINDS), and the rows they
+    # delivered: requests - rows / per_page of a kind is what it cost beyond the pages its rows fill.
+    spent: Counter[str] = field(default_factory=Counter)
+    held: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
 
@@ -85,21 +148,61 @@ class SliceStats:
         return (self.finished or time.monotonic()) - self.started
 
 
+class _Shape:
+    """Where the window's rows lie, as its root sample tells: each sample point spread evenly over
+    about one mean spacing around it, plus a thin background so that no stretch has no mass.
+
+    ``mass(lo, hi)`` is in sample points; a region's density is rows per point (see ``_observe``),
+    so a slice is sized by the sample's shape (a daily cycle, say) and the rows counted so far.
+    """
+
+    def __init__(self, start: int, end: int, stamps: list[int]) -> None:
+        half = max(1.0, (end - start) * _KERNEL_SPACINGS / (2 * max(1, len(stamps))))
+        steps: list[tuple[float, float]] = []  # where the density of points changes, and by how much
+        for stamp in stamps:
+            left, right = max(start, stamp - half), min(end, stamp + half)
+            steps += [(left, 1 / (right - left)), (right, -1 / (right - left))]
+        # The cumulative mass at each step: piecewise linear in between, so a lookup is a bisection.
+        self._at: list[float] = [start]
+        self._cumulative: list[float] = [0.0]
+        slope = 0.0
+        for at, change in sorted(steps):
+            self._cumulative.append(self._cumulative[-1] + slope * (at - self._at[-1]))
+            self._at.append(at)
+            slope += change
+        self._start = start
+        self._background = _BACKGROUND_POINTS / (end - start)
+        self._even = (len(stamps) + _BACKGROUND_POINTS) / (end - start)
+
+    def mass(self, lo: int, hi: int, shaped: bool = True) -> float:
+        """Sample points in ``[lo, hi)``; ``shaped=False``: as if spread evenly over the window
+        (one-page slices, a fraction of a point each, are sized by what the last ones held)."""
+        if not shaped:
+            return self._even * (hi - lo)
+        return self._background * (hi - lo) + self._points_before(hi) - self._points_before(lo)
+
+    def _points_before(self, t: float) -> float:
+        i = bisect.bisect_right(self._at, t) - 1
+        if i + 1 >= len(self._at):
+            return self._cumulative[-1]
+        left, right = self._at[i], self._at[i + 1]
+        share = (t - left) / (right - left) if right > left else 0.0
+        return self._cumulative[i] + share * (self._cumulative[i + 1] - self._cumulative[i])
+
+
 @dataclass
 class _Region:
     """A part of the window ``[cursor, end)`` still to be read, crawled by one worker at a time."""
 
     cursor: int
     end: int
-    sample_rate: float  # root-sample points per ms in this region (shape of the data)
-    density: float | None = None  # rows per ms: a guess, then measured (see _observe)
+    density: float | None = None  # rows per unit of sample mass (_Shape): a guess, then measured
     busy_until: int | None = None  # end of the slice in flight, if any
     owned: bool = False
     guessed: bool = False  # density is still a ladder guess, not a measurement
     deep: bool = False  # settled: slices may hold several pages (see _read_deep)
-    counted: bool = False  # a slice of this region has been counted exactly
     next_widths: list[int] = field(default_factory=list)  # set after an overflow, from its sample
-    observed: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=_OBSERVATIONS))
+    observed: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=_OBSERVATIONS))
     overflows: int = 0  # consecutive overflows: each one means the density is further off
 
     @property
@@ -138,9 +241,10 @@ class WindowReader:
         self._on_rows = on_rows
         self._on_progress = on_progress
         self._target = max(1.0, per_page * target_fill)
-        self._deep_target = hit_cap * _DEEP_FILL
         self._regions: list[_Region] = []
         self._scale: float | None = None  # rows per root-sample point, once calibrated
+        self._counted = [0.0, 0.0]  # rows and sample mass of every slice counted exactly
+        self._shape = _Shape(0, 1, [])  # set when the window is planned (_plan_regions)
         self._busy = 0  # workers crawling a region
         self._slots = asyncio.Semaphore(max_concurrency)  # requests in flight, bursts' re-reads included
         self._settle_ms = settle_ms
@@ -148,6 +252,7 @@ class WindowReader:
         self._changed = asyncio.Condition()
         # Deep slices read: (start, end, ids read), ids None if the pages showed a shift.
         self._unproven: list[tuple[int, int, frozenset[str] | None]] = []
+        self._rereading = False  # proving: every request is a re-read (SliceStats.spent)
         self.stats = SliceStats()
 
     async def read(self, start_ms: int, end_ms: int) -> SliceStats:
@@ -156,25 +261,59 @@ class WindowReader:
             raise ValueError(f"empty window [{start_ms}, {end_ms})")
         began = int(time.time() * 1000)
         settled = min(max(began - self._settle_ms, start_ms), end_ms) if self._deep else start_ms
-        hits, has_next = await self._get(start_ms, end_ms, 1)
-        if not has_next:
-            self._deliver(hits)
-        elif end_ms - start_ms == 1:
-            if end_ms <= settled:
-                self._deliver(await self._read_burst(start_ms, hits))
-            else:
-                await self._read_one_millisecond(start_ms, hits)
-        else:
+        with _metering() as box:
+            sample = await self._read_whole(start_ms, end_ms, settled, box)
+        if sample is not None:
             self.stats.overflows += 1
-            self._regions = self._plan_regions(start_ms, end_ms, hits, settled)
+            self._regions = self._plan_regions(start_ms, end_ms, sample, settled)
             await _all(self._worker(i) for i in range(self._workers))
         if self._unproven:
             await self._prove(began - self._settle_ms)
         self.stats.finished = time.monotonic()
         return self.stats
 
+    async def _read_whole(self, start: int, end: int, settled: int, box: list[int]) -> list[Row] | None:
+        """Read the window in one go if it fits; else return a sample of its rows to plan from.
+
+        Page 1 first: all of a small window. Of a settled window, pages 2..``_SAMPLE_PAGES`` and the
+        cap's last page then go out together. If that last page is not full, the window is below
+        the cap and is read whole, as a deep slice (its count is then known: an empty last page
+        costs that one request); else they are the sample, the more points the better slices are
+        sized (each costs one request, once per read).
+        """
+        hits, has_next = await self._get(start, end, 1)
+        if not has_next:
+            self._spend("whole", 1, len(hits))
+            self._deliver(hits)
+            return None
+        if end - start == 1:
+            if end <= settled:
+                rows = await self._read_burst(start, hits)
+                self._deliver(rows)
+            else:
+                rows = await self._read_one_millisecond(start, hits)
+            self._spend("one-ms", box[0], len(rows))
+            return None
+        if end > settled or _SAMPLE_PAGES < 2:
+            self._spend("sample", 1)
+            return hits
+        last_page = math.ceil(self._hit_cap / self._per_page)
+        more = sorted({*range(2, _SAMPLE_PAGES + 1), last_page})
+        pages = {
+            1: (hits, True),
+            **dict(zip(more, await _all(self._get(start, end, p) for p in more), strict=True)),
+        }
+        rows, over, empty = await self._read_deep(start, end, last_page, pages)
+        if over:
+            self._spend("sample", box[0])
+            return rows
+        self._spend("probe-empty", empty)
+        self._spend("whole", box[0] - empty, len(rows))
+        self._deliver(rows)
+        return None
+
     async def _prove(self, since: int) -> None:
-        """Read again, in one-page slices, every deep slice a row may have been skipped in.
+        """Read again every deep slice a row may have been skipped in, until none is left.
 
         A deep slice's pages 1..n-1 came back full and distinct, and page n said ``hasNext`` false
         (``_read_deep``): at page n's reply the slice held at most the rows read. Each row read that
@@ -184,21 +323,37 @@ class WindowReader:
         in it was read. The list of rows updated since comes from one query, paged in full
         (``api.ORDERS_SEARCH_STABLE_ORDER``); past the hit cap it cannot be listed, and every deep
         slice is read again.
+
+        The first time, slices are read again deep, each cut in two (most fail for a count that is
+        a whole number of pages, which halves seldom repeat), and proven by a second query; the
+        second time, or when the first query hit the cap, in one-page slices, which need no proof.
         """
-        left = await self._updated_since(since)
-        again = [
-            (lo, hi, ids)
-            for lo, hi, ids in self._unproven
-            if left is None or ids is None or not ids.isdisjoint(left)
-        ]
-        self._unproven = []
-        self.stats.reread_slices += len(again)
-        # One-page slices need no proof; each region's density is known from its exact count.
-        self._regions = [
-            _Region(lo, hi, sample_rate=0.0, density=max(len(ids or ()), 1) / (hi - lo), counted=True)
-            for lo, hi, ids in again
-        ]
-        await _all(self._worker(i) for i in range(self._workers))
+        for deep in (True, False):
+            left = await self._updated_since(since)
+            again = [
+                (lo, hi, ids)
+                for lo, hi, ids in self._unproven
+                if left is None or ids is None or not ids.isdisjoint(left)
+            ]
+            self._unproven = []
+            if not again:
+                return
+            self.stats.reread_slices += len(again)
+            self._rereading = True
+            deep = deep and left is not None
+            pieces = _halves(again) if deep else [(lo, hi, len(ids or ())) for lo, hi, ids in again]
+            self._regions = [
+                _Region(
+                    lo,
+                    hi,
+                    deep=deep,
+                    observed=deque([(count, self._shape.mass(lo, hi, deep))], _OBSERVATIONS),
+                )
+                for lo, hi, count in pieces
+            ]
+            await _all(self._worker(i) for i in range(self._workers))
+            if not self._unproven:
+                return
 
     async def _updated_since(self, since: int) -> frozenset[str] | None:
         """Ids of every row with ``updatedAt >= since``, or None if the hit cap hides some."""
@@ -206,6 +361,7 @@ class WindowReader:
         last_page = math.ceil(self._hit_cap / self._per_page)
         for page in range(1, last_page + 1):
             hits, has_next = await self._get(since, _FOREVER, page)
+            self._spend("proof", 1)
             ids.update(map(self._row_id, hits))
             if not has_next:
                 return frozenset(ids) if (page - 1) * self._per_page + len(hits) < self._hit_cap else None
@@ -214,64 +370,94 @@ class WindowReader:
     # -- planning -------------------------------------------------------------------------------
 
     def _plan_regions(self, start: int, end: int, sample: list[Row], settled: int) -> list[_Region]:
-        """Cut the window into regions of equal sample mass, ``sample_rate`` giving each one's shape;
-        regions before ``settled`` are read deep."""
+        """Cut the window into regions of equal sample mass; regions before ``settled`` are read deep."""
         stamps = sorted(min(max(self._timestamp(row), start), end - 1) for row in sample)
+        self._shape = _Shape(start, end, stamps)
         count = min(self._workers, _INITIAL_REGIONS, end - start)
         cuts = {stamps[(i * len(stamps)) // count] for i in range(1, count)} | {settled}
         bounds = [start, *sorted(cut for cut in cuts if start < cut < end), end]
         regions = []
         for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-            mass = bisect.bisect_left(stamps, hi) - bisect.bisect_left(stamps, lo)
-            region = _Region(cursor=lo, end=hi, sample_rate=max(mass, 0.5) / (hi - lo), deep=hi <= settled)
+            region = _Region(cursor=lo, end=hi, deep=hi <= settled)
             if self._scale is None:
                 # Uncalibrated: each region guesses a different scale, so that one of them fits first.
-                region.density = region.sample_rate * _SCALE_LADDER[i % len(_SCALE_LADDER)]
+                region.density = _SCALE_LADDER[i % len(_SCALE_LADDER)]
                 region.guessed = True
             regions.append(region)
         return regions
 
     def _density(self, region: _Region) -> float:
-        if region.density is not None:
-            return region.density
-        assert self._scale is not None
-        return region.sample_rate * self._scale
+        """Rows per point of sample mass in ``region``: a ladder guess before anything is counted;
+        then the window's scale, moved by what the region's own last slices held (they weigh as
+        much as the scale does over ``_PRIOR_ROWS`` rows)."""
+        rows = sum(r for r, _ in region.observed)
+        mass = sum(m for _, m in region.observed)
+        if region.guessed or self._scale is None:
+            return region.density if region.density is not None else max(rows, 0.5) / max(mass, 1e-9)
+        prior_rows = _PRIOR_SLICES * self._target_of(region)
+        return (rows + prior_rows) / (mass + prior_rows / self._scale)
+
+    def _rows_in(self, region: _Region, lo: int, hi: int) -> float:
+        """How many rows ``[lo, hi)`` of ``region`` is expected to hold."""
+        return self._density(region) * self._shape.mass(lo, hi, region.deep)
 
     def _target_of(self, region: _Region) -> float:
-        """Rows the next slice of ``region`` is sized for: a page, or (settled, calibrated) most of a cap."""
-        if not region.deep or not region.counted:
+        """Rows the next slice of ``region`` is sized for: a page, or (settled, calibrated) as much of
+        the cap as the estimate's error allows (see ``_deep_fill``)."""
+        if not region.deep:
             return self._target
-        return self._deep_target
+        if region.guessed or self._scale is None:
+            return self._hit_cap * _CALIBRATION_FILL
+        return max(self._target, self._hit_cap * self._deep_fill())
+
+    def _deep_fill(self) -> float:
+        """Share of the cap a deep slice is sized for: ``_SAFETY_SIGMAS`` relative errors below it.
+
+        The error of an expected count is that of the scale (Poisson in the rows and the sample
+        mass counted so far) and of the slice's own sample mass; a slice that overflows costs its
+        pages from the probe to the cap, one a little short of the cap only a part of a page.
+        """
+        assert self._scale is not None
+        rows, mass = self._counted
+        own = self._scale / (self._hit_cap * _DEEP_FILL)  # 1 / the mass of a full-size slice
+        error = math.sqrt(1 / max(rows, 1.0) + 1 / max(mass, 1e-9) + own)
+        return min(_DEEP_FILL, 1 / (1 + _SAFETY_SIGMAS * error))
 
     def _next_width(self, region: _Region) -> int:
-        width = math.floor(self._target_of(region) / max(self._density(region), 1e-12))
+        """The widest next slice expected to hold at most the region's target (at least 1 ms)."""
+        target, lo = self._target_of(region), region.cursor
+        low, high = 1, region.remaining
+        while low < high:  # the expected rows grow with the width: bisect on it
+            middle = (low + high + 1) // 2
+            if self._rows_in(region, lo, lo + middle) <= target:
+                low = middle
+            else:
+                high = middle - 1
+        width = low
         if region.next_widths:
             width = min(width, region.next_widths.pop(0))
         return max(1, min(width, region.remaining))
 
-    def _observe(self, region: _Region, rows: float, width: int, *, exact: bool = True) -> None:
-        """Fold a count over ``width`` ms into the region's density (and, once, into the global scale).
+    def _observe(self, region: _Region, rows: float, lo: int, hi: int, *, exact: bool = True) -> None:
+        """Fold a count over ``[lo, hi)`` into the region's observations, and an exact one into the
+        window's scale (rows per point of sample mass, over every slice counted so far).
 
-        The density is total rows over total width of the last few observations, so a tiny or empty
-        slice moves it little and a burst (read as its own one-millisecond slice) never enters it;
-        a count far from what the density predicted (a change of rate) starts the average afresh.
+        A count far from what the region's density predicted (a change of rate the sample did not
+        show) drops the region's older observations; an overflow's lower bound (``exact=False``)
+        only raises the region's density.
         """
-        if self._scale is None and rows > 0:
-            self._scale = (rows / width) / region.sample_rate
-            for other in self._regions:
-                if other.guessed:
-                    other.density, other.guessed = other.sample_rate * self._scale, False
-        region.counted = region.counted or exact
-        if region.density is not None and not region.guessed and exact:
-            expected = region.density * width
-            if abs(rows - expected) > _CHANGE_SIGMAS * math.sqrt(max(expected, 1.0)):
+        mass = self._shape.mass(lo, hi, region.deep)
+        if exact:
+            expected = self._density(region) * mass if not region.guessed else None
+            self._counted[0] += rows
+            self._counted[1] += mass
+            if self._counted[0] > 0:
+                self._scale = self._counted[0] / self._counted[1]
+                for other in self._regions:
+                    other.guessed = False
+            if expected is not None and abs(rows - expected) > _CHANGE_SIGMAS * math.sqrt(max(expected, 1.0)):
                 region.observed.clear()
-        region.observed.append((rows, width))
-        total_rows = sum(r for r, _ in region.observed)
-        total_width = sum(w for _, w in region.observed)
-        if total_rows >= self._target / 4 or not region.guessed:
-            region.density = max(total_rows, 0.5) / total_width
-            region.guessed = False
+        region.observed.append((rows, mass))
 
     # -- crawling -------------------------------------------------------------------------------
 
@@ -283,13 +469,13 @@ class WindowReader:
                 return region
         best = max(
             (r for r in self._regions if r.owned and r.remaining > 0 and not r.guessed),
-            key=lambda r: self._density(r) * (r.end - (r.busy_until or r.cursor)),
+            key=lambda r: self._rows_in(r, r.busy_until or r.cursor, r.end),
             default=None,
         )
         if best is None:
             return None
         start = best.busy_until or best.cursor
-        if self._density(best) * (best.end - start) < 2 * self._target_of(best):
+        if self._rows_in(best, start, best.end) < 2 * self._target_of(best):
             return None
         middle = (start + best.end) // 2
         if middle <= start or middle >= best.end:
@@ -297,11 +483,11 @@ class WindowReader:
         thief = _Region(
             cursor=middle,
             end=best.end,
-            sample_rate=best.sample_rate,
             density=best.density,
+            observed=deque(best.observed, _OBSERVATIONS),
+            guessed=best.guessed,
             owned=True,
             deep=best.deep,
-            counted=best.counted,
         )
         best.end = middle
         self._regions.append(thief)
@@ -331,30 +517,47 @@ class WindowReader:
             self._changed.notify_all()
 
     async def _step(self, region: _Region) -> None:
+        with _metering() as box:
+            await self._slice(region, box)
+
+    async def _slice(self, region: _Region, box: list[int]) -> None:
+        """Read the next slice of ``region``; ``box[0]``: the requests it has sent so far."""
         start = region.cursor
-        target = self._target_of(region)
+        deep = region.deep and self._target_of(region) > self._target
         width = self._next_width(region)
+        guessed = region.guessed
         end = start + width
         region.busy_until = end
-        hits, has_next = await self._get(start, end, 1)
-        deep = region.deep and has_next and (target > self._target or width == 1)
-        if deep:
-            hits, has_next = await self._read_deep(start, end, hits, self._density(region) * width)
+        empty = 0
+        if deep:  # sized for several pages; a guess is checked on the cap's last page first
+            last_page = math.ceil(self._hit_cap / self._per_page)
+            probe = last_page if guessed else self._probe_page(self._rows_in(region, start, end))
+            hits, has_next, empty = await self._read_deep(start, end, probe, {})
+        else:
+            hits, has_next = await self._get(start, end, 1)
+            if has_next and width == 1 and region.deep:  # a burst in settled time: paged
+                deep = True
+                hits, has_next, empty = await self._read_deep(start, end, 2, {1: (hits, True)})
         region.busy_until = None
         if not has_next:
             region.overflows = 0
+            self._spend("probe-empty", empty)
+            kind = "deep" if deep else "calibration" if guessed else "one-page"
+            self._spend("one-ms" if width == 1 else kind, box[0] - empty, len(hits))
             self._deliver(hits)
             if width > 1:
-                self._observe(region, len(hits), width)
+                self._observe(region, len(hits), start, end)
             region.cursor = end
             return
         if width == 1:
             if deep:
                 raise self._too_many(start)
-            await self._read_one_millisecond(start, hits)
+            rows = await self._read_one_millisecond(start, hits)
+            self._spend("one-ms", box[0], len(rows))
             region.cursor = end
             region.overflows = 0  # the overflow that led here was the burst, not a wrong rate
             return
+        self._spend("deep-overflow" if deep else "overflow", box[0])
         self.stats.overflows += 1
         self._recut(region, start, end, hits, self._hit_cap if deep else self._per_page)
 
@@ -376,10 +579,10 @@ class WindowReader:
                     _Region(
                         cursor=low,
                         end=high,
-                        sample_rate=region.sample_rate,
                         density=region.density,
+                        guessed=region.guessed,
+                        observed=deque(region.observed, _OBSERVATIONS),
                         deep=region.deep,
-                        counted=region.counted,
                     )
                 )
             return
@@ -390,48 +593,77 @@ class WindowReader:
         rank = max(0, min(len(stamps) - 1, int(target * len(stamps) / assumed)))
         by_rank = max(1, stamps[rank] - start)
         # ...but it may hold far more: then the calibrated scale, or (before that) a steep cut, rules.
-        if self._scale is not None:
-            floor = region.sample_rate * self._scale
-        else:
-            floor = self._target * 8 / (end - start)
         region.next_widths = [by_rank]
-        self._observe(region, assumed, end - start, exact=False)
-        region.density = max(self._density(region), floor)
+        if region.guessed:  # before the scale is known, a steep cut: at least 8 pages' worth assumed
+            floor = max(assumed, self._target * 8) / self._shape.mass(start, end, region.deep)
+            region.density = max(region.density or 0.0, floor)
+        else:
+            self._observe(region, assumed, start, end, exact=False)
 
     async def _read_deep(
-        self, start: int, end: int, first_page: list[Row], expected: float
-    ) -> tuple[list[Row], bool]:
-        """A settled slice whose page 1 said "more": ``(rows, False)``, to be proven by ``_prove``, or
-        ``(a sample of the rows, True)`` if it reaches the hit cap and must be cut.
+        self, start: int, end: int, probe: int, pages: dict[int, Page]
+    ) -> tuple[list[Row], bool, int]:
+        """A settled slice read several pages deep: ``(rows, False, empty)``, to be proven by
+        ``_prove``, or ``(a sample of the rows, True, empty)`` if it reaches the hit cap and must be
+        cut; ``empty``: probes that came back empty. ``pages``: those already read (page 1, say).
 
-        The pages the expected rows fill go out together after page 1, then one at a time.
+        The count is found before the pages below it are read: page ``probe`` first (a little
+        short of where the expected rows end); if it holds rows, the pages above it one at a time
+        until one says ``hasNext`` false, if not, the pages from 1 up. Then the pages below that
+        one go out together. So no page but an empty probe is read for nothing, and a slice that
+        reaches the cap costs the pages from the probe to the cap, not all of them.
         """
+        n = await self._climb(start, end, probe, pages)
+        if n == probe > 1 and not pages[n][0]:
+            n = await self._climb(start, end, 1, pages)
+        empty = sum(1 for number, (hits, _) in pages.items() if not hits and number != n)
+        last, more = pages[n]
+        if more or (n - 1) * self._per_page + len(last) >= self._hit_cap:
+            return [row for hits, _ in pages.values() for row in hits], True, empty
+        below = [number for number in range(1, n) if number not in pages]
+        pages.update(zip(below, await _all(self._get(start, end, number) for number in below), strict=True))
+        rows = [row for _, (hits, _) in sorted(pages.items()) for row in hits]
+        if n > 1:  # one page is a snapshot: nothing to prove
+            self._unproven.append((start, end, self._proof_ids(rows, pages, n)))
+            self.stats.deep_slices += 1
+        return rows, False, empty
+
+    async def _climb(self, start: int, end: int, page: int, pages: dict[int, Page]) -> int:
+        """The first page from ``page`` up that says ``hasNext`` false, or the cap's last page;
+        each page not in ``pages`` is read into it."""
         last_page = math.ceil(self._hit_cap / self._per_page)
-        ahead = min(last_page, max(2, math.ceil(_AHEAD * expected / self._per_page)))
-        pages = [(first_page, True), *await _all(self._get(start, end, n) for n in range(2, ahead + 1))]
-        while pages[-1][1] and len(pages) < last_page:
-            pages.append(await self._get(start, end, len(pages) + 1))
-        rows = [row for hits, _ in pages for row in hits]
-        n = next((i for i, (_, has_next) in enumerate(pages, 1) if not has_next), None)
-        if n is None or (n - 1) * self._per_page + len(pages[n - 1][0]) >= self._hit_cap:
-            return rows, True
+        while True:
+            if page not in pages:
+                pages[page] = await self._get(start, end, page)
+            if not pages[page][1] or page >= last_page:
+                return page
+            page += 1
+
+    def _proof_ids(self, rows: list[Row], pages: dict[int, Page], n: int) -> frozenset[str] | None:
+        """The ids a deep slice read, for ``_prove``; None if its pages showed a shift.
+
+        A shift: a short page before page n, a row after it or a row twice; or a full page n, as
+        when the server's cap is lower than ORDERS_HIT_CAP (api.ORDERS_SEARCH_CAP_ON_A_PAGE). The
+        slice is read again then, in one-page slices.
+        """
         ids = frozenset(map(self._row_id, rows))
-        # A shift: a short page before page n, a row after it or a row twice; or a full page n, as
-        # when the server's cap is lower than ORDERS_HIT_CAP (api.ORDERS_SEARCH_CAP_ON_A_PAGE).
-        # The slice is read again then, in one-page slices.
         intact = (
             len(ids) == len(rows)
-            and all(len(hits) == self._per_page for hits, _ in pages[: n - 1])
-            and len(pages[n - 1][0]) < self._per_page
-            and not any(hits for hits, _ in pages[n:])
+            and all(len(pages[number][0]) == self._per_page for number in range(1, n))
+            and len(pages[n][0]) < self._per_page
+            and not any(hits for number, (hits, _) in pages.items() if number > n)
         )
-        self._unproven.append((start, end, ids if intact else None))
-        self.stats.deep_slices += 1
-        return rows, False
+        return ids if intact else None
+
+    def _probe_page(self, expected: float) -> int:
+        """The page a deep slice's count is looked for on first: where ``expected`` rows, less a
+        margin for the estimate's error, would put the last page (an empty probe is the only waste)."""
+        page = int(expected * (1 - _PROBE_MARGIN) // self._per_page) + 1
+        return max(1, min(page, math.ceil(self._hit_cap / self._per_page)))
 
     async def _read_burst(self, ms: int, first_page: list[Row]) -> list[Row]:
         """A settled millisecond read deep; more rows than the hit cap reaches is an error."""
-        rows, full = await self._read_deep(ms, ms + 1, first_page, 0)
+        rows, full, _ = await self._read_deep(ms, ms + 1, 2, {1: (first_page, True)})
         if full:
             raise self._too_many(ms)
         return rows
@@ -442,7 +674,7 @@ class WindowReader:
             f"{self._hit_cap} reachable hits per query: they cannot all be read; nothing was written"
         )
 
-    async def _read_one_millisecond(self, ms: int, first_page: list[Row]) -> None:
+    async def _read_one_millisecond(self, ms: int, first_page: list[Row]) -> list[Row]:
         """Page a slice that cannot be split, proving no row was skipped; ``first_page`` is its page 1.
 
         A millisecond older than ``settle_ms`` has settled (``api.ORDERS_SEARCH_SETTLE_MS``): rows
@@ -460,7 +692,7 @@ class WindowReader:
             ids = frozenset(self._row_id(row) for row in rows)
             if settled or ids == agreed:
                 self._deliver(rows)
-                return
+                return rows
             agreed = ids
         raise EshopboxIncompleteReadError(
             f"rows with updatedAt={ms} kept changing over {_MAX_STABILITY_PASSES} reads; "
@@ -509,6 +741,8 @@ class WindowReader:
     # -- plumbing -------------------------------------------------------------------------------
 
     async def _get(self, start: int, end: int, page: int) -> tuple[list[Row], bool]:
+        if (box := _METER.get()) is not None:
+            box[0] += 1
         async with self._slots:
             self.stats.requests += 1
             hits, has_next = await self._fetch(start, end, page)
@@ -521,6 +755,12 @@ class WindowReader:
             )
         return hits, has_next
 
+    def _spend(self, kind: str, requests: int, rows: int = 0) -> None:
+        """Book ``requests`` (and the rows they delivered) under ``kind`` (see REQUEST_KINDS)."""
+        kind = "re-read" if self._rereading else kind
+        self.stats.spent[kind] += requests
+        self.stats.held[kind] += rows
+
     def _deliver(self, rows: list[Row]) -> None:
         """Hand over every row of a slice: that part of the window is done."""
         self.stats.slices += 1
@@ -528,6 +768,15 @@ class WindowReader:
         self._on_rows(rows)
         if self._on_progress is not None:
             self._on_progress(self.stats, len(self._regions))
+
+
+def _halves(slices: list[tuple[int, int, frozenset[str] | None]]) -> list[tuple[int, int, float]]:
+    """Each slice cut in two at its middle (one millisecond stays whole), with half its count each."""
+    pieces: list[tuple[int, int, float]] = []
+    for lo, hi, ids in slices:
+        count, middle = len(ids or ()), (lo + hi) // 2
+        pieces += [(lo, middle, count / 2), (middle, hi, count / 2)] if middle > lo else [(lo, hi, count)]
+    return pieces
 
 
 async def _all(awaitables: Iterable[Awaitable[_T]]) -> list[_T]:

@@ -362,6 +362,7 @@ def _deep_read(search: _MovingSearch, start: int, end: int, concurrency: int = 4
     delivered: list[dict] = []
     stats = asyncio.run(_reader(search.fetch, delivered.extend, concurrency, deep=True).read(start, end))
     ids = [row["orderItemID"] for row in delivered]
+    assert sum(stats.spent.values()) == stats.requests == len(search.calls)  # every request booked once
     return ids, stats
 
 
@@ -380,17 +381,25 @@ def test_deep_slices_cost_one_query_of_proof_when_nothing_moves() -> None:
 
 def test_a_row_leaving_a_deep_slice_mid_read_has_the_slice_read_again() -> None:
     """A row of page 1 leaves once page 2 is served: every later row shifts up a place and one
-    crosses onto page 1, already read. The rows updated since the read began name it."""
+    crosses onto page 1, already read. The rows updated since the read began name it.
+
+    The slice is one whose last page (fewer than 100 hits) was already seen, so it stays below
+    the cap and is delivered, whatever order its pages are read in."""
     start, end, stamps = _layout(2)
     search = _MovingSearch(stamps, 2)
     original = dict(search.at)
     first: dict[tuple[int, int], list[str]] = {}
+    ended: set[tuple[int, int]] = set()
     moved: list[str] = []
 
     def after_reply(lo: int, hi: int, page: int, hits: list[dict]) -> None:
-        if page == 1 and hi <= end:
+        if hi > end or hi - lo == 1:
+            return
+        if page == 1:
             first[(lo, hi)] = [hit["orderItemID"] for hit in hits]
-        if page == 2 and hi <= end and not moved:
+        elif len(hits) < 100:
+            ended.add((lo, hi))
+        if page == 2 and (lo, hi) in first and (lo, hi) in ended and not moved:
             moved.append(first[(lo, hi)][0])
             search.move(moved)
 
@@ -433,3 +442,39 @@ def test_when_the_rows_updated_since_cannot_all_be_listed_every_deep_slice_is_re
     ids, stats = _deep_read(search, start, end)
     assert stats.deep_slices > 0 and stats.reread_slices == stats.deep_slices
     assert set(ids) == {r for r, t in search.at.items() if t < end}
+
+
+@pytest.mark.parametrize("rows", [150, 650, 950])
+def test_a_settled_window_below_the_cap_is_read_whole_at_a_page_and_a_proof_over_its_pages(
+    rows: int,
+) -> None:
+    """Page 1, then pages 2, 3 and the cap's page together: a window below the cap is one deep
+    slice, its count known from the cap's page (or the climb from page 1 when that page is empty)."""
+    import random
+
+    rng = random.Random(rows)
+    start, end = 1_000_000, 4_000_000
+    search = _MovingSearch([rng.randrange(start, end) for _ in range(rows)], rows)
+    ids, stats = _deep_read(search, start, end)
+    assert sorted(ids) == sorted(search.at)
+    pages = -(-rows // 100)
+    cap_page = 0 if rows > 900 else 1  # read for its count; empty unless the window holds over 900
+    unread = max(0, 3 - pages)  # pages 2 and 3 go out with the cap's page, empty or not
+    assert stats.requests == pages + cap_page + unread + 1  # + the proof
+    assert stats.reread_slices == 0 and stats.spent["sample"] == 0
+
+
+def test_a_deep_slice_ending_on_a_full_page_is_read_again_in_halves_not_in_one_page_slices() -> None:
+    """600 rows: page 6 is full and says no more, which looks like a cap of 600 (api.
+    ORDERS_SEARCH_CAP_ON_A_PAGE). The slice is read again as two deep halves and proven again."""
+    import random
+
+    rng = random.Random(6)
+    start, end = 1_000_000, 4_000_000
+    search = _MovingSearch([rng.randrange(start, end) for _ in range(600)], 6)
+    ids, stats = _deep_read(search, start, end)
+    assert set(ids) == set(search.at)
+    assert stats.reread_slices == 1
+    # The halves: 3-4 pages each and a second proof; one-page slices of 80 rows would take 8 or more.
+    assert stats.spent["re-read"] <= 10
+    assert stats.deep_slices == 3
