@@ -129,11 +129,16 @@ def test_exact_under_faults(conn, output_dir, stream, fault):
         assert sb.stats()["token_exchanges"] >= 1  # ...and it was replaced
 
 
+@pytest.mark.parametrize("down", ["lists", "token endpoint"])
 @pytest.mark.parametrize("stream", ["shipments", "returns", "products"])
-def test_api_down_fails_clearly_and_writes_nothing(conn, output_dir, stream, capfd):
-    """Beyond what retries absorb (503 on every list call): a failed task, a clear error, no file."""
+def test_api_down_fails_clearly_and_writes_nothing(conn, output_dir, stream, down, capfd):
+    """Beyond what retries absorb (503 on every list call, or on every token exchange once the cached
+    token is revoked): a failed task, a clear error, no file."""
     sb = conn
-    sb.faults.configure(error_rate=1.0, error_statuses=(503,), routes=list(ROUTES[stream]), seed=4321)
+    routes = list(ROUTES[stream]) if down == "lists" else ["token"]
+    if down == "token endpoint":
+        sb.revoke_tokens()
+    sb.faults.configure(error_rate=1.0, error_statuses=(503,), routes=routes, seed=4321)
     try:
         result, rows = land(output_dir, stream, f"{stream}.jsonl.gz", capfd=capfd)
     finally:
@@ -141,5 +146,7 @@ def test_api_down_fails_clearly_and_writes_nothing(conn, output_dir, stream, cap
     assert result.state == "failed", result.task_states
     assert rows == []
     assert list((output_dir / "streams").rglob("*")) in ([], [output_dir / "streams" / stream])
-    assert re.search(r"EshopboxApiError: .*503.*gave up after \d+ attempts", result.log), result.log[-2000:]
+    call = r"GET \S+ \(\w+\)" if down == "lists" else r"POST <token url> \(token\)"
+    error = rf"EshopboxApiError: {call}: HTTP 503.*gave up after \d+ attempts"
+    assert re.search(error, result.log), result.log[-2000:]
     assert sb.stats()["faults_injected"].get("error", 0) >= 1
