@@ -18,7 +18,9 @@ How slices are sized (the speed part; exactness never depends on it):
 1. Page 1 of the whole window either holds everything (done) or is a random sample of its rows
    (``api.ORDERS_SEARCH_ORDER_UNRELATED_TO_TIME``). Of a settled window, pages 2, 3 and the cap's
    last page follow together: a window below the cap is then read whole, as a deep slice; else
-   they make the sample 400 rows, spread into a smooth shape of where rows lie (``_Shape``).
+   they make the sample 400 rows, spread into a smooth shape of where rows lie (``_Shape``): over
+   a window of two days or more, by the time of day (each point counts for its bin of every day);
+   points sharing a millisecond are a burst's and stay on it.
 2. The window is cut into a few regions of equal sample mass. Each region is crawled by one
    worker, front to back, each slice sized to hold a target: most of a page (recent time), or as
    much of the hit cap as the error of the estimate allows (settled time, ``_deep_fill``). The
@@ -153,7 +155,9 @@ class SliceStats:
 
 class _Shape:
     """Where the window's rows lie, as its root sample tells: each sample point spread evenly over
-    about one mean spacing around it, plus a thin background so that no stretch has no mass.
+    about one mean spacing around it (over a window of ``_FOLD_DAYS`` or more: over its bin of the
+    day, on every day), a burst's points on their millisecond, plus a thin background so that no
+    stretch has no mass.
 
     ``mass(lo, hi)`` is in sample points; a region's density is rows per point (see ``_observe``),
     so a slice is sized by the sample's shape (a daily cycle, say) and the rows counted so far.
