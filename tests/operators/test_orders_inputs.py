@@ -15,7 +15,7 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.exceptions import EshopboxConfigError
-from airflow_provider_eshopbox.operators.orders import _resolve_fields
+from airflow_provider_eshopbox.operators.orders import _reader_workers, _resolve_fields
 from airflow_provider_eshopbox.sync.storage import RowSpool, atomic_open, resolve_destination
 from airflow_provider_eshopbox.sync.window import resolve_window
 
@@ -209,3 +209,15 @@ def test_rows_are_read_from_row_keys_and_texts_without_decoding_or_else_from_the
     not_objects = b'{"hits": [{"orderItemID": "1", "updatedAt": 1}, [1]], "hasNext": false}'
     with pytest.raises(EshopboxApiError, match="hit 1 is not an object"):
         parse_orders_page(loads_leaving_items(not_objects, "hits"), 1, 100)
+
+
+@pytest.mark.parametrize(
+    ("max_concurrency", "told", "workers"),
+    [(16, None, 16), (4, None, 4), (16, 10.0, 1), (16, 20.0, 2), (16, 5.0, 1), (16, 1e3, 16), (2, 50.0, 2)],
+)
+def test_a_told_rate_limit_reads_as_few_slices_at_once_as_keep_it_busy(
+    max_concurrency: int, told: float | None, workers: int
+) -> None:
+    # Not told: max_concurrency, latency sets the pace. Told: the limiter does, so fewer slices in
+    # flight (each one's count sizes the next), never more than max_concurrency nor fewer than one.
+    assert _reader_workers(max_concurrency, told) == workers
