@@ -129,6 +129,16 @@ REQUEST_KINDS = {
 }
 
 
+def paced_workers(max_workers: int, rate: float, round_trip: float) -> int:
+    """Slices to read at once when a limiter holds requests to ``rate``/s: enough to keep it busy
+    at ``round_trip`` s a request (Little's law), at least one, at most ``max_workers``.
+
+    More buys nothing there, and fewer slices in flight let each one's exact count size the next:
+    about 1.14 requests per page of rows instead of 1.24 (bench.slicing, paced).
+    """
+    return max(1, min(max_workers, math.ceil(rate * round_trip)))
+
+
 @dataclass
 class SliceStats:
     """What reading a window cost; the operator's manifest and progress lines quote these."""
@@ -258,7 +268,12 @@ class _Region:
 
 
 class WindowReader:
-    """Reads ``[start_ms, end_ms)`` through ``fetch`` and hands each fitted slice's rows to ``on_rows``."""
+    """Reads ``[start_ms, end_ms)`` through ``fetch`` and hands each fitted slice's rows to ``on_rows``.
+
+    ``max_concurrency`` slices are read at once, or with ``paced_by`` (the requests/s a limiter holds
+    ``fetch`` to, e.g. a told ``max_requests_per_second``) as few as keep that rate busy at the
+    round trip of the window's first request (``paced_workers``).
+    """
 
     def __init__(
         self,
@@ -274,6 +289,7 @@ class WindowReader:
         target_fill: float = 0.8,
         settle_ms: int = ORDERS_SEARCH_SETTLE_MS,
         deep: bool = True,
+        paced_by: float | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -300,6 +316,8 @@ class WindowReader:
         # Deep slices read: (start, end, ids read), ids None if the pages showed a shift.
         self._unproven: list[tuple[int, int, frozenset[str] | None]] = []
         self._rereading = False  # proving: every request is a re-read (SliceStats.spent)
+        self._paced_by = paced_by  # requests/s a limiter holds the reads to (a told rate), if any
+        self._first_trip: float | None = None  # seconds the window's first request took
         self.stats = SliceStats()
 
     async def read(self, start_ms: int, end_ms: int) -> SliceStats:
@@ -313,6 +331,8 @@ class WindowReader:
         if sample is not None:
             self.stats.overflows += 1
             self._regions = self._plan_regions(start_ms, end_ms, sample, settled)
+            if self._paced_by is not None and self._first_trip is not None:
+                self._workers = paced_workers(self._workers, self._paced_by, self._first_trip)
             await _all(self._worker(i) for i in range(self._workers))
         if self._unproven:
             await self._prove(began - self._settle_ms)
@@ -793,7 +813,10 @@ class WindowReader:
             box[0] += 1
         async with self._slots:
             self.stats.requests += 1
+            sent = time.monotonic()
             hits, has_next = await self._fetch(start, end, page)
+            if self._first_trip is None:
+                self._first_trip = time.monotonic() - sent
         if has_next and not hits:  # nothing to slice or page by: the reply contradicts itself
             raise EshopboxApiError(
                 200,

@@ -15,7 +15,8 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.exceptions import EshopboxConfigError
-from airflow_provider_eshopbox.operators.orders import _reader_workers, _resolve_fields
+from airflow_provider_eshopbox.operators.orders import _resolve_fields
+from airflow_provider_eshopbox.sync.slicing import paced_workers
 from airflow_provider_eshopbox.sync.storage import RowSpool, atomic_open, resolve_destination
 from airflow_provider_eshopbox.sync.window import resolve_window
 
@@ -212,12 +213,18 @@ def test_rows_are_read_from_row_keys_and_texts_without_decoding_or_else_from_the
 
 
 @pytest.mark.parametrize(
-    ("max_concurrency", "told", "workers"),
-    [(16, None, 16), (4, None, 4), (16, 10.0, 1), (16, 20.0, 2), (16, 5.0, 1), (16, 1e3, 16), (2, 50.0, 2)],
+    ("max_workers", "rate", "round_trip", "workers"),
+    [
+        (16, 10.0, 0.06, 1),  # 50 ms away, 10/s: one slice at a time keeps the limiter busy
+        (16, 20.0, 0.06, 2),
+        (16, 5.0, 0.06, 1),
+        (16, 10.0, 0.3, 3),  # 300 ms away: three in flight, or the limiter idles
+        (16, 1e3, 0.06, 16),  # never more than max_concurrency
+        (2, 50.0, 0.3, 2),
+        (16, 10.0, 0.0, 1),  # never fewer than one
+    ],
 )
 def test_a_told_rate_limit_reads_as_few_slices_at_once_as_keep_it_busy(
-    max_concurrency: int, told: float | None, workers: int
+    max_workers: int, rate: float, round_trip: float, workers: int
 ) -> None:
-    # Not told: max_concurrency, latency sets the pace. Told: the limiter does, so fewer slices in
-    # flight (each one's count sizes the next), never more than max_concurrency nor fewer than one.
-    assert _reader_workers(max_concurrency, told) == workers
+    assert paced_workers(max_workers, rate, round_trip) == workers
