@@ -19,6 +19,7 @@ import pytest
 
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
 from deploy_tests.deployment import Deployment
+from deploy_tests.report import SessionReport
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -32,22 +33,11 @@ WRONG_SECRET = "sbx-secret-" + "feedface" * 5
 # the message, where api.error_message cuts it (real client ids need not be as short as the sandbox's).
 LONG_CLIENT_ID_SUFFIX = "-tenant-eu-west-0001"
 
-_REPORT: list[str] = []
-_STARTED = time.monotonic()
-
-
-def report(line: str) -> None:
-    """A line for the summary printed at the end of the session (and kept in the pytest output)."""
-    _REPORT.append(line)
-    print(line)
+report = SessionReport("deployment test report")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _REPORT:
-        terminalreporter.write_sep("=", "deployment test report")
-        for line in _REPORT:
-            terminalreporter.write_line(line)
-        terminalreporter.write_line(f"session wall time: {time.monotonic() - _STARTED:.0f} s")
+    report.write(terminalreporter)
 
 
 @pytest.fixture
@@ -90,7 +80,8 @@ def deployment(sandbox: EshopboxSandbox) -> Iterator[Deployment]:
         deploy.start()
         deploy.wait_for_dags(EXAMPLE_DAG_IDS + TEST_DAG_IDS)
         report(
-            f"deployment up in {time.monotonic() - _STARTED:.0f} s (migrate, 4 components, DAGs parsed): "
+            f"deployment up in {time.monotonic() - report.started:.0f} s "
+            "(migrate, 4 components, DAGs parsed): "
             f"{deploy.base_url}, LocalExecutor, PostgreSQL"
         )
         yield deploy

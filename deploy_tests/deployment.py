@@ -425,6 +425,16 @@ class Deployment:
 
         return wait_for(f"{count} backfill runs of {dag_id} to finish", finished, timeout, interval=2)
 
+    def failure_reason(self, dag_id: str, run_id: str) -> str:
+        """The log tail of each task of a run that did not succeed (for assertion messages)."""
+        parts = []
+        for ti in self.task_instances(dag_id, run_id):
+            if ti["state"] != "success":
+                tried = ti["try_number"]
+                log = self.task_log(dag_id, run_id, ti["task_id"], tried) if tried else ""
+                parts.append(f"{ti['task_id']} {ti['state']}: ...{log[-2500:]}")
+        return "\n".join(parts) or "(no task log)"
+
     def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
         """A task's return value (deserialized)."""
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"

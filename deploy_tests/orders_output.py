@@ -47,15 +47,18 @@ class HourlyOutput:
         return self.intervals[0][0], self.intervals[-1][1]
 
 
-def read_hourly_output(d: Deployment, runs: Sequence[dict[str, Any]], dag_id: str = HOURLY) -> HourlyOutput:
-    """Read every run's file; assert each exists, matches its manifest, and shares no row with another."""
+def read_hourly_output(
+    d: Deployment, runs: Sequence[dict[str, Any]], dag_id: str = HOURLY, folder: str = "orders"
+) -> HourlyOutput:
+    """Read every run's file (``<output>/<folder>/<interval start>.jsonl.gz``); assert each exists,
+    matches its manifest, and shares no row with another."""
     files: dict[str, str] = {}
     rows_per_file: list[int] = []
     intervals: list[tuple[datetime, datetime]] = []
     for run in sorted(runs, key=lambda r: r["data_interval_start"]):
         start = parse_instant(run["data_interval_start"])
         intervals.append((start, parse_instant(run["data_interval_end"])))
-        path = d.output / "orders" / f"{start.strftime('%Y%m%dT%H%M%S')}.jsonl.gz"
+        path = d.output / folder / f"{start.strftime('%Y%m%dT%H%M%S')}.jsonl.gz"
         assert path.exists(), f"no file for {run['dag_run_id']}: {path}"
         manifest = d.xcom(dag_id, run["dag_run_id"], SYNC_TASK)
         with gzip.open(path, "rt") as fh:

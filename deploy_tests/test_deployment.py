@@ -45,20 +45,6 @@ def _all_runs(d: Deployment, dag_id: str) -> list[dict[str, Any]]:
     return d.api("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
 
 
-def _xcom(d: Deployment, dag_id: str, run_id: str, task_id: str) -> Any:
-    return d.xcom(dag_id, run_id, task_id)
-
-
-def _failure_reason(d: Deployment, dag_id: str, run_id: str) -> str:
-    """The api-server's log of each failed task of a run (for assertion messages)."""
-    parts = []
-    for ti in d.task_instances(dag_id, run_id):
-        if ti["state"] != "success":
-            log = d.task_log(dag_id, run_id, ti["task_id"], ti["try_number"]) if ti["try_number"] else ""
-            parts.append(f"{ti['task_id']} {ti['state']}: ...{log[-2500:]}")
-    return "\n".join(parts)
-
-
 def _run(
     d: Deployment,
     dag_id: str,
@@ -71,7 +57,7 @@ def _run(
     run_id = d.trigger(dag_id, conf=conf, logical_date=logical_date)
     state = d.wait_run(dag_id, run_id, timeout=timeout)
     assert state == expect, (
-        f"{dag_id} {run_id}: {state}, expected {expect}\n{_failure_reason(d, dag_id, run_id)}"
+        f"{dag_id} {run_id}: {state}, expected {expect}\n{d.failure_reason(dag_id, run_id)}"
     )
     report(f"  {dag_id:32} {state:8} {time.monotonic() - began:5.1f} s  conf={json.dumps(conf or {})}")
     return run_id
@@ -107,7 +93,7 @@ def test_backfill_24_hours_exact_with_one_token_exchange(
 
     runs = d.wait_backfill(HOURLY, BACKFILL_HOURS, timeout=420)
     failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
-    assert not failed, f"failed backfill runs: {failed}\n{_failure_reason(d, HOURLY, failed[0])}"
+    assert not failed, f"failed backfill runs: {failed}\n{d.failure_reason(HOURLY, failed[0])}"
     wall = time.monotonic() - began
 
     # The union of the 24 files is the sandbox's truth for the 24 hours; each row in its own hour's file.
@@ -168,15 +154,15 @@ def test_sensors_defer_and_complete_through_the_triggerer(
     )
     sandbox.set_order_status(con, "shipped")
     sandbox.set_stock(esin, next(iter(sandbox.store.stock[esin])), sellable=250)
-    assert d.wait_run("eshopbox_wait_for_shipment", ship, timeout=120) == "success", _failure_reason(
-        d, "eshopbox_wait_for_shipment", ship
+    assert d.wait_run("eshopbox_wait_for_shipment", ship, timeout=120) == "success", d.failure_reason(
+        "eshopbox_wait_for_shipment", ship
     )
-    assert d.wait_run("eshopbox_restock_alert", stock, timeout=120) == "success", _failure_reason(
-        d, "eshopbox_restock_alert", stock
+    assert d.wait_run("eshopbox_restock_alert", stock, timeout=120) == "success", d.failure_reason(
+        "eshopbox_restock_alert", stock
     )
-    notified = _xcom(d, "eshopbox_wait_for_shipment", ship, "notify")
+    notified = d.xcom("eshopbox_wait_for_shipment", ship, "notify")
     assert notified["orders"] == [con] and notified["statuses"] == {con: ["shipped"]}, notified
-    alert = _xcom(d, "eshopbox_restock_alert", stock, "alert")
+    alert = d.xcom("eshopbox_restock_alert", stock, "alert")
     assert alert.startswith(f"{sku} is back: 250 sellable"), alert
     # Resumed from the trigger: the sensor ran twice (execute, then execute_complete after the event).
     for dag_id, run_id, task_id in (

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
+from deploy_tests.report import SessionReport
 from scale_tests.celery_deployment import CeleryDeployment
 
 HERE = Path(__file__).resolve().parent
@@ -22,21 +23,11 @@ ORDER_ITEMS = 72_000  # 3 days: ~1,000 rows an hour, ~20 requests per hourly run
 MODES = {"shared": "shared", "deployment": "deployment", "pods": "deployment"}  # token_cache per connection
 SERVER_RPS = 15.0  # the sandbox's rate limit (token bucket, burst 15); no client limit is set
 
-_REPORT: list[str] = []
-_STARTED = time.monotonic()
-
-
-def report(line: str) -> None:
-    _REPORT.append(line)
-    print(line)
+report = SessionReport("scale test report")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _REPORT:
-        terminalreporter.write_sep("=", "scale test report")
-        for line in _REPORT:
-            terminalreporter.write_line(line)
-        terminalreporter.write_line(f"session wall time: {time.monotonic() - _STARTED:.0f} s")
+    report.write(terminalreporter)
 
 
 def _connection(sb: EshopboxSandbox, token_cache: str) -> str:
@@ -75,7 +66,8 @@ def deployment(sandboxes: dict[str, EshopboxSandbox]) -> Iterator[CeleryDeployme
         deploy.start()
         deploy.wait_for_dags(DAG_IDS)
         report(
-            f"deployment up in {time.monotonic() - _STARTED:.0f} s: CeleryExecutor (Redis), 2 workers x "
+            f"deployment up in {time.monotonic() - report.started:.0f} s: "
+            "CeleryExecutor (Redis), 2 workers x "
             f"{deploy.worker_concurrency} slots, each its own token-cache dir; PostgreSQL"
         )
         yield deploy

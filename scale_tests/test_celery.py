@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import time
 from datetime import datetime, timedelta, timezone
@@ -19,7 +18,8 @@ from typing import Any
 import httpx
 
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
-from deploy_tests.deployment import DeploymentError, wait_for
+from deploy_tests.deployment import DeploymentError
+from deploy_tests.orders_output import read_hourly_output
 from scale_tests.celery_deployment import WORKERS, CeleryDeployment
 from scale_tests.conftest import SERVER_RPS, report
 
@@ -31,19 +31,6 @@ MAX_429_SHARE = 0.05
 
 def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
-
-
-def _runs(d: CeleryDeployment, dag_id: str) -> list[dict[str, Any]]:
-    return d.api("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
-
-
-def _failure(d: CeleryDeployment, dag_id: str, run_id: str) -> str:
-    parts = []
-    for ti in d.task_instances(dag_id, run_id):
-        if ti["state"] != "success" and ti["try_number"]:
-            log = d.task_log(dag_id, run_id, ti["task_id"], ti["try_number"])
-            parts.append(f"{ti['task_id']} {ti['state']}: ...{log[-2500:]}")
-    return "\n".join(parts) or "(no task log)"
 
 
 def _backfill(d: CeleryDeployment, sb: EshopboxSandbox, mode: str) -> dict[str, Any]:
@@ -59,29 +46,17 @@ def _backfill(d: CeleryDeployment, sb: EshopboxSandbox, mode: str) -> dict[str, 
     }
     d.api("POST", "/backfills", json=body)
 
-    def finished() -> list[dict[str, Any]] | None:
-        d.assert_running()
-        runs = [r for r in _runs(d, dag_id) if r["run_type"] == "backfill"]
-        done = [r for r in runs if r["state"] in ("success", "failed")]
-        return runs if len(runs) == HOURS and len(done) == HOURS else None
-
-    runs = wait_for(f"{dag_id}: {HOURS} backfill runs finished", finished, 480, interval=2)
+    runs = d.wait_backfill(dag_id, HOURS, timeout=480)
     failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
-    assert not failed, f"{mode}: failed runs {failed}\n{_failure(d, dag_id, failed[0])}"
+    assert not failed, f"{mode}: failed runs {failed}\n{d.failure_reason(dag_id, failed[0])}"
     wall = time.monotonic() - began
     truth = httpx.get(
         f"{sb.origin}/__sandbox__/truth/orders",
         params={"start": _iso(BACKFILL_FROM), "end": _iso(BACKFILL_FROM + timedelta(hours=HOURS))},
     ).json()
-    seen: dict[str, str] = {}
-    for run in runs:
-        start = datetime.fromisoformat(run["data_interval_start"].replace("Z", "+00:00"))
-        path = d.output / mode / f"{start.strftime('%Y%m%dT%H%M%S')}.jsonl.gz"
-        with gzip.open(path, "rt") as fh:
-            for line in fh:
-                item = json.loads(line)["orderItemID"]
-                assert item not in seen, f"{item} in {seen[item]} and {path.name}"
-                seen[item] = path.name
+    output = read_hourly_output(d, runs, dag_id, folder=mode)
+    assert output.span == (BACKFILL_FROM, BACKFILL_FROM + timedelta(hours=HOURS))
+    seen = output.files
     want = set(truth["orderItemIDs"])
     assert set(seen) == want, f"{mode}: missing {len(want - set(seen))}, extra {len(set(seen) - want)}"
     stats = sb.stats()
@@ -129,7 +104,7 @@ def test_pods_with_fresh_cache_dirs_make_one_exchange(
     began = time.monotonic()
     run_id = d.trigger("scaletest_pods")
     state = d.wait_run("scaletest_pods", run_id, timeout=300)
-    assert state == "success", _failure(d, "scaletest_pods", run_id)
+    assert state == "success", d.failure_reason("scaletest_pods", run_id)
     tis = d.task_instances("scaletest_pods", run_id)
     exchanges = sb.stats()["token_exchanges"]
     assert exchanges == 1, f"{exchanges} exchanges for {len(tis)} pod tasks"
