@@ -53,6 +53,22 @@ def example_dag_module(dag_id: str) -> Any:
     return module
 
 
+def task_instance(result: DagTestResult, task_id: str) -> Any:
+    """The task instance of ``task_id`` in the run ``result`` came from."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == result.dag_run.dag_id,
+                TaskInstance.run_id == result.dag_run.run_id,
+                TaskInstance.task_id == task_id,
+            )
+        ).one()
+
+
 def run_dag(dag: Any, capfd: pytest.CaptureFixture[str] | None = None, **test_kwargs: Any) -> DagTestResult:
     """``dag.test(**test_kwargs)`` for a DAG object or an example dag_id."""
     from airflow.models.taskinstance import TaskInstance

@@ -32,7 +32,7 @@ from airflow_provider_eshopbox.params import CONN_ID_TITLE
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
 from airflow_provider_eshopbox.sensors.inventory import EshopboxInventorySensor
 from airflow_provider_eshopbox.sensors.order_status import EshopboxOrderStatusSensor
-from tests.dagtest import EXAMPLE_DAGS, load_example_dag, run_dag
+from tests.dagtest import EXAMPLE_DAGS, load_example_dag, run_dag, task_instance
 
 from .operators.conftest import read_jsonl
 
@@ -201,21 +201,6 @@ def test_shipment_sensor_watches_the_order_in_the_chosen_workspace(
 
 
 # ------------------------------------------------------------------------ a conn id that is missing
-def _ti(result: Any, task_id: str) -> Any:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        return session.scalars(
-            select(TaskInstance).where(
-                TaskInstance.dag_id == result.dag_run.dag_id,
-                TaskInstance.run_id == result.dag_run.run_id,
-                TaskInstance.task_id == task_id,
-            )
-        ).one()
-
-
 @pytest.mark.parametrize(
     ("dag_id", "task_id", "conf"),
     [
@@ -244,7 +229,7 @@ def test_a_conn_id_that_does_not_exist_fails_at_once_naming_it_and_the_fix(
     assert f"Eshopbox connection {MISSING!r} does not exist" in result.log, result.log[-3000:]
     assert "Admin > Connections" in result.log
     assert f"AIRFLOW_CONN_{MISSING.upper()}" in result.log
-    ti = _ti(result, task_id)
+    ti = task_instance(result, task_id)
     assert ti.try_number == 1, f"retried: try {ti.try_number}"
     if dag_id == "eshopbox_inventory_snapshot":
         assert ti.max_tries >= 1, "this DAG configures retries: the test must show they are not used"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
-from tests.dagtest import default_connection, load_example_dag, run_dag
+from tests.dagtest import default_connection, load_example_dag, run_dag, task_instance
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -24,25 +24,10 @@ def sandbox(airflow_db: Path) -> Iterator[EshopboxSandbox]:
         yield sb
 
 
-def _ti(result: Any, task_id: str) -> Any:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        return session.scalars(
-            select(TaskInstance).where(
-                TaskInstance.dag_id == result.dag_run.dag_id,
-                TaskInstance.run_id == result.dag_run.run_id,
-                TaskInstance.task_id == task_id,
-            )
-        ).one()
-
-
 def _assert_failed_once_saying_what_to_do(result: Any, task_id: str) -> None:
     assert result.dag_run.data_interval_start is None, "the run must have no data interval"
     assert result.task_states[task_id] == "failed", result.task_states
-    ti = _ti(result, task_id)
+    ti = task_instance(result, task_id)
     assert ti.max_tries >= 1, "the DAG configures retries: the test must show they are not used"
     assert ti.try_number == 1, f"retried: try {ti.try_number}"
     assert "has no data interval" in result.log

@@ -18,6 +18,15 @@ import pytest
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
 from tests.dagtest import default_connection
 
+# Every random fault at a low rate at once (the fault matrix's and the streams' "all together").
+ALL_RANDOM = {
+    "latency_ms": 10,
+    "throttle_rate": 0.03,
+    "retry_after": 1,
+    "error_rate": 0.04,
+    "drop_rate": 0.03,
+    "truncate_rate": 0.03,
+}
 TOKEN_TTL = 60  # sandbox token lifetime (s); the "expire" fault moves the sandbox clock past it
 
 

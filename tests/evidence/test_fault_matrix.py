@@ -35,7 +35,7 @@ from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
 from tests.dagtest import DagTestResult, load_example_dag, run_dag
 
-from .conftest import TOKEN_TTL, Cell, Matrix, RequestTrigger
+from .conftest import ALL_RANDOM, TOKEN_TTL, Cell, Matrix, RequestTrigger
 
 UTC = timezone.utc
 WINDOW = (datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 6, tzinfo=UTC))
@@ -60,14 +60,6 @@ class Fault:
     kinds: tuple[str, ...] = ()
 
 
-ALL_RANDOM = {
-    "latency_ms": 10,
-    "throttle_rate": 0.03,
-    "retry_after": 1,
-    "error_rate": 0.04,
-    "drop_rate": 0.03,
-    "truncate_rate": 0.03,
-}
 FAULTS = [
     Fault("latency 25ms", {"latency_ms": 25}, kinds=("latency",)),
     Fault("429 Retry-After 1", {"throttle_rate": 0.08, "retry_after": 1}, kinds=("throttle",)),

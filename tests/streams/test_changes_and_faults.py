@@ -13,17 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.evidence.conftest import RequestTrigger
+from tests.evidence.conftest import ALL_RANDOM, RequestTrigger
 from tests.streams.test_streams import DAY, land
 
-ALL_RANDOM = {
-    "latency_ms": 10,
-    "throttle_rate": 0.03,
-    "retry_after": 1,
-    "error_rate": 0.04,
-    "drop_rate": 0.03,
-    "truncate_rate": 0.03,
-}
 # name: (random settings, the kind that must show up, a one-shot on each of the stream's routes so
 # that even a 2-request read meets the fault)
 FAULTS = {
