@@ -78,7 +78,6 @@ class EshopboxBaseSensor(BaseSensorOperator):
             EshopboxConfigError,
             EshopboxDeadlineError,
         )
-        from airflow_provider_eshopbox.hooks.eshopbox import EshopboxConnectionNotFoundError
         from airflow_provider_eshopbox.triggers.base import AUTH_STATUSES, MIN_POLL_SECONDS, SUCCESS
 
         if self._check is None:
@@ -93,9 +92,9 @@ class EshopboxBaseSensor(BaseSensorOperator):
             raise AirflowSensorTimeout(
                 f"Sensor timed out after {float(self.timeout):g} s while Eshopbox had not answered: {exc}"
             ) from exc
-        except EshopboxConnectionNotFoundError:
-            raise  # already says what to do, and fails without retries
-        except (EshopboxAuthError, EshopboxConfigError) as exc:
+        except EshopboxConfigError as exc:  # names the connection or argument and the fix itself
+            raise AirflowFailException(str(exc)) from exc
+        except EshopboxAuthError as exc:
             raise AirflowFailException(f"Eshopbox rejected the request: {exc}") from exc
         except EshopboxApiError as exc:
             if exc.status in AUTH_STATUSES:

@@ -118,15 +118,8 @@ class EshopboxPollingTrigger(BaseTrigger):
             try:
                 await hook.aget_config()  # the connection, read once per run, the async way
             except EshopboxError as exc:
-                from airflow_provider_eshopbox.hooks.eshopbox import EshopboxConnectionNotFoundError
-
-                # The not-found message names the conn id and what to do itself.
-                yield self._event(
-                    ERROR,
-                    str(exc)
-                    if isinstance(exc, EshopboxConnectionNotFoundError)
-                    else f"Eshopbox connection {self.eshopbox_conn_id!r}: {exc}",
-                )
+                # Every connection error names the conn id and the fix itself (connection.py, hook).
+                yield self._event(ERROR, str(exc))
                 return
             self.log.info(
                 "Waiting for %s: polling Eshopbox every %g s until %s (%.0f s from now)",
