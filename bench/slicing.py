@@ -98,9 +98,7 @@ class ExactRateReader(WindowReader):
         self._calm = sorted(s for s in stamps if counts[s] < _BURST)
 
     def _rows_in(self, region: _Region, lo: int, hi: int) -> float:
-        # Half a row more: a slice sized to a whole number of pages would end on a full page, which
-        # the reader cannot tell from a cap and reads again.
-        return bisect.bisect_left(self._calm, hi) - bisect.bisect_left(self._calm, lo) + 0.5
+        return bisect.bisect_left(self._calm, hi) - bisect.bisect_left(self._calm, lo)
 
 
 def read(
@@ -150,7 +148,7 @@ def main() -> None:
         stamps = [row["updatedAt"] for row in data.rows]
         search = MemorySearch(data.rows, seed, args.rate)
         exact = read(ExactRateReader, search, args.concurrency, stamps=stamps)
-        slicer = read(WindowReader, search, args.concurrency)
+        slicer = read(WindowReader, search, args.concurrency, paced_by=args.rate or None)
         one_page = read(WindowReader, search, args.concurrency, deep=False)
         ideal = math.ceil(args.rows / api.ORDERS_PER_PAGE_MAX)
         ratios.append(slicer.requests / ideal)

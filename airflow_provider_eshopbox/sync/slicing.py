@@ -313,8 +313,12 @@ class WindowReader:
         self._settle_ms = settle_ms
         self._deep = deep  # False: every slice fits one page, as in recent time (for comparison and tests)
         self._changed = asyncio.Condition()
-        # Deep slices read: (start, end, ids read), ids None if the pages showed a shift.
-        self._unproven: list[tuple[int, int, frozenset[str] | None]] = []
+        # Deep slices read: (start, end, ids read, rows if its last page was full else 0); ids None
+        # if the pages showed a shift.
+        self._unproven: list[tuple[int, int, frozenset[str] | None, int]] = []
+        # The furthest hit any reply of this read has served, (page - 1) * per_page + hits: the
+        # server's hit cap is above it (api.ORDERS_SEARCH_CAP_ON_A_PAGE).
+        self._reached = 0
         self._rereading = False  # proving: every request is a re-read (SliceStats.spent)
         self._paced_by = paced_by  # requests/s a limiter holds the reads to (a told rate), if any
         self._first_trip: float | None = None  # seconds the window's first request took
@@ -389,18 +393,20 @@ class WindowReader:
         are all the rows the slice held then, whatever order pages came in: every row that stayed
         in it was read. The list of rows updated since comes from one query, paged in full
         (``api.ORDERS_SEARCH_STABLE_ORDER``); past the hit cap it cannot be listed, and every deep
-        slice is read again.
+        slice is read again. So is one that ended on a full page, unless a reply of this read
+        served a hit past that page: then the server's cap is not what ended it.
 
         The first time, slices are read again deep, each cut in two (most fail for a count that is
-        a whole number of pages, which halves seldom repeat), and proven by a second query; the
-        second time, or when the first query hit the cap, in one-page slices, which need no proof.
+        a whole number of pages in a window below the cap, which halves seldom repeat), and proven
+        by a second query; the second time, or when the first query hit the cap, in one-page
+        slices, which need no proof.
         """
         for deep in (True, False):
             left = await self._updated_since(since)
             again = [
                 (lo, hi, ids)
-                for lo, hi, ids in self._unproven
-                if left is None or ids is None or not ids.isdisjoint(left)
+                for lo, hi, ids, full in self._unproven
+                if left is None or ids is None or full >= self._reached or not ids.isdisjoint(left)
             ]
             self._unproven = []
             if not again:
@@ -692,7 +698,8 @@ class WindowReader:
         pages.update(zip(below, await _all(self._get(start, end, number) for number in below), strict=True))
         rows = [row for _, (hits, _) in sorted(pages.items()) for row in hits]
         if n > 1:  # one page is a snapshot: nothing to prove
-            self._unproven.append((start, end, self._proof_ids(rows, pages, n)))
+            full = len(rows) if len(last) == self._per_page else 0
+            self._unproven.append((start, end, self._proof_ids(rows, pages, n), full))
             self.stats.deep_slices += 1
         return rows, False, empty
 
@@ -710,15 +717,14 @@ class WindowReader:
     def _proof_ids(self, rows: list[Row], pages: dict[int, Page], n: int) -> frozenset[str] | None:
         """The ids a deep slice read, for ``_prove``; None if its pages showed a shift.
 
-        A shift: a short page before page n, a row after it or a row twice; or a full page n, as
-        when the server's cap is lower than ORDERS_HIT_CAP (api.ORDERS_SEARCH_CAP_ON_A_PAGE). The
-        slice is read again then, in one-page slices.
+        A shift: a short page before page n, a row after it or a row twice. (A full page n is
+        judged in ``_prove``: it looks like a server cap lower than ORDERS_HIT_CAP, unless a reply
+        served a hit beyond it, api.ORDERS_SEARCH_CAP_ON_A_PAGE.)
         """
         ids = frozenset(map(self._row_id, rows))
         intact = (
             len(ids) == len(rows)
             and all(len(pages[number][0]) == self._per_page for number in range(1, n))
-            and len(pages[n][0]) < self._per_page
             and not any(hits for number, (hits, _) in pages.items() if number > n)
         )
         return ids if intact else None
@@ -815,6 +821,8 @@ class WindowReader:
             self.stats.requests += 1
             sent = time.monotonic()
             hits, has_next = await self._fetch(start, end, page)
+            if hits:
+                self._reached = max(self._reached, (page - 1) * self._per_page + len(hits))
             if self._first_trip is None:
                 self._first_trip = time.monotonic() - sent
         if has_next and not hits:  # nothing to slice or page by: the reply contradicts itself

@@ -478,3 +478,17 @@ def test_a_deep_slice_ending_on_a_full_page_is_read_again_in_halves_not_in_one_p
     # The halves: 3-4 pages each and a second proof; one-page slices of 80 rows would take 8 or more.
     assert stats.spent["re-read"] <= 10
     assert stats.deep_slices == 3
+
+
+def test_a_deep_slice_ending_on_a_full_page_is_proven_once_a_reply_went_past_that_page() -> None:
+    """Rows come 100 to a millisecond, so every slice ends on a full page with hasNext false, which
+    alone looks like a server cap (api.ORDERS_SEARCH_CAP_ON_A_PAGE). The window's sample read its
+    cap's page full: the cap is beyond every such page, and no slice is read again."""
+    start, end = 1_000_000, 4_000_000
+    stamps = [ms for ms in range(start + 7_919, end, 200_000) for _ in range(100)]
+    assert len(stamps) == 1500
+    search = _MovingSearch(stamps, 9)
+    ids, stats = _deep_read(search, start, end)
+    assert sorted(ids) == sorted(search.at)
+    assert stats.deep_slices > 0
+    assert stats.reread_slices == 0 and "re-read" not in stats.spent
