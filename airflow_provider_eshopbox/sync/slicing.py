@@ -82,6 +82,10 @@ _CALIBRATION_FILL = 0.5
 _SAFETY_SIGMAS = 2.0  # a deep slice's expected count is this many relative errors below the cap
 # A deep slice's count is looked for first on the page its expected rows, less this share, end on.
 _PROBE_MARGIN = 0.3
+# Slices read at once in settled time, per request allowed in flight: a deep slice sends the pages
+# below its count together, so half as many slices keep the requests in flight, in fewer and fuller
+# slices (bench.slicing: 1.18 requests per page instead of 1.22; the same time in bench.orders_sync).
+_DEEP_WORKERS = 0.5
 _FOREVER = 2**53  # end of the "updated since" query: no updatedAt reaches it
 # A slice whose count is this many standard deviations (sqrt of the expected count) off the region's
 # density marks a change in the data's rate: older observations are dropped rather than averaged in.
@@ -270,7 +274,8 @@ class _Region:
 class WindowReader:
     """Reads ``[start_ms, end_ms)`` through ``fetch`` and hands each fitted slice's rows to ``on_rows``.
 
-    ``max_concurrency`` slices are read at once, or with ``paced_by`` (the requests/s a limiter holds
+    ``max_concurrency`` slices are read at once (half as many in settled time, ``_DEEP_WORKERS``),
+    at most ``max_concurrency`` requests in flight; or with ``paced_by`` (the requests/s a limiter holds
     ``fetch`` to, e.g. a told ``max_requests_per_second``) as few as keep that rate busy at the
     round trip of the window's first request (``paced_workers``).
     """
@@ -337,6 +342,8 @@ class WindowReader:
             self._regions = self._plan_regions(start_ms, end_ms, sample, settled)
             if self._paced_by is not None and self._first_trip is not None:
                 self._workers = paced_workers(self._workers, self._paced_by, self._first_trip)
+            elif all(region.deep for region in self._regions):
+                self._workers = math.ceil(self._workers * _DEEP_WORKERS)
             await _all(self._worker(i) for i in range(self._workers))
         if self._unproven:
             await self._prove(began - self._settle_ms)

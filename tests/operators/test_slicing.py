@@ -492,3 +492,32 @@ def test_a_deep_slice_ending_on_a_full_page_is_proven_once_a_reply_went_past_tha
     assert sorted(ids) == sorted(search.at)
     assert stats.deep_slices > 0
     assert stats.reread_slices == 0 and "re-read" not in stats.spent
+
+
+def test_settled_time_is_read_by_half_as_many_slices_at_once_as_requests_in_flight() -> None:
+    """A deep slice sends the pages below its count together, so 8 slices at once keep more than 8
+    requests in flight, up to 16 (fewer, fuller slices: fewer half-empty last pages)."""
+    import random
+
+    rng = random.Random(4)
+    start, end = 1_000_000, 4_000_000
+    search = _MovingSearch([rng.randrange(start, end) for _ in range(12_000)], 4)
+    in_flight: Counter[tuple[int, int]] = Counter()
+    most_slices = most_requests = 0
+
+    async def slow_fetch(lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
+        nonlocal most_slices, most_requests
+        in_flight[lo, hi] += 1
+        most_slices = max(most_slices, len(+in_flight))
+        most_requests = max(most_requests, in_flight.total())
+        await asyncio.sleep(0.005)
+        try:
+            return await search.fetch(lo, hi, page)
+        finally:
+            in_flight[lo, hi] -= 1
+
+    delivered: list[dict] = []
+    reader = _reader(slow_fetch, delivered.extend, 16, deep=True)
+    asyncio.run(reader.read(start, end))
+    assert sorted(row["orderItemID"] for row in delivered) == sorted(search.at)
+    assert most_slices == 8 and 8 < most_requests <= 16
