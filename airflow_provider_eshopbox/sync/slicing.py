@@ -277,7 +277,7 @@ class WindowReader:
     ``max_concurrency`` slices are read at once (half as many in settled time, ``_DEEP_WORKERS``),
     at most ``max_concurrency`` requests in flight; or with ``paced_by`` (the requests/s a limiter holds
     ``fetch`` to, e.g. a told ``max_requests_per_second``) as few as keep that rate busy at the
-    round trip of the window's first request (``paced_workers``).
+    shortest round trip of the window's first requests (``paced_workers``).
     """
 
     def __init__(
@@ -326,7 +326,9 @@ class WindowReader:
         self._reached = 0
         self._rereading = False  # proving: every request is a re-read (SliceStats.spent)
         self._paced_by = paced_by  # requests/s a limiter holds the reads to (a told rate), if any
-        self._first_trip: float | None = None  # seconds the window's first request took
+        # The shortest round trip so far, s: of the sample's requests when slices are planned. The first
+        # one also opens the connection (TLS and all), later ones may wait for the limiter.
+        self._round_trip: float | None = None
         self.stats = SliceStats()
 
     async def read(self, start_ms: int, end_ms: int) -> SliceStats:
@@ -340,8 +342,8 @@ class WindowReader:
         if sample is not None:
             self.stats.overflows += 1
             self._regions = self._plan_regions(start_ms, end_ms, sample, settled)
-            if self._paced_by is not None and self._first_trip is not None:
-                self._workers = paced_workers(self._workers, self._paced_by, self._first_trip)
+            if self._paced_by is not None and self._round_trip is not None:
+                self._workers = paced_workers(self._workers, self._paced_by, self._round_trip)
             elif all(region.deep for region in self._regions):
                 self._workers = math.ceil(self._workers * _DEEP_WORKERS)
             await _all(self._worker(i) for i in range(self._workers))
@@ -830,8 +832,9 @@ class WindowReader:
             hits, has_next = await self._fetch(start, end, page)
             if hits:
                 self._reached = max(self._reached, (page - 1) * self._per_page + len(hits))
-            if self._first_trip is None:
-                self._first_trip = time.monotonic() - sent
+            trip = time.monotonic() - sent
+            if self._round_trip is None or trip < self._round_trip:
+                self._round_trip = trip
         if has_next and not hits:  # nothing to slice or page by: the reply contradicts itself
             raise EshopboxApiError(
                 200,

@@ -521,3 +521,41 @@ def test_settled_time_is_read_by_half_as_many_slices_at_once_as_requests_in_flig
     asyncio.run(reader.read(start, end))
     assert sorted(row["orderItemID"] for row in delivered) == sorted(search.at)
     assert most_slices == 8 and 8 < most_requests <= 16
+
+
+def test_a_told_rate_sizes_its_slices_in_flight_by_the_shortest_round_trip_not_the_first() -> None:
+    """The window's first request also opens the connection (TLS and all): 250 ms here, 10 ms after.
+    At 10 requests/s told, 10 ms keeps the limiter busy with one slice at a time (paced_workers);
+    the first request's 250 ms would have read three at once."""
+    import random
+
+    rng = random.Random(5)
+    start, end = 1_000_000, 4_000_000
+    search = _MovingSearch([rng.randrange(start, end) for _ in range(3_000)], 5)
+    in_flight: Counter[tuple[int, int]] = Counter()
+    most_slices = 0
+
+    async def fetch(lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
+        nonlocal most_slices
+        in_flight[lo, hi] += 1
+        most_slices = max(most_slices, len(+in_flight))
+        await asyncio.sleep(0.25 if not search.calls else 0.01)
+        try:
+            return await search.fetch(lo, hi, page)
+        finally:
+            in_flight[lo, hi] -= 1
+
+    delivered: list[dict] = []
+    reader = WindowReader(
+        fetch,
+        timestamp=api.order_row_updated_at,
+        row_id=api.order_row_id,
+        per_page=100,
+        hit_cap=1000,
+        max_concurrency=16,
+        on_rows=delivered.extend,
+        paced_by=10.0,
+    )
+    asyncio.run(reader.read(start, end))
+    assert sorted(row["orderItemID"] for row in delivered) == sorted(search.at)
+    assert most_slices == 1
