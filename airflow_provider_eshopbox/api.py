@@ -155,8 +155,10 @@ ORDERS_SEARCH_STABLE_ORDER = True
 ORDERS_SEARCH_ORDER_UNRELATED_TO_TIME = True
 # ASSUMPTION (eshopbox-api.md §8.3): if the real cap is lower than ORDERS_HIT_CAP, it is a whole
 # number of pages and the same for every query, so a capped result ends on a full page with hasNext
-# false. A deep slice ending so is read again, unless a reply of the same read served a hit on a
-# later page (the cap is then beyond it, and the slice held exactly its pages' rows).
+# false. A deep slice (or the proof's list of rows updated since the read began) ending so is read
+# again, unless a reply of the same read served a hit on a later page: the cap is then beyond it,
+# and the slice is proven as any other. Were the cap to differ between queries, such a reply could
+# vouch for a capped slice.
 ORDERS_SEARCH_CAP_ON_A_PAGE = True
 
 

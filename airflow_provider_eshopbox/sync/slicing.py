@@ -274,10 +274,11 @@ class _Region:
 class WindowReader:
     """Reads ``[start_ms, end_ms)`` through ``fetch`` and hands each fitted slice's rows to ``on_rows``.
 
-    ``max_concurrency`` slices are read at once (half as many in settled time, ``_DEEP_WORKERS``),
-    at most ``max_concurrency`` requests in flight; or with ``paced_by`` (the requests/s a limiter holds
-    ``fetch`` to, e.g. a told ``max_requests_per_second``) as few as keep that rate busy at the
-    shortest round trip of the window's first requests (``paced_workers``).
+    ``max_concurrency`` slices are read at once (half as many when the whole window has settled,
+    ``_DEEP_WORKERS``), at most ``max_concurrency`` requests in flight; or with ``paced_by`` (the
+    requests/s a limiter holds ``fetch`` to, e.g. a told ``max_requests_per_second``) as few as
+    keep that rate busy at the shortest round trip of the window's first requests
+    (``paced_workers``).
     """
 
     def __init__(
@@ -305,7 +306,7 @@ class WindowReader:
         self._row_id = row_id
         self._per_page = per_page
         self._hit_cap = hit_cap
-        self._workers = max_concurrency
+        self._max_workers = self._workers = max_concurrency
         self._on_rows = on_rows
         self._on_progress = on_progress
         self._target = max(1.0, per_page * target_fill)
@@ -322,12 +323,13 @@ class WindowReader:
         # if the pages showed a shift.
         self._unproven: list[tuple[int, int, frozenset[str] | None, int]] = []
         # The furthest hit any reply of this read has served, (page - 1) * per_page + hits: the
-        # server's hit cap is above it (api.ORDERS_SEARCH_CAP_ON_A_PAGE).
+        # server's hit cap is at or above it (api.ORDERS_SEARCH_CAP_ON_A_PAGE).
         self._reached = 0
         self._rereading = False  # proving: every request is a re-read (SliceStats.spent)
         self._paced_by = paced_by  # requests/s a limiter holds the reads to (a told rate), if any
-        # The shortest round trip so far, s: of the sample's requests when slices are planned. The first
-        # one also opens the connection (TLS and all), later ones may wait for the limiter.
+        # The shortest round trip so far, s: when slices are planned, of the sample's requests (page 1
+        # alone for a window reaching into recent time). The first one also opens the connection
+        # (TLS and all); later ones may wait for the limiter.
         self._round_trip: float | None = None
         self.stats = SliceStats()
 
@@ -343,9 +345,9 @@ class WindowReader:
             self.stats.overflows += 1
             self._regions = self._plan_regions(start_ms, end_ms, sample, settled)
             if self._paced_by is not None and self._round_trip is not None:
-                self._workers = paced_workers(self._workers, self._paced_by, self._round_trip)
+                self._workers = paced_workers(self._max_workers, self._paced_by, self._round_trip)
             elif all(region.deep for region in self._regions):
-                self._workers = math.ceil(self._workers * _DEEP_WORKERS)
+                self._workers = math.ceil(self._max_workers * _DEEP_WORKERS)
             await _all(self._worker(i) for i in range(self._workers))
         if self._unproven:
             await self._prove(began - self._settle_ms)
@@ -401,9 +403,10 @@ class WindowReader:
         leave, by an update, ``api.ORDERS_SEARCH_ONE_PLACE``). If none of the rows read is, they
         are all the rows the slice held then, whatever order pages came in: every row that stayed
         in it was read. The list of rows updated since comes from one query, paged in full
-        (``api.ORDERS_SEARCH_STABLE_ORDER``); past the hit cap it cannot be listed, and every deep
-        slice is read again. So is one that ended on a full page, unless a reply of this read
-        served a hit past that page: then the server's cap is not what ended it.
+        (``api.ORDERS_SEARCH_STABLE_ORDER``); past the hit cap (or a lower server cap: a full last
+        page) it cannot be listed, and every deep slice is read again. So is one that ended on a
+        full page, unless a reply of this read served a hit past that page: then the server's cap
+        is not what ended it.
 
         The first time, slices are read again deep, each cut in two (most fail for a count that is
         a whole number of pages in a window below the cap, which halves seldom repeat), and proven
@@ -438,7 +441,9 @@ class WindowReader:
                 return
 
     async def _updated_since(self, since: int) -> frozenset[str] | None:
-        """Ids of every row with ``updatedAt >= since``, or None if the hit cap hides some."""
+        """Ids of every row with ``updatedAt >= since``, or None if a hit cap may hide some: the
+        list reached ORDERS_HIT_CAP, or ended on a full page that no reply of the read went past
+        (a lower server cap, api.ORDERS_SEARCH_CAP_ON_A_PAGE)."""
         ids: set[str] = set()
         last_page = math.ceil(self._hit_cap / self._per_page)
         for page in range(1, last_page + 1):
@@ -446,7 +451,9 @@ class WindowReader:
             self._spend("proof", 1)
             ids.update(map(self._row_id, hits))
             if not has_next:
-                return frozenset(ids) if (page - 1) * self._per_page + len(hits) < self._hit_cap else None
+                listed = (page - 1) * self._per_page + len(hits)
+                capped = len(hits) == self._per_page and listed >= self._reached
+                return None if listed >= self._hit_cap or capped else frozenset(ids)
         return None
 
     # -- planning -------------------------------------------------------------------------------

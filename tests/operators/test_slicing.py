@@ -324,10 +324,11 @@ def test_bursts_anywhere_are_read_exactly_once_whatever_the_concurrency(seed: in
 
 
 class _MovingSearch:
-    """The orders search in memory: rows by updatedAt, in a fixed hit order, capped at 1,000 hits;
+    """The orders search in memory: rows by updatedAt, in a fixed hit order, capped at ``cap`` hits;
     ``move`` updates rows as Eshopbox does (updatedAt = now), so they leave their time range."""
 
-    def __init__(self, stamps: list[int], seed: int) -> None:
+    def __init__(self, stamps: list[int], seed: int, cap: int = 1000) -> None:
+        self.cap = cap
         self.at = {f"r{i}": stamp for i, stamp in enumerate(stamps)}
         # A fixed hit order per row, the same in every process (hash() of a str is salted per process).
         self.rank = {row: zlib.crc32(f"{seed}:{row}".encode()) for row in self.at}
@@ -341,7 +342,8 @@ class _MovingSearch:
     async def fetch(self, lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
         await asyncio.sleep(0)
         self.calls.append((lo, hi, page))
-        ranked = sorted((r for r, t in self.at.items() if lo <= t < hi), key=self.rank.__getitem__)[:1000]
+        inside = (r for r, t in self.at.items() if lo <= t < hi)
+        ranked = sorted(inside, key=self.rank.__getitem__)[: self.cap]
         hits = [{"orderItemID": r, "updatedAt": self.at[r]} for r in ranked[(page - 1) * 100 : page * 100]]
         self.after_reply(lo, hi, page, hits)
         return hits, len(ranked) > page * 100
@@ -559,3 +561,31 @@ def test_a_told_rate_sizes_its_slices_in_flight_by_the_shortest_round_trip_not_t
     asyncio.run(reader.read(start, end))
     assert sorted(row["orderItemID"] for row in delivered) == sorted(search.at)
     assert most_slices == 1
+
+
+def test_the_proof_list_ending_on_a_full_page_under_a_lower_server_cap_is_not_trusted() -> None:
+    """A server capped at 300 hits: 250 settled rows, and 400 rows updated a second ago, which the
+    proof's "updated since" list holds. A row of page 2 is updated right after page 2 is served,
+    so a row of page 3 shifts onto page 2, unread. The moved row is now in the proof's list, but
+    past its 300th place: the list ends on a full page that nothing showed to be short of the cap,
+    so every deep slice is read again and no row is lost."""
+    import random
+
+    rng = random.Random(0)
+    start, end = 1_000_000, 4_000_000
+    now = int(time.time() * 1000)
+    search = _MovingSearch([rng.randrange(start, end) for _ in range(250)] + [now - 1000] * 400, 0, cap=300)
+    settled = {row for row, t in search.at.items() if t < end}
+    moved: list[str] = []
+
+    def after_reply(lo: int, hi: int, page: int, hits: list[dict]) -> None:
+        if not moved and (lo, hi, page) == (start, end, 2):
+            moved.append(hits[-1]["orderItemID"])
+            search.move(moved)
+
+    search.after_reply = after_reply
+    ids, stats = _deep_read(search, start, end)
+    updated = sorted((row for row, t in search.at.items() if t >= end), key=search.rank.__getitem__)
+    assert updated.index(moved[0]) >= 300  # the proof's list cannot show it
+    assert set(ids) >= settled - set(moved)
+    assert stats.reread_slices == 1
