@@ -797,17 +797,34 @@ class WindowReader:
         and sharing no row with page ``k`` or each other, are ``per_page * (k-1)`` rows that were
         there then (rows only leave) and are not on page ``k``: with page ``k``, every row there
         was. Rows that left since were updated and belong to a later window. The re-reads go out
-        together, so the proof costs one round trip, not ``k-1``.
+        together, so the proof costs one round trip, not ``k-1``. A full page ``k`` says so only if
+        the server's cap is beyond it (``_beyond``).
         """
         number, tail = await self._last_page(ms, first_page)
-        if (number - 1) * self._per_page + len(tail) >= self._hit_cap:
+        count = (number - 1) * self._per_page + len(tail)
+        if count >= self._hit_cap:
             raise self._too_many(ms)
+        if len(tail) == self._per_page and not await self._beyond(count):
+            raise EshopboxIncompleteReadError(
+                f"the orders search stopped at {count} hits for updatedAt={ms}, a whole number of "
+                f"pages, and no query of this read reached a hit past {count}: its hit cap may be "
+                f"{count}, below the {self._hit_cap} this provider assumes (api.ORDERS_HIT_CAP), "
+                "and rows past it cannot be read; nothing was written. Ask Eshopbox for the cap"
+            )
         heads = await _all(self._get(ms, ms + 1, page) for page in range(1, number))
         rows = [row for hits, _ in heads for row in hits] + tail
         full = all(len(hits) == self._per_page for hits, _ in heads)
         if full and len({self._row_id(row) for row in rows}) == len(rows):
             return rows
         return None
+
+    async def _beyond(self, count: int) -> bool:
+        """Whether the server's hit cap is above ``count`` (api.ORDERS_SEARCH_CAP_ON_A_PAGE): a reply
+        of this read served a hit past it, or the page after it of all rows of every time does
+        (one request; only a store of ``count`` rows or fewer leaves it unknown)."""
+        if self._reached <= count:
+            await self._get(0, _FOREVER, count // self._per_page + 1)
+        return self._reached > count
 
     async def _last_page(self, ms: int, first_page: list[Row]) -> tuple[int, list[Row]]:
         """``(k, rows)`` of the first page of ``ms`` found with ``hasNext`` false.

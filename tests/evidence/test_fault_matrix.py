@@ -119,19 +119,11 @@ FAULTS = [
 # After how many API requests (of the run) the mid-run action fires: well inside every run.
 MID_RUN_AFTER = {"orders": 40, "inventory": 5, "push": 20}
 
-# Known bug (operators/orders.py, not fixed here): the operator pages a one-millisecond burst up to
-# api.ORDERS_HIT_CAP (1,000) and trusts hasNext=false as "complete". A server whose cap is below a
-# burst ends the burst early with hasNext=false, so the rows past the cap are silently not written.
-HIT_CAP_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="orders sync trusts api.ORDERS_HIT_CAP: burst rows past a smaller server cap are lost silently",
-)
 CELLS = [
     pytest.param(
         fault,
         operator,
         id=f"{operator}-{fault.name}",
-        marks=[HIT_CAP_BUG] if fault.hit_cap is not None and fault.expected == "fail" else [],
     )
     for fault in FAULTS
     for operator in fault.operators

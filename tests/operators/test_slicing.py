@@ -589,3 +589,35 @@ def test_the_proof_list_ending_on_a_full_page_under_a_lower_server_cap_is_not_tr
     assert updated.index(moved[0]) >= 300  # the proof's list cannot show it
     assert set(ids) >= settled - set(moved)
     assert stats.reread_slices == 1
+
+
+def test_a_burst_ending_on_a_full_page_under_a_lower_server_cap_fails_naming_the_cap() -> None:
+    """A server capped at 200 hits, and 230 rows sharing one millisecond: the burst's page 2 is
+    full and says no more, and no query of the read ever reaches a hit past 200. The 30 rows past
+    the cap cannot be read; the read says so instead of delivering 200 of 230."""
+    import random
+
+    rng = random.Random(2)
+    start, end = 1_000_000, 4_000_000
+    burst = rng.randrange(start, end)
+    search = _MovingSearch([rng.randrange(start, end) for _ in range(500)] + [burst] * 230, 2, cap=200)
+    with pytest.raises(
+        EshopboxIncompleteReadError, match=f"stopped at 200 hits for updatedAt={burst}.*cap may be 200"
+    ):
+        _deep_read(search, start, end)
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_a_burst_of_a_whole_number_of_pages_is_read_whole_when_the_cap_is_beyond_it(inside: bool) -> None:
+    """200 rows sharing one millisecond end on a full page 2 with no more; the real cap (1,000) is
+    beyond it, as a reply of the read shows (500 more rows in the window), or one request for
+    page 3 of all rows does (the burst alone in the window, 500 rows before it)."""
+    import random
+
+    rng = random.Random(3)
+    start, end = 1_000_000, 4_000_000
+    burst = rng.randrange(start, end)
+    others = [rng.randrange(start, end) if inside else rng.randrange(0, start) for _ in range(500)]
+    search = _MovingSearch(others + [burst] * 200, 3)
+    ids, _ = _deep_read(search, start, end)
+    assert set(ids) == {row for row, t in search.at.items() if start <= t < end}
