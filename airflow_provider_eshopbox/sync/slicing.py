@@ -37,6 +37,9 @@ How slices are sized (the speed part; exactness never depends on it):
    become regions of their own for other workers.
 6. A worker that runs out of region steals the back half of the largest remaining one, if that
    is expected to hold two targets or more.
+7. Workers: ``max_concurrency``, or half as many over a settled window (a deep slice sends its
+   pages together, so fewer, fuller slices keep the requests in flight); under a told rate, as
+   many as keep the limiter busy at the sample's shortest round trip (``paced_workers``).
 
 Every request is booked in ``SliceStats.spent`` under what it turned out to be (``REQUEST_KINDS``);
 ``python -m bench.slicing`` and ``python -m bench.orders_sync`` print where they went.
