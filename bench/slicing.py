@@ -147,9 +147,11 @@ def main() -> None:
         data = generate(workspace="acme", orders=0, seed=seed, order_items=args.rows, start=START, days=DAYS)
         stamps = [row["updatedAt"] for row in data.rows]
         search = MemorySearch(data.rows, seed, args.rate)
-        exact = read(ExactRateReader, search, args.concurrency, stamps=stamps)
-        slicer = read(WindowReader, search, args.concurrency, paced_by=args.rate or None)
-        one_page = read(WindowReader, search, args.concurrency, deep=False)
+        # Paced, every reader is told the rate, as the operator is told max_requests_per_second.
+        paced = {"paced_by": args.rate} if args.rate else {}
+        exact = read(ExactRateReader, search, args.concurrency, stamps=stamps, **paced)
+        slicer = read(WindowReader, search, args.concurrency, **paced)
+        one_page = read(WindowReader, search, args.concurrency, deep=False, **paced)
         ideal = math.ceil(args.rows / api.ORDERS_PER_PAGE_MAX)
         ratios.append(slicer.requests / ideal)
         spent.update(slicer.spent)
