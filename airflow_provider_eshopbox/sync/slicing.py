@@ -18,7 +18,7 @@ How slices are sized (the speed part; exactness never depends on it):
 1. Page 1 of the whole window either holds everything (done) or is a random sample of its rows
    (``api.ORDERS_SEARCH_ORDER_UNRELATED_TO_TIME``). Of a settled window, pages 2, 3 and the cap's
    last page follow together: a window below the cap is then read whole, as a deep slice; else
-   they make the sample 400 rows, spread into a smooth shape of where rows lie (``_Shape``): over
+   they make the sample 400 rows, spread into a smooth shape of where rows lie (``SampleShape``): over
    a window of two days or more, by the time of day (each point counts for its bin of every day);
    points sharing a millisecond are a burst's and stay on it.
 2. The window is cut into a few regions of equal sample mass. Each region is crawled by one
@@ -48,7 +48,6 @@ Every request is booked in ``SliceStats.spent`` under what it turned out to be (
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import itertools
 import math
@@ -61,6 +60,7 @@ from typing import Any, TypeVar
 
 from airflow_provider_eshopbox.api import ORDERS_LIST, ORDERS_SEARCH_SETTLE_MS
 from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxIncompleteReadError
+from airflow_provider_eshopbox.sync.sample_shape import SampleShape
 
 _T = TypeVar("_T")
 Row = Any  # one hit as ``fetch`` returns it: only ``timestamp`` and ``row_id`` look inside
@@ -100,11 +100,6 @@ _SAMPLE_PAGES = 3
 # A region's own slices move its density away from the window's scale, which weighs as much as
 # one slice's worth of rows at it times this (a slice of the region is noisier than the scale).
 _PRIOR_SLICES = 0.25
-_KERNEL_SPACINGS = 4.0  # width each root-sample point is spread over, in mean spacings of the sample
-_DAY_MS = 86_400_000
-_FOLD_DAYS = 2  # a window this many days long or more is shaped by the time of day (_Shape)
-_DAY_BINS = 48
-_BACKGROUND_POINTS = 1.0  # sample mass spread evenly over the whole window besides the points
 # Requests sent by the unit of work that set it (and the tasks it started), for SliceStats.spent.
 _METER: ContextVar[list[int] | None] = ContextVar("_METER", default=None)
 
@@ -170,97 +165,13 @@ class SliceStats:
         return (self.finished or time.monotonic()) - self.started
 
 
-class _Shape:
-    """Where the window's rows lie, as its root sample tells: each sample point spread evenly over
-    about one mean spacing around it (over a window of ``_FOLD_DAYS`` or more: over its bin of the
-    day, on every day), a burst's points on their millisecond, plus a thin background so that no
-    stretch has no mass.
-
-    ``mass(lo, hi)`` is in sample points; a region's density is rows per point (see ``_observe``),
-    so a slice is sized by the sample's shape (a daily cycle, say) and the rows counted so far.
-    """
-
-    def __init__(self, start: int, end: int, stamps: list[int]) -> None:
-        half = max(1.0, (end - start) * _KERNEL_SPACINGS / (2 * max(1, len(stamps))))
-        # Points sharing one millisecond are a burst's (rows of a calm stretch seldom share one): its
-        # mass stays on that millisecond, so a slice ending before it is not sized as if it held it.
-        counts = Counter(stamps)
-        self._burst_at = sorted(stamp for stamp, n in counts.items() if n > 1)
-        self._burst_before = list(itertools.accumulate((counts[at] for at in self._burst_at), initial=0))
-        steps: list[tuple[float, float]] = []  # where the density of points changes, and by how much
-        for stamp in (stamp for stamp in stamps if counts[stamp] == 1):
-            left, right = max(start, stamp - half), min(end, stamp + half)
-            steps += [(left, 1 / (right - left)), (right, -1 / (right - left))]
-        # The cumulative mass at each step: piecewise linear in between, so a lookup is a bisection.
-        self._at: list[float] = [start]
-        self._cumulative: list[float] = [0.0]
-        slope = 0.0
-        for at, change in sorted(steps):
-            self._cumulative.append(self._cumulative[-1] + slope * (at - self._at[-1]))
-            self._at.append(at)
-            slope += change
-        self._start = start
-        self._background = _BACKGROUND_POINTS / (end - start)
-        self._even = (len(stamps) + _BACKGROUND_POINTS) / (end - start)
-        # A window of several days is shaped by the time of day instead: each point counts for its
-        # bin of every day, so a slice's mass rests on that many times the points (orders keep
-        # hours), and its error (``_deep_fill``) is that much smaller.
-        self.folds = (end - start) / _DAY_MS if end - start >= _FOLD_DAYS * _DAY_MS else 1.0
-        if self.folds > 1:
-            self._fold([stamp for stamp in stamps if counts[stamp] == 1], start, end)
-
-    def _fold(self, stamps: list[int], start: int, end: int) -> None:
-        """Points per millisecond in each of ``_DAY_BINS`` bins of the day, and their running sum."""
-        width = _DAY_MS // _DAY_BINS
-        points, covered = [0.0] * _DAY_BINS, [0.0] * _DAY_BINS
-        for stamp in stamps:
-            points[stamp % _DAY_MS // width] += 1
-        for day in range(start - start % _DAY_MS, end, _DAY_MS):  # how much of each bin the window holds
-            for i in range(_DAY_BINS):
-                covered[i] += max(0, min(end, day + (i + 1) * width) - max(start, day + i * width))
-        smooth = [
-            (points[i - 1] + 2 * points[i] + points[(i + 1) % _DAY_BINS])
-            / max(1.0, covered[i - 1] + 2 * covered[i] + covered[(i + 1) % _DAY_BINS])
-            for i in range(_DAY_BINS)
-        ]
-        self._bin_rate = smooth
-        self._day_before = list(itertools.accumulate((rate * width for rate in smooth), initial=0.0))
-
-    def _folded_before(self, t: int) -> float:
-        day, rest = divmod(t, _DAY_MS)
-        width = _DAY_MS // _DAY_BINS
-        i = min(rest // width, _DAY_BINS - 1)
-        return day * self._day_before[-1] + self._day_before[i] + self._bin_rate[i] * (rest - i * width)
-
-    def mass(self, lo: int, hi: int, shaped: bool = True) -> float:
-        """Sample points in ``[lo, hi)``; ``shaped=False``: as if spread evenly over the window
-        (one-page slices, a fraction of a point each, are sized by what the last ones held)."""
-        if not shaped:
-            return self._even * (hi - lo)
-        bursts = (
-            self._burst_before[bisect.bisect_left(self._burst_at, hi)]
-            - self._burst_before[bisect.bisect_left(self._burst_at, lo)]
-        )
-        if self.folds > 1:
-            return self._background * (hi - lo) + self._folded_before(hi) - self._folded_before(lo) + bursts
-        return self._background * (hi - lo) + self._points_before(hi) - self._points_before(lo) + bursts
-
-    def _points_before(self, t: float) -> float:
-        i = bisect.bisect_right(self._at, t) - 1
-        if i + 1 >= len(self._at):
-            return self._cumulative[-1]
-        left, right = self._at[i], self._at[i + 1]
-        share = (t - left) / (right - left) if right > left else 0.0
-        return self._cumulative[i] + share * (self._cumulative[i + 1] - self._cumulative[i])
-
-
 @dataclass
 class _Region:
     """A part of the window ``[cursor, end)`` still to be read, crawled by one worker at a time."""
 
     cursor: int
     end: int
-    density: float | None = None  # rows per unit of sample mass (_Shape): a guess, then measured
+    density: float | None = None  # rows per unit of sample mass (SampleShape): a guess, then measured
     busy_until: int | None = None  # end of the slice in flight, if any
     owned: bool = False
     guessed: bool = False  # density is still a ladder guess, not a measurement
@@ -316,7 +227,7 @@ class WindowReader:
         self._regions: list[_Region] = []
         self._scale: float | None = None  # rows per root-sample point, once calibrated
         self._counted = [0.0, 0.0]  # rows and sample mass of every slice counted exactly
-        self._shape = _Shape(0, 1, [])  # set when the window is planned (_plan_regions)
+        self._shape = SampleShape(0, 1, [])  # set when the window is planned (_plan_regions)
         self._busy = 0  # workers crawling a region
         self._slots = asyncio.Semaphore(max_concurrency)  # requests in flight, bursts' re-reads included
         self._settle_ms = settle_ms
@@ -464,7 +375,7 @@ class WindowReader:
     def _plan_regions(self, start: int, end: int, sample: list[Row], settled: int) -> list[_Region]:
         """Cut the window into regions of equal sample mass; regions before ``settled`` are read deep."""
         stamps = sorted(min(max(self._timestamp(row), start), end - 1) for row in sample)
-        self._shape = _Shape(start, end, stamps)
+        self._shape = SampleShape(start, end, stamps)
         count = min(self._workers, _INITIAL_REGIONS, end - start)
         cuts = {stamps[(i * len(stamps)) // count] for i in range(1, count)} | {settled}
         bounds = [start, *sorted(cut for cut in cuts if start < cut < end), end]
