@@ -233,8 +233,8 @@ class WindowReader:
         self._settle_ms = settle_ms
         self._deep = deep  # False: every slice fits one page, as in recent time (for comparison and tests)
         self._changed = asyncio.Condition()
-        # Deep slices read: (start, end, ids read, rows if its last page was full else 0); ids None
-        # if the pages showed a shift.
+        # Deep slices read: (start, end, ids read, rows on the last page); ids None if the pages
+        # showed a shift.
         self._unproven: list[tuple[int, int, frozenset[str] | None, int]] = []
         # The furthest hit any reply of this read has served, (page - 1) * per_page + hits: the
         # server's hit cap is at or above it (api.ORDERS_SEARCH_CAP_ON_A_PAGE).
@@ -331,8 +331,11 @@ class WindowReader:
             left = await self._updated_since(since)
             again = [
                 (lo, hi, ids)
-                for lo, hi, ids, full in self._unproven
-                if left is None or ids is None or full >= self._reached or not ids.isdisjoint(left)
+                for lo, hi, ids, last in self._unproven
+                if left is None
+                or ids is None
+                or self._maybe_capped(len(ids), last)
+                or not ids.isdisjoint(left)
             ]
             self._unproven = []
             if not again:
@@ -366,8 +369,8 @@ class WindowReader:
             ids.update(map(self._row_id, hits))
             if not has_next:
                 listed = (page - 1) * self._per_page + len(hits)
-                capped = len(hits) == self._per_page and listed >= self._reached
-                return None if listed >= self._hit_cap or capped else frozenset(ids)
+                capped = listed >= self._hit_cap or self._maybe_capped(listed, len(hits))
+                return None if capped else frozenset(ids)
         return None
 
     # -- planning -------------------------------------------------------------------------------
@@ -628,8 +631,7 @@ class WindowReader:
         pages.update(zip(below, await _all(self._get(start, end, number) for number in below), strict=True))
         rows = [row for _, (hits, _) in sorted(pages.items()) for row in hits]
         if n > 1:  # one page is a snapshot: nothing to prove
-            full = len(rows) if len(last) == self._per_page else 0
-            self._unproven.append((start, end, self._proof_ids(rows, pages, n), full))
+            self._unproven.append((start, end, self._proof_ids(rows, pages, n), len(last)))
             self.stats.deep_slices += 1
         return rows, False, empty
 
@@ -712,13 +714,17 @@ class WindowReader:
         there then (rows only leave) and are not on page ``k``: with page ``k``, every row there
         was. Rows that left since were updated and belong to a later window. The re-reads go out
         together, so the proof costs one round trip, not ``k-1``. A full page ``k`` says so only if
-        the server's cap is beyond it (``_beyond``).
+        the server's cap is beyond it (``_maybe_capped``): if no reply has shown that, the page
+        after it of all rows of every time is read to show it (one request; only a store of
+        ``count`` rows or fewer leaves it unknown).
         """
         number, tail = await self._last_page(ms, first_page)
         count = (number - 1) * self._per_page + len(tail)
         if count >= self._hit_cap:
             raise self._too_many(ms)
-        if len(tail) == self._per_page and not await self._beyond(count):
+        if self._maybe_capped(count, len(tail)):
+            await self._get(0, _FOREVER, count // self._per_page + 1)
+        if self._maybe_capped(count, len(tail)):
             raise EshopboxIncompleteReadError(
                 f"the orders search stopped at {count} hits for updatedAt={ms}, a whole number of "
                 f"pages, and no query of this read reached a hit past {count}: its hit cap may be "
@@ -732,13 +738,11 @@ class WindowReader:
             return rows
         return None
 
-    async def _beyond(self, count: int) -> bool:
-        """Whether the server's hit cap is above ``count`` (api.ORDERS_SEARCH_CAP_ON_A_PAGE): a reply
-        of this read served a hit past it, or the page after it of all rows of every time does
-        (one request; only a store of ``count`` rows or fewer leaves it unknown)."""
-        if self._reached <= count:
-            await self._get(0, _FOREVER, count // self._per_page + 1)
-        return self._reached > count
+    def _maybe_capped(self, count: int, last: int) -> bool:
+        """Whether a result that said ``hasNext`` false after ``count`` hits, ``last`` of them on its
+        last page, may have been ended by a server cap lower than ORDERS_HIT_CAP: it ended on a full
+        page, and no reply of this read served a hit past it (api.ORDERS_SEARCH_CAP_ON_A_PAGE)."""
+        return last == self._per_page and count >= self._reached
 
     async def _last_page(self, ms: int, first_page: list[Row]) -> tuple[int, list[Row]]:
         """``(k, rows)`` of the first page of ``ms`` found with ``hasNext`` false.

@@ -6,7 +6,7 @@ import asyncio
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
@@ -24,7 +24,9 @@ def small_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[EshopboxSandbox]:
         yield sb
 
 
-def _reader(fetch, on_rows, concurrency: int, deep: bool = False) -> WindowReader:
+def _reader(
+    fetch, on_rows, concurrency: int, deep: bool = False, paced_by: float | None = None
+) -> WindowReader:
     """The reader as the orders sync sets it up (dict rows, 100-row pages, the 1,000-hit cap); by
     default in one-page slices, the mode of recent time and of re-reads (deep: see test_deep_*)."""
     return WindowReader(
@@ -36,6 +38,7 @@ def _reader(fetch, on_rows, concurrency: int, deep: bool = False) -> WindowReade
         max_concurrency=concurrency,
         on_rows=on_rows,
         deep=deep,
+        paced_by=paced_by,
     )
 
 
@@ -496,6 +499,27 @@ def test_a_deep_slice_ending_on_a_full_page_is_proven_once_a_reply_went_past_tha
     assert stats.reread_slices == 0 and "re-read" not in stats.spent
 
 
+class _Watched:
+    """A fetch whose request ``n`` (counted from 0) takes ``delay(n)`` s, keeping the most slices
+    (distinct time ranges) and requests ever in flight at once."""
+
+    def __init__(self, fetch: Callable[[int, int, int], Awaitable[tuple[list[dict], bool]]], delay) -> None:
+        self._fetch, self._delay = fetch, delay
+        self._in_flight: Counter[tuple[int, int]] = Counter()
+        self.sent = self.most_slices = self.most_requests = 0
+
+    async def fetch(self, lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
+        delay, self.sent = self._delay(self.sent), self.sent + 1
+        self._in_flight[lo, hi] += 1
+        self.most_slices = max(self.most_slices, len(+self._in_flight))
+        self.most_requests = max(self.most_requests, self._in_flight.total())
+        try:
+            await asyncio.sleep(delay)
+            return await self._fetch(lo, hi, page)
+        finally:
+            self._in_flight[lo, hi] -= 1
+
+
 def test_settled_time_is_read_by_half_as_many_slices_at_once_as_requests_in_flight() -> None:
     """A deep slice sends the pages below its count together, so 8 slices at once keep more than 8
     requests in flight, up to 16 (fewer, fuller slices: fewer half-empty last pages)."""
@@ -504,25 +528,11 @@ def test_settled_time_is_read_by_half_as_many_slices_at_once_as_requests_in_flig
     rng = random.Random(4)
     start, end = 1_000_000, 4_000_000
     search = _MovingSearch([rng.randrange(start, end) for _ in range(12_000)], 4)
-    in_flight: Counter[tuple[int, int]] = Counter()
-    most_slices = most_requests = 0
-
-    async def slow_fetch(lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
-        nonlocal most_slices, most_requests
-        in_flight[lo, hi] += 1
-        most_slices = max(most_slices, len(+in_flight))
-        most_requests = max(most_requests, in_flight.total())
-        await asyncio.sleep(0.005)
-        try:
-            return await search.fetch(lo, hi, page)
-        finally:
-            in_flight[lo, hi] -= 1
-
+    watched = _Watched(search.fetch, lambda n: 0.005)
     delivered: list[dict] = []
-    reader = _reader(slow_fetch, delivered.extend, 16, deep=True)
-    asyncio.run(reader.read(start, end))
+    asyncio.run(_reader(watched.fetch, delivered.extend, 16, deep=True).read(start, end))
     assert sorted(row["orderItemID"] for row in delivered) == sorted(search.at)
-    assert most_slices == 8 and 8 < most_requests <= 16
+    assert watched.most_slices == 8 and 8 < watched.most_requests <= 16
 
 
 def test_a_told_rate_sizes_its_slices_in_flight_by_the_shortest_round_trip_not_the_first() -> None:
@@ -534,33 +544,12 @@ def test_a_told_rate_sizes_its_slices_in_flight_by_the_shortest_round_trip_not_t
     rng = random.Random(5)
     start, end = 1_000_000, 4_000_000
     search = _MovingSearch([rng.randrange(start, end) for _ in range(3_000)], 5)
-    in_flight: Counter[tuple[int, int]] = Counter()
-    most_slices = 0
-
-    async def fetch(lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
-        nonlocal most_slices
-        in_flight[lo, hi] += 1
-        most_slices = max(most_slices, len(+in_flight))
-        await asyncio.sleep(0.25 if not search.calls else 0.01)
-        try:
-            return await search.fetch(lo, hi, page)
-        finally:
-            in_flight[lo, hi] -= 1
-
+    watched = _Watched(search.fetch, lambda n: 0.25 if n == 0 else 0.01)
     delivered: list[dict] = []
-    reader = WindowReader(
-        fetch,
-        timestamp=api.order_row_updated_at,
-        row_id=api.order_row_id,
-        per_page=100,
-        hit_cap=1000,
-        max_concurrency=16,
-        on_rows=delivered.extend,
-        paced_by=10.0,
-    )
+    reader = _reader(watched.fetch, delivered.extend, 16, deep=True, paced_by=10.0)
     asyncio.run(reader.read(start, end))
     assert sorted(row["orderItemID"] for row in delivered) == sorted(search.at)
-    assert most_slices == 1
+    assert watched.most_slices == 1
 
 
 def test_the_proof_list_ending_on_a_full_page_under_a_lower_server_cap_is_not_trusted() -> None:
