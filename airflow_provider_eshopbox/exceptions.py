@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 
 class EshopboxError(Exception):
     """Base class of every error this provider raises."""
@@ -44,3 +46,24 @@ class EshopboxIncompleteReadError(EshopboxError):
 
 class EshopboxDeadlineError(EshopboxError):
     """The caller's deadline (a sensor's timeout, say) passed before Eshopbox answered."""
+
+
+class EshopboxContractError(EshopboxError, AirflowFailException):
+    """The server broke an ``api.py`` ASSUMPTION (paging, filters, envelope, keys): no retry can heal it,
+    so the task fails at once (``AirflowFailException``) and nothing is written at the destination.
+
+    ``endpoint`` is the route, ``assumption`` the name of the ASSUMPTION in ``api.py`` (e.g.
+    ``ORDERS_WINDOW_FILTER``), ``seen`` what the server did, in words a user can check.
+    """
+
+    def __init__(self, endpoint: str, assumption: str, seen: str, *, hint: str | None = None) -> None:
+        self.endpoint = endpoint
+        self.assumption = assumption
+        self.seen = seen
+        self.hint = hint
+        probe = " Run `python -m airflow_provider_eshopbox.probe` against this workspace."
+        tail = f" {hint}" if hint else probe
+        super().__init__(
+            f"{endpoint}: the server does not behave as api.py assumes ({assumption}): {seen}. "
+            f"Nothing was written.{tail}"
+        )

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .core import EshopboxSandbox
+from .quirks import NAMES, SIZES, parse_specs
 
 PROG = "python -m airflow_provider_eshopbox.sandbox"
 CONTROL_COMMANDS = ("ship", "deliver", "cancel", "set-stock", "faults")
@@ -67,6 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--token-ttl", type=int, default=86400, help="access-token lifetime in s (default 86400)")
     p.add_argument("--latency-ms", type=float, default=0, help="added latency per API request (default 0)")
     p.add_argument("--days", type=int, default=7, help="span of generated updatedAt values (default 7)")
+    p.add_argument(
+        "--quirk",
+        action="append",
+        default=[],
+        metavar="NAME[=N]",
+        help="behave like a server that breaks an api.py ASSUMPTION; repeatable. One of: "
+        + ", ".join(f"{n}=N" if n in SIZES else n for n in NAMES),
+    )
     p.add_argument(
         "--tls",
         action="store_true",
@@ -174,7 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(argv: Sequence[str]) -> int:
     """Serve until SIGINT/SIGTERM."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        quirks = parse_specs(args.quirk)
+    except ValueError as exc:
+        parser.error(f"--quirk: {exc}")
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -193,6 +207,7 @@ def _serve(argv: Sequence[str]) -> int:
         port=args.port,
         host=args.host,
         tls=args.tls,
+        quirks=quirks,
     )
     with sb:
         rows = len(sb.store.rows)
@@ -207,6 +222,8 @@ def _serve(argv: Sequence[str]) -> int:
         if sb.ca_bundle is not None:
             print(f"  tls       CA {sb.ca_bundle}  (connection extra ca_bundle, already set below)")
             print(f"            other clients: SSL_CERT_FILE={shlex.quote(sb.ca_bundle)}")
+        if quirks:
+            print(f"  quirks    {', '.join(f'{k}={v}' if v is not True else k for k, v in quirks.items())}")
         print(f"AIRFLOW_CONN_ESHOPBOX_DEFAULT={shlex.quote(sb.connection_json())}")
         print(f"READY {sb.origin}", flush=True)
         while not stop.wait(0.5):

@@ -28,6 +28,7 @@ import random
 import re
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
@@ -43,7 +44,8 @@ from .auth import TokenRegistry
 from .clock import SandboxClock
 from .data import BUCKETS, fmt_ts, to_ms
 from .faults import FaultConfig, FaultPlan
-from .filters import FilterError, parse_filters
+from .filters import FilterError, ParsedFilter, parse_filters
+from .quirks import QuirkConfig
 from .stats import SandboxStats
 from .store import SandboxStore
 from .streams import stream_routes
@@ -208,6 +210,7 @@ class SandboxState(Protocol):
     store: SandboxStore
     tokens: TokenRegistry
     faults: FaultConfig
+    quirks: QuirkConfig
     stats_counter: SandboxStats
     clock: SandboxClock
     tls: bool
@@ -275,6 +278,9 @@ class SandboxApp:
                     response = R.echo_secrets(response, await _request_secrets(request))
                 if plan.action == "truncate":
                     response = R.truncated(response)
+                if sb.quirks.on("error_200") and response.status_code >= 400:
+                    sb.stats_counter.fault("error_200")
+                    response.status_code = 200
                 status = response.status_code
                 if plan.drip_bytes_per_s > 0:
                     response = R.DripResponse(
@@ -393,7 +399,7 @@ class SandboxApp:
             page = _parse_int(q.get("page"), "page", 1)
             per_page = _parse_int(q.get("per_page"), "per_page", 25)
             if page < 0:
-                raise FilterError(f"page must be >= 1, got {page}")
+                raise FilterError(f"page must be >= {sb.quirks.first_page()}, got {page}")
             if per_page < 1:
                 raise FilterError(f"per_page must be >= 1, got {per_page}")
             if per_page > sb.per_page_max:
@@ -401,11 +407,13 @@ class SandboxApp:
             raw_filters = q.get("filters")
             if sb.require_filters and not (raw_filters or "").strip():
                 raise FilterError("filters is required")
-            flt = parse_filters(raw_filters, sb.known_fields)
+            flt = quirky_filter(sb.quirks, parse_filters(raw_filters, sb.known_fields))
         except FilterError as exc:
+            if sb.quirks.on("bad_filter_200_empty"):
+                return R.json_response({"hits": [], "hasNext": False})
             return R.bad_request(str(exc))
         fields = [f.strip() for f in (q.get("fields") or "").split(",") if f.strip()]
-        if page == 0:
+        if page < sb.quirks.first_page():  # page 0 of a 1-based server: empty, as a live-checked client saw
             return R.json_response({"hits": [], "hasNext": False})
         store = sb.store
         with store.lock:
@@ -415,8 +423,9 @@ class SandboxApp:
                 chosen = picker.sample(ids, min(plan.mutate_rows, len(ids)))
                 store.update_rows(chosen, {}, sb.clock.now_ms())
                 ids = store.query(flt, sb.hit_cap)
-            window = ids[(page - 1) * per_page : page * per_page]
-            has_next = page * per_page < len(ids)
+            cut = sb.quirks.cut(page, per_page)
+            window = cut.rows(ids)
+            has_next = cut.has_next(len(ids))
             if fields:
                 hits = [project(store.rows[k], fields) for k in window]
             else:
@@ -572,14 +581,20 @@ class SandboxApp:
         try:
             page = _parse_int(q.get("page"), "page", 1)
             per_page = _parse_int(q.get("perPage"), "perPage", 25)
-            if page < 1:
-                raise FilterError(f"page must be >= 1, got {page}")
+            if page < sb.quirks.first_page():
+                raise FilterError(f"page must be >= {sb.quirks.first_page()}, got {page}")
             top = sb.inventory_per_page_max
             if not 1 <= per_page <= top:
                 raise FilterError(f"perPage must be between 1 and {top}, got {per_page}")
             lo, hi = _parse_updated_on(q.get("updatedOn"))
         except FilterError as exc:
+            if sb.quirks.on("bad_filter_200_empty"):
+                return R.json_response({})
             return R.bad_request(str(exc))
+        if sb.quirks.on("ignore_filters"):
+            lo = hi = None
+        elif sb.quirks.on("ignore_upper_bound"):
+            hi = None
         store = sb.store
         out: dict[str, Any] = {}
         with store.lock:
@@ -602,7 +617,7 @@ class SandboxApp:
                     sellable = store.stock[esin][wh]["sellable"] + picker.randint(1, 9)
                     store.set_stock(esin, wh, {"sellable": sellable}, now)
                 esins = matching()
-            for esin in esins[(page - 1) * per_page : page * per_page]:
+            for esin in sb.quirks.cut(page, per_page, cap="inventory_per_page_cap").rows(esins):
                 per_wh = store.stock[esin]
                 totals = {b: sum(wh[b] for wh in per_wh.values()) for b in BUCKETS}
                 out[esin] = {
@@ -632,6 +647,20 @@ class SandboxApp:
         elif request.method == "DELETE":
             self.sb.faults.clear()
         return R.json_response(self.sb.faults.snapshot())
+
+    async def control_quirks(self, request: Request) -> Response:
+        """GET -> active quirks; POST JSON -> replace them; DELETE -> clear (quirks.py)."""
+        if request.method == "POST":
+            body = await self._json_body(request)
+            if isinstance(body, Response):
+                return body
+            try:
+                self.sb.quirks.apply(body)
+            except ValueError as exc:
+                return R.bad_request(f"quirks: {exc}")
+        elif request.method == "DELETE":
+            self.sb.quirks.clear()
+        return R.json_response(self.sb.quirks.snapshot())
 
     async def control_truth(self, request: Request) -> Response:
         """Ground truth for [start, end): ids (sorted), or full rows with ``full=1``."""
@@ -794,6 +823,17 @@ def _match_item(rows: list[dict[str, Any]], item: dict[str, Any]) -> dict[str, A
     return None
 
 
+def quirky_filter(quirks: QuirkConfig, flt: ParsedFilter) -> ParsedFilter:
+    """The filter as a quirky server applies it: ignored, without its upper bound, or not understood."""
+    if quirks.on("bad_filter_200_empty") and any(c.op in (">=", ">", "<", "<=") for c in flt.conditions):
+        raise FilterError("filters: comparisons are not understood")  # -> 200 + empty under this quirk
+    if quirks.on("ignore_filters"):
+        return ParsedFilter()
+    if quirks.on("ignore_upper_bound"):
+        return replace(flt, time_hi=None)
+    return flt
+
+
 def _parse_updated_on(raw: str | None) -> tuple[int | None, int | None]:
     """``"yyyy-MM-dd HH:mm:ss,yyyy-MM-dd HH:mm:ss"`` -> inclusive epoch-ms bounds (UTC, open if empty)."""
     if raw is None or raw == "":
@@ -857,6 +897,7 @@ def build_app(sb: SandboxState, stopping: threading.Event | None = None) -> R.Ra
         Route("/wms/api/order/{con}", h.api("order_get", h.order_get), methods=["GET"]),
         Route("/__sandbox__/stats", h.control_stats, methods=["GET", "DELETE"]),
         Route("/__sandbox__/faults", h.control_faults, methods=["GET", "POST", "DELETE"]),
+        Route("/__sandbox__/quirks", h.control_quirks, methods=["GET", "POST", "DELETE"]),
         Route("/__sandbox__/truth/orders", h.control_truth, methods=["GET"]),
         Route("/__sandbox__/revoke", h.control_revoke, methods=["POST"]),
         Route("/__sandbox__/clock", h.control_clock, methods=["GET", "POST"]),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
@@ -24,6 +24,7 @@ from .auth import Credentials, TokenRegistry
 from .clock import SandboxClock
 from .data import BUCKETS, DEFAULT_DAYS, DEFAULT_START, generate, row_schema_fields, to_ms
 from .faults import FaultConfig
+from .quirks import QuirkConfig
 from .server import ServerThread
 from .stats import SandboxStats
 from .store import SandboxStore
@@ -39,6 +40,7 @@ class EshopboxSandbox(StreamsSandboxMixin):
     ``orders``: number of orders (1-4 items each); ``order_items``: exact row count instead.
     ``start``/``days``: the span of generated ``updatedAt`` values. ``port=0`` picks a free port.
     ``tls=True``: serve HTTPS with a throw-away CA made at start-up (``ca_bundle``, removed on stop).
+    ``quirks``: behave like a server that breaks an ASSUMPTION, e.g. ``{"clamp_per_page": 20}`` (quirks.py).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class EshopboxSandbox(StreamsSandboxMixin):
         latency_ms: float = 0,
         clock: SandboxClock | None = None,
         tls: bool = False,
+        quirks: Mapping[str, Any] | Iterable[str] | None = None,
     ) -> None:
         self.seed = seed
         self.workspace = workspace
@@ -90,6 +93,7 @@ class EshopboxSandbox(StreamsSandboxMixin):
         self.credentials = Credentials.for_seed(seed)
         self.tokens = TokenRegistry(self.credentials, self.clock, token_ttl, rotate_refresh_token)
         self.faults = FaultConfig(seed)
+        self.quirks = QuirkConfig(quirks)  # standing departures from api.py's ASSUMPTIONs (quirks.py)
         if latency_ms:
             self.faults.configure(latency_ms=latency_ms)
         self.stats_counter = SandboxStats()

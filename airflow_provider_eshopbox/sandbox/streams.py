@@ -334,15 +334,15 @@ def _bounds(start: Any, end: Any) -> tuple[int | None, int | None]:
 
 
 # ------------------------------------------------------------------------------------------ routes
-def _page_args(request: Request, per_page_name: str) -> tuple[int, int] | Response:
+def _page_args(request: Request, per_page_name: str, first: int) -> tuple[int, int] | Response:
     q = request.query_params
     try:
-        page = int(q.get("page") or 1)
+        page = int(q.get("page") or first)
         per_page = int(q.get(per_page_name) or 25)
     except ValueError:
         return R.bad_request(f"page and {per_page_name} must be integers")
-    if page < 1 or not 1 <= per_page <= 100:
-        return R.bad_request(f"page must be >= 1 and {per_page_name} between 1 and 100")
+    if page < first or not 1 <= per_page <= 100:
+        return R.bad_request(f"page must be >= {first} and {per_page_name} between 1 and 100")
     return page, per_page
 
 
@@ -355,7 +355,8 @@ def stream_routes(h: SandboxApp) -> list[Route]:
             denied = h._workspace(request) if on_ws else h._auth(request)
             if denied is not None:
                 return denied
-            args = _page_args(request, per_page_name)
+            quirks = sb.quirks
+            args = _page_args(request, per_page_name, quirks.first_page())
             if isinstance(args, Response):
                 return args
             page, per_page = args
@@ -368,14 +369,13 @@ def stream_routes(h: SandboxApp) -> list[Route]:
                 if route == "shipments_list" and status:
                     rows = [r for r in rows if r["status"] == status]
                 ids = request.query_params.get("ids")
-                if route == "products_list" and ids:
+                if route == "products_list" and ids and not quirks.on("ignore_ids"):
                     wanted = [i for i in ids.split(",") if i]
                     if len(wanted) > 100:
                         return R.bad_request(f"ids takes at most 100 SKUs, got {len(wanted)}")
                     rows = [r for r in rows if r["sku"] in set(wanted)]
-                body = envelope(
-                    request, page, per_page, rows[(page - 1) * per_page : page * per_page], len(rows)
-                )
+                cut = quirks.cut(page, per_page)  # an echoed page size stays the one asked for
+                body = envelope(request, page, per_page, cut.rows(rows), len(rows))
                 text = json.dumps(body, separators=(",", ":"))
             return R.raw_json_response(text.encode())
 
@@ -422,6 +422,8 @@ def stream_routes(h: SandboxApp) -> list[Route]:
         data = streams_of(sb)
         with data.lock:
             found = next((r for r in data.returns.values() if r["customerReturnNumber"] == number), None)
+            if found is not None and sb.quirks.on("ignore_ids"):  # answers with some other return
+                found = next((r for r in data.returns.values() if r is not found), found)
             return R.not_found() if found is None else R.json_response(copy.deepcopy(found))
 
     ws = "/ws/{workspace}"

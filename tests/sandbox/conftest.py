@@ -39,9 +39,11 @@ def sandbox() -> Iterator[EshopboxSandbox]:
 @pytest.fixture
 def sb(sandbox: EshopboxSandbox) -> Iterator[EshopboxSandbox]:
     sandbox.faults.clear()
+    sandbox.quirks.clear()
     sandbox.reset_stats()
     yield sandbox
     sandbox.faults.clear()
+    sandbox.quirks.clear()
 
 
 @pytest.fixture
