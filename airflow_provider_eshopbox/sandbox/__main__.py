@@ -102,6 +102,11 @@ def _control_parser(command: str) -> argparse.ArgumentParser:
         help="the sandbox origin (default $ESHOPBOX_SANDBOX_URL or http://127.0.0.1:8765)",
     )
     p.add_argument("--ca-bundle", default=None, help="CA PEM to trust for a --tls sandbox")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("ESHOPBOX_SANDBOX_TOKEN"),
+        help="control token a sandbox bound off loopback printed at start (env ESHOPBOX_SANDBOX_TOKEN)",
+    )
     if command == "faults":
         p.add_argument("--clear", action="store_true", help="remove every fault first")
         p.add_argument("settings", nargs="*", metavar="KEY=VALUE", help="e.g. drip_bytes_per_s=5")
@@ -145,10 +150,11 @@ def _control(command: str, argv: Sequence[str]) -> int:
         calls = [("POST", f"{base}/orders/{quote(con, safe='')}/{command}", None) for con in args.orders]
     verify: Any = ssl.create_default_context(cafile=args.ca_bundle) if args.ca_bundle else True
     failed = 0
-    with httpx.Client(timeout=30, verify=verify) as client:
+    headers = {"X-Sandbox-Token": args.token} if args.token else {}
+    with httpx.Client(timeout=30, verify=verify, headers=headers) as client:
         for method, url, body in calls:
-            try:
-                r = client.request(method, url, json=body)
+            try:  # control POSTs must be JSON, even without a body (a web page cannot send that)
+                r = client.request(method, url, json={} if body is None and method == "POST" else body)
             except httpx.HTTPError as exc:
                 print(f"error: {url}: {exc}", file=sys.stderr)
                 return 2
@@ -210,6 +216,15 @@ def _serve(argv: Sequence[str]) -> int:
         quirks=quirks,
     )
     with sb:
+        if sb.control_token is not None:
+            print(
+                f"WARNING: bound to {args.host}, not loopback: any host that reaches it can call the API"
+                " routes with the throw-away credentials below; /__sandbox__ control (faults, order edits,"
+                " and /info with the client secret and refresh token) needs the header"
+                f" X-Sandbox-Token: {sb.control_token}",
+                file=sys.stderr,
+                flush=True,
+            )
         rows = len(sb.store.rows)
         print(f"Eshopbox sandbox: {len(sb.store.orders)} orders, {rows} order-item rows, seed {args.seed}")
         start, end = (t.strftime("%Y-%m-%dT%H:%MZ") for t in sb.data_window)

@@ -22,6 +22,7 @@ ASSUMPTIONS (undocumented upstream, see api doc §8):
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import random
@@ -31,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -49,8 +50,10 @@ from .quirks import QuirkConfig
 from .stats import SandboxStats
 from .store import SandboxStore
 from .streams import stream_routes
+from .tls import LOOPBACK_NAMES
 
 log = logging.getLogger(__name__)
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 Handler = Callable[[Request, FaultPlan], Awaitable[Response]]
 _INT_RE = re.compile(r"-?\d+")
@@ -214,6 +217,8 @@ class SandboxState(Protocol):
     stats_counter: SandboxStats
     clock: SandboxClock
     tls: bool
+    host: str
+    control_token: str | None
 
     @property
     def origin(self) -> str: ...
@@ -320,6 +325,33 @@ class SandboxApp:
             self.sb.stats_counter.missing_proxy_host()
         elif proxy.strip() != self.sb.workspace:
             return R.bad_request(f"ProxyHost header {proxy!r} does not match workspace {self.sb.workspace!r}")
+        return None
+
+    def control(self, handler: Endpoint) -> Endpoint:
+        """Guard a ``/__sandbox__`` route against a web page in the user's browser: the ``Host`` must be
+        the bound loopback name or address (no DNS rebinding), a POST must be ``application/json`` (no
+        cross-site "simple" request without a preflight), and a sandbox bound off loopback wants its
+        control token in ``X-Sandbox-Token``."""
+
+        async def endpoint(request: Request) -> Response:
+            refused = self._control_refusal(request)
+            return refused if refused is not None else await handler(request)
+
+        return endpoint
+
+    def _control_refusal(self, request: Request) -> Response | None:
+        token = self.sb.control_token
+        if token is not None:
+            if not hmac.compare_digest(request.headers.get("x-sandbox-token", ""), token):
+                return R.message(403, "sandbox control needs the X-Sandbox-Token printed at start-up")
+        else:
+            name = urlsplit("//" + request.headers.get("host", "")).hostname or ""
+            if name not in (*LOOPBACK_NAMES, self.sb.host):
+                return R.message(403, f"sandbox control answers only Host {self.sb.host} or localhost")
+        if request.method == "POST":
+            kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+            if kind != "application/json":
+                return R.message(415, "sandbox control POSTs must be Content-Type: application/json")
         return None
 
     async def _json_body(self, request: Request) -> dict[str, Any] | Response:
@@ -895,15 +927,15 @@ def build_app(sb: SandboxState, stopping: threading.Event | None = None) -> R.Ra
         Route("/wms/api/cancel-order", h.api("order_cancel", h.order_cancel), methods=["POST"]),
         *stream_routes(h),  # before api/order/{con}, which would match api/order/shipment
         Route("/wms/api/order/{con}", h.api("order_get", h.order_get), methods=["GET"]),
-        Route("/__sandbox__/stats", h.control_stats, methods=["GET", "DELETE"]),
-        Route("/__sandbox__/faults", h.control_faults, methods=["GET", "POST", "DELETE"]),
-        Route("/__sandbox__/quirks", h.control_quirks, methods=["GET", "POST", "DELETE"]),
-        Route("/__sandbox__/truth/orders", h.control_truth, methods=["GET"]),
-        Route("/__sandbox__/revoke", h.control_revoke, methods=["POST"]),
-        Route("/__sandbox__/clock", h.control_clock, methods=["GET", "POST"]),
-        Route("/__sandbox__/info", h.control_info, methods=["GET"]),
-        Route("/__sandbox__/orders/{con}/{action}", h.control_order, methods=["POST"]),
-        Route("/__sandbox__/stock", h.control_stock, methods=["POST"]),
+        Route("/__sandbox__/stats", h.control(h.control_stats), methods=["GET", "DELETE"]),
+        Route("/__sandbox__/faults", h.control(h.control_faults), methods=["GET", "POST", "DELETE"]),
+        Route("/__sandbox__/quirks", h.control(h.control_quirks), methods=["GET", "POST", "DELETE"]),
+        Route("/__sandbox__/truth/orders", h.control(h.control_truth), methods=["GET"]),
+        Route("/__sandbox__/revoke", h.control(h.control_revoke), methods=["POST"]),
+        Route("/__sandbox__/clock", h.control(h.control_clock), methods=["GET", "POST"]),
+        Route("/__sandbox__/info", h.control(h.control_info), methods=["GET"]),
+        Route("/__sandbox__/orders/{con}/{action}", h.control(h.control_order), methods=["POST"]),
+        Route("/__sandbox__/stock", h.control(h.control_stock), methods=["POST"]),
         Route("/{path:path}", h.unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     app = Starlette(

@@ -10,7 +10,9 @@ Usage::
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import secrets
 import ssl
 import threading
 from collections.abc import Iterable, Mapping
@@ -32,6 +34,16 @@ from .streams import StreamsSandboxMixin
 from .tls import LOOPBACK_NAMES, SandboxTLS
 
 TimeArg = datetime | int | float | None
+
+
+def is_loopback(host: str) -> bool:
+    """True for a bind address only this machine can reach (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class EshopboxSandbox(StreamsSandboxMixin):
@@ -69,6 +81,8 @@ class EshopboxSandbox(StreamsSandboxMixin):
         self.seed = seed
         self.workspace = workspace
         self.host = host
+        # off loopback, /__sandbox__ (connection secrets at /info included) wants this in X-Sandbox-Token
+        self.control_token: str | None = None if is_loopback(host) else secrets.token_urlsafe(18)
         self.port = port
         self.tls = tls
         self._tls: SandboxTLS | None = None

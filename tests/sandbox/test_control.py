@@ -84,7 +84,7 @@ def test_http_revoke_clock_info(client: httpx.Client) -> None:
     with EshopboxSandbox(orders=20, seed=9, token_ttl=100) as sb:
         tok = mint(sb, client)
         h = {"Authorization": f"Bearer {tok}"}
-        assert client.post(sb.origin + "/__sandbox__/revoke").json() == {"revoked": 1}
+        assert client.post(sb.origin + "/__sandbox__/revoke", json={}).json() == {"revoked": 1}
         assert client.get(sb.wms_url + "/api/order/SHOP-100000", headers=h).json() == {
             "message": "Expired token"
         }

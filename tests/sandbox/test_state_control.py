@@ -40,7 +40,7 @@ def test_python_ship_deliver_cancel(sb: EshopboxSandbox) -> None:
 
 def test_http_order_actions(sb: EshopboxSandbox, client: httpx.Client, headers: dict) -> None:
     t0 = sb.clock.now_ms()
-    r = client.post(sb.origin + "/__sandbox__/orders/SHOP-100045/ship")
+    r = client.post(sb.origin + "/__sandbox__/orders/SHOP-100045/ship", json={})
     assert r.status_code == 200
     body = r.json()
     assert body["customerOrderNumber"] == "SHOP-100045" and body["orderStatus"] == "shipped"
@@ -51,16 +51,16 @@ def test_http_order_actions(sb: EshopboxSandbox, client: httpx.Client, headers: 
         ("shipped", "Invoiced", body["updatedAt"])
     }
     assert (
-        client.post(sb.origin + "/__sandbox__/orders/SHOP-100045/deliver").json()["orderStatus"]
+        client.post(sb.origin + "/__sandbox__/orders/SHOP-100045/deliver", json={}).json()["orderStatus"]
         == "delivered"
     )
     assert {h["orderStatus"] for h in _listed(sb, client, headers, "SHOP-100045")} == {"delivered"}
     r = client.post(sb.origin + "/__sandbox__/orders/SHOP-100045/status", json={"status": "sidelined"})
     assert r.json()["orderStatus"] == "sidelined" and _statuses(sb, "SHOP-100045") == {"sidelined"}
-    r = client.post(sb.origin + "/__sandbox__/orders/SHOP-100045/cancel")
+    r = client.post(sb.origin + "/__sandbox__/orders/SHOP-100045/cancel", json={})
     assert r.json()["orderStatus"] == "cancelled" and _statuses(sb, "SHOP-100045") == {"cancelled"}
-    assert client.post(sb.origin + "/__sandbox__/orders/SHOP-NOPE/ship").status_code == 404
-    assert client.post(sb.origin + "/__sandbox__/orders/SHOP-100045/explode").status_code == 404
+    assert client.post(sb.origin + "/__sandbox__/orders/SHOP-NOPE/ship", json={}).status_code == 404
+    assert client.post(sb.origin + "/__sandbox__/orders/SHOP-100045/explode", json={}).status_code == 404
     assert client.post(sb.origin + "/__sandbox__/orders/SHOP-100045/status", json={}).status_code == 400
     assert sb.stats()["requests"] == 2  # only the two list calls count as API traffic
 
