@@ -300,6 +300,36 @@ DUPLICATE_ORDER_STATUS = 422
 DUPLICATE_ORDER_FIELD = "customerOrderNumber"
 DUPLICATE_ORDER_PHRASE = "already been taken"
 ERROR_MESSAGE_MAX_CHARS = 300
+# ASSUMPTION (eshopbox-api.md §3.3, §6): a write that took effect answers an object naming the order it
+# acted on; Eshopbox's sibling endpoints answer {"status": "SUCCESS"|"FAILED", ...} envelopes, so a 2xx
+# carrying one of these statuses (or an error envelope) is a refusal, not a success.
+# guard: write_reply_problem (hooks/eshopbox.py acreate_order and acancel_order confirm with a GET)
+WRITE_FAILURE_STATUSES = frozenset({"failed", "failure", "error", "fail"})
+
+
+def write_reply_problem(body: Any, customer_order_number: str, *, names_order: bool = True) -> str | None:
+    """Why a 2xx write reply does not show the write took effect, or None when it does.
+
+    ``names_order``: the reply must carry ``customerOrderNumber`` equal to the one sent (creates).
+    """
+    if not isinstance(body, Mapping):
+        return f"the reply is {type(body).__name__}, not a JSON object"
+    status = body.get("status")
+    if isinstance(status, str) and status.strip().lower() in WRITE_FAILURE_STATUSES:
+        said = body.get("message")
+        text = " ".join(said.split())[:ERROR_MESSAGE_MAX_CHARS] if isinstance(said, str) else ""
+        return f"status {status!r}: {text or 'no message'}"
+    if isinstance(body.get("error"), Mapping) or body.get("success") is False:
+        return f"an error reply: {error_message(body) or 'no message'}"
+    if names_order:
+        named = body.get(DUPLICATE_ORDER_FIELD)
+        if named is None:
+            return "the reply names no customerOrderNumber"
+        if str(named) != customer_order_number:
+            return f"the reply is about order {str(named)[:80]!r}"
+    return None
+
+
 # ASSUMPTION (eshopbox-api.md §3.2, §3.3, §6): a stored order shows on GET /api/order within this
 # long. Past it, an order that Eshopbox calls a duplicate but GET cannot find is reported as
 # ambiguous (never as rejected: re-sending it by hand could create it twice).

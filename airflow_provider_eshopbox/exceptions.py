@@ -40,6 +40,11 @@ class EshopboxAmbiguousWriteError(EshopboxApiError):
     """A non-idempotent request may or may not have been applied (timeout, 5xx, dropped connection)."""
 
 
+class EshopboxRejectedWriteError(EshopboxApiError):
+    """Eshopbox answered a write with 2xx but said it failed (``{"status": "FAILED", ...}``), and a GET
+    confirmed nothing was stored: a verdict on the request, like a 4xx."""
+
+
 class EshopboxIncompleteReadError(EshopboxError):
     """A window could not be read exactly (rows beyond the search cap, or never stable); nothing written."""
 

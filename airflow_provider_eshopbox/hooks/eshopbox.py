@@ -35,6 +35,7 @@ from airflow_provider_eshopbox.exceptions import (
     EshopboxConfigError,
     EshopboxDeadlineError,
     EshopboxError,
+    EshopboxRejectedWriteError,
 )
 from airflow_provider_eshopbox.hooks import _loop
 from airflow_provider_eshopbox.hooks._http import HttpClient, Reply, RequestSpec, RetryPolicy, limiter_for
@@ -574,7 +575,7 @@ class EshopboxHook(BaseHook):
         unsure = False
         for attempt in range(1, self.retry_policy.max_attempts + 1):
             try:
-                return CreateOrderResult("created", await self._call(api.ORDER_CREATE, json=body))
+                reply = await self._call(api.ORDER_CREATE, json=body)
             except EshopboxAmbiguousWriteError as exc:
                 self.log.warning(
                     "Create of order %r had an unknown outcome (%s); checking with a GET", number, exc
@@ -584,6 +585,7 @@ class EshopboxHook(BaseHook):
                 if existing is not None:
                     return CreateOrderResult("created", existing)
                 await asyncio.sleep(self.retry_policy.wait(attempt, None))
+                continue
             except EshopboxApiError as exc:
                 if not api.is_duplicate_order_error(exc.status, exc.details):
                     raise
@@ -596,6 +598,10 @@ class EshopboxHook(BaseHook):
                         f"{self.order_visible_wait:.0f} s; check it in Eshopbox before sending it again",
                     ) from exc
                 return CreateOrderResult("created" if unsure else "existing", existing)
+            problem = api.write_reply_problem(reply, number)
+            if problem is None:
+                return CreateOrderResult("created", reply)
+            return await self._confirm_create(number, problem, reply)  # never re-sent: GET decides
         # Every attempt failed and every GET found nothing: an outage, not an answer about this order.
         # Re-running is safe (a stored order gives the duplicate-422 and is confirmed by GET).
         raise EshopboxApiError(
@@ -603,6 +609,23 @@ class EshopboxHook(BaseHook):
             api.ORDER_CREATE.label,
             f"order {number!r} not created: {self.retry_policy.max_attempts} attempts failed and GET did "
             "not find it; Eshopbox looks unavailable, re-run later (creates are idempotent)",
+        )
+
+    async def _confirm_create(self, number: str, problem: str, reply: Any) -> CreateOrderResult:
+        """A 2xx create reply that does not show the order was stored: believe only a GET."""
+        self.log.warning("Create of order %r answered 2xx but %s; checking with a GET", number, problem)
+        label = api.ORDER_CREATE.label
+        said_failed = api.write_reply_problem(reply, number, names_order=False) is not None
+        existing = await (self.aget_order(number) if said_failed else self._await_order(number))
+        if existing is not None and str(existing.get(api.DUPLICATE_ORDER_FIELD)) == number:
+            return CreateOrderResult("created", existing)
+        if said_failed:  # the server said no, and GET agrees: a refusal of this order
+            raise EshopboxRejectedWriteError(200, label, problem, details=reply)
+        raise EshopboxAmbiguousWriteError(
+            200,
+            label,
+            f"order {number!r}: the create answered 2xx but {problem}, and GET has not found it for "
+            f"{self.order_visible_wait:.0f} s; check it in Eshopbox before sending it again",
         )
 
     async def _await_order(self, number: str) -> dict[str, Any] | None:
@@ -647,7 +670,11 @@ class EshopboxHook(BaseHook):
             body["cancellationTime"] = cancellation_time
         if actor:
             body["actor"] = actor
-        return await self._call(api.ORDER_CANCEL, json=body)
+        reply = await self._call(api.ORDER_CANCEL, json=body)
+        problem = api.write_reply_problem(reply, customer_order_number, names_order=False)
+        if problem is not None:
+            raise EshopboxRejectedWriteError(200, api.ORDER_CANCEL.label, problem, details=reply)
+        return reply
 
     async def aget_product(self, sku: str) -> dict[str, Any] | None:
         """The product by SKU, or None on 404."""

@@ -304,9 +304,12 @@ def _reject(index: int, order: Any, reasons: list[str]) -> dict[str, Any]:
 
 
 def _is_refusal(exc: Exception) -> bool:
-    """A 4xx verdict on the order itself (not a timeout, a rate limit, or a server or network failure)."""
-    from airflow_provider_eshopbox.exceptions import EshopboxApiError
+    """A 4xx verdict on the order itself (not a timeout, a rate limit, or a server or network failure),
+    or a 2xx that said it failed and a GET confirmed (``EshopboxRejectedWriteError``)."""
+    from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxRejectedWriteError
 
+    if isinstance(exc, EshopboxRejectedWriteError):
+        return True
     status = exc.status if isinstance(exc, EshopboxApiError) else None
     return status is not None and 400 <= status < 500 and status not in (408, 429)
 

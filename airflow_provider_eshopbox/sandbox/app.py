@@ -529,6 +529,13 @@ class SandboxApp:
                 errors["customerOrderNumber"] = ["The customerOrderNumber has already been taken."]
             if errors:
                 return R.field_errors(errors)
+            quirks = self.sb.quirks
+            if quirks.on("create_200_failed"):  # as Eshopbox's sibling endpoints answer a failure
+                sku = items[0].get("sku") if isinstance(items, list) and items else None
+                return R.json_response({"status": "FAILED", "message": f"SKU {sku} not found", "code": 412})
+            if quirks.on("create_other_order"):
+                other = next((n for n in store.orders if n != str(con)), None)
+                return R.json_response(order_shape(store, other) if other else {})
             store.add_order(body, self.sb.workspace, self.sb.clock.now_ms())
             order = order_shape(self.sb.store, str(con))
         return R.json_response(order)

@@ -17,6 +17,8 @@ file with a green task. Each quirk exists to show that a guard notices it:
 ``zero_indexed_pages``     pages count from 0 on every list: ``page=0`` is the first page
 ``inventory_per_page_cap=N``  inventoryListing serves (and pages by) at most N ESINs per page
 ``ignore_ids``             the products list ignores ``ids``; a return fetched by number is another one
+``create_200_failed``      a create stores nothing and answers 200 ``{"status": "FAILED", "message": …}``
+``create_other_order``     a create stores nothing and answers 200 with another order's body
 
 Set them at start (``python -m airflow_provider_eshopbox.sandbox --quirk ignore_page --quirk
 clamp_per_page=20``), in code (``EshopboxSandbox(quirks={"clamp_per_page": 20})`` or
@@ -39,6 +41,8 @@ FLAGS = (
     "error_200",
     "zero_indexed_pages",
     "ignore_ids",
+    "create_200_failed",
+    "create_other_order",
 )
 SIZES = ("clamp_per_page", "inventory_per_page_cap")
 NAMES = FLAGS + SIZES
