@@ -51,11 +51,23 @@ DEPLOYMENT_SAME_EVENT_S = 2.0
 RATE_VARIABLE_PREFIX = "eshopbox_rate_budget__"
 
 
+def host_clock() -> float:
+    """Seconds on a clock every process of this host shares and that never steps: Linux's
+    ``CLOCK_BOOTTIME`` (counts suspend too). Elsewhere ``time.monotonic()``, which is system-wide on
+    macOS and Linux but may stop during suspend. The wall clock is never used for the host's
+    state, so setting the time back an hour cannot throttle every task for an hour."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME) if _BOOTTIME else time.monotonic()
+
+
+_BOOTTIME = hasattr(time, "CLOCK_BOOTTIME")
+MAX_HOLD_S = 2.0 / MIN_RATE  # the longest the client ever holds requests back by itself (a 429's pause)
+
+
 @dataclass
 class RateState:
     """What the controller remembers; plain numbers, so that processes can share it as JSON."""
 
-    next_slot: float = 0.0  # wall-clock time the next request may start
+    next_slot: float = 0.0  # host_clock() time the next request may start
     slow_start: bool = True
     rate: float = SLOW_START_RATE  # in slow start: the current rate
     w_max: float = 0.0  # after a 429: the throughput that was getting through
@@ -63,6 +75,39 @@ class RateState:
     last_throttle: float = 0.0
     successes: list[int] = field(default_factory=lambda: [0] * BUCKETS)
     bucket_start: float = 0.0  # time of successes[-1]'s bucket
+
+
+def sanitize(state: RateState, now: float) -> list[str]:
+    """Clamp a state read from a shared file (or left by a clock from before an upgrade) into what
+    this code could itself have written at ``now``; returns what was wrong (empty: nothing).
+
+    A finite but absurd value would otherwise stall or break every task of the host: ``next_slot``
+    an hour ahead hangs the call, ``since`` in the future or a tiny ``rate`` throttles to one
+    request in 20 s, a negative ``w_max`` fails the cube root.
+    """
+    numbers = (state.next_slot, state.rate, state.w_max, state.since, state.last_throttle, state.bucket_start)
+    if not all(map(math.isfinite, numbers)) or len(state.successes) != BUCKETS:
+        fresh = RateState()
+        state.__dict__.update(fresh.__dict__)
+        return ["values that are not finite numbers"]
+    wrong: list[str] = []
+    if state.next_slot > now + MAX_HOLD_S:
+        wrong.append(f"next_slot {state.next_slot - now:.0f} s ahead")
+        state.next_slot = now
+    if not MIN_RATE <= state.rate <= UNLIMITED_RATE:
+        wrong.append(f"rate {state.rate:g}")
+        state.rate = min(max(state.rate, SLOW_START_RATE), UNLIMITED_RATE)
+    if not state.slow_start and not MIN_RATE <= state.w_max <= UNLIMITED_RATE:
+        wrong.append(f"w_max {state.w_max:g}")
+        state.w_max = min(max(state.w_max, MIN_RATE), UNLIMITED_RATE)
+    for name in ("since", "last_throttle", "bucket_start"):
+        if getattr(state, name) > now:
+            wrong.append(f"{name} {getattr(state, name) - now:.0f} s in the future")
+            setattr(state, name, now)
+    if min(state.successes) < 0:
+        wrong.append("a negative success count")
+        state.successes = [max(0, n) for n in state.successes]
+    return wrong
 
 
 def current_rate(state: RateState, now: float, ceiling: float | None) -> float:
@@ -188,15 +233,20 @@ class FileRateState:
                     self._fall_back(exc)
                 else:
                     try:
-                        state = self.unpack(os.pread(fd, self._LAYOUT.size, 0))
-                        yield state
-                        os.pwrite(fd, self.pack(state), 0)
-                    except OSError as exc:
-                        self._fall_back(exc)
+                        try:
+                            state = self.unpack(os.pread(fd, self._LAYOUT.size, 0))
+                        except OSError as exc:
+                            self._fall_back(exc)
+                        else:
+                            yield state  # an OSError of the caller's body is the caller's, not the file's
+                            try:
+                                os.pwrite(fd, self.pack(state), 0)
+                            except OSError as exc:
+                                self._fall_back(exc)
+                            return
                     finally:
                         with contextlib.suppress(OSError):
                             fcntl.flock(fd, fcntl.LOCK_UN)
-                    return
         with self._memory.locked() as state:
             yield state
 
@@ -305,14 +355,16 @@ class DeploymentRateState:
             return configured / hosts
         if learned is None:
             return None
-        w_max, since = learned
-        total = current_rate(RateState(slow_start=False, w_max=w_max, since=since), now, None)
+        wall = self.clock()  # the record's stamps come from many hosts: wall-clock, clamped here
+        w_max, since = min(max(learned[0], MIN_RATE), UNLIMITED_RATE), min(learned[1], wall)
+        total = current_rate(RateState(slow_start=False, w_max=w_max, since=since), wall, None)
         return max(MIN_RATE, total / hosts)
 
     def note_throttle(self, state: RateState, now: float) -> None:
         """Publish what the whole deployment was getting through: this host's share times the hosts."""
         with self._guard:
-            self._pending = (state.w_max * max(1, self.hosts), state.since)
+            # the host's stamps are host_clock(); the record's are wall-clock, for every host
+            self._pending = (state.w_max * max(1, self.hosts), self.clock())
         self._wake.set()
 
     # --- the sync thread -------------------------------------------------------------------------
@@ -349,6 +401,9 @@ class DeploymentRateState:
         learned = record["learned"]
         if pending is not None and (learned is None or pending[1] - learned[1] >= DEPLOYMENT_SAME_EVENT_S):
             learned = pending
+        members = {m: min(seen, now) for m, seen in members.items()}  # a stamp from the future ages
+        if learned is not None:
+            learned = (min(max(learned[0], MIN_RATE), UNLIMITED_RATE), min(learned[1], now))
         self.variables.set(
             self.name,
             json.dumps({"v": 1, "members": members, "learned": learned}),
@@ -422,13 +477,24 @@ class RateLimiter:
         self,
         ceiling: float | None,
         state: MemoryRateState | FileRateState | DeploymentRateState | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = host_clock,
     ) -> None:
         self.ceiling = ceiling
         self.state = state or MemoryRateState()
         self.clock = clock
         self.waits = 0  # requests held back, and for how long: summarised in the task log
         self.waited = 0.0
+        self._warned = False
+
+    @contextlib.contextmanager
+    def _locked(self, now: float) -> Iterator[RateState]:
+        """The shared state, made sane before use, so that a state nobody can use is never kept."""
+        with self.state.locked() as state:
+            wrong = sanitize(state, now)
+            if wrong and not self._warned:
+                self._warned = True
+                log.warning("Eshopbox rate state had %s; reset to sane values", ", ".join(wrong))
+            yield state
 
     def _ceiling(self, now: float) -> float | None:
         """The configured ceiling, or this host's share of the deployment's (or learned) rate."""
@@ -439,7 +505,7 @@ class RateLimiter:
         """Seconds between request starts at the current rate (0: no limit in force)."""
         now = self.clock()
         ceiling = self._ceiling(now)
-        with self.state.locked() as state:
+        with self._locked(now) as state:
             rate = current_rate(state, now, ceiling)
         return 0.0 if rate >= UNLIMITED_RATE and not ceiling else 1.0 / rate
 
@@ -447,30 +513,32 @@ class RateLimiter:
         """Requests per second allowed now (for log lines)."""
         now = self.clock()
         ceiling = self._ceiling(now)
-        with self.state.locked() as state:
+        with self._locked(now) as state:
             return current_rate(state, now, ceiling)
 
     def claim(self) -> float:
         """Take the start slot if due (0), else how long until it is (then ask again)."""
         now = self.clock()
         ceiling = self._ceiling(now)
-        with self.state.locked() as state:
+        with self._locked(now) as state:
             return claim(state, now, ceiling)
 
     def held_for(self) -> float:
         """Seconds until the next request may start (more than zero while a 429's pause lasts)."""
-        with self.state.locked() as state:
-            return max(0.0, state.next_slot - self.clock())
+        now = self.clock()
+        with self._locked(now) as state:
+            return max(0.0, state.next_slot - now)
 
     def succeeded(self) -> None:
-        with self.state.locked() as state:
-            succeeded(state, self.clock())
+        now = self.clock()
+        with self._locked(now) as state:
+            succeeded(state, now)
 
     def throttled(self, retry_after: float | None) -> float:
         """A 429: learn from it; returns how long every request now holds back."""
         now = self.clock()
         ceiling = self._ceiling(now)
-        with self.state.locked() as state:
+        with self._locked(now) as state:
             pause = throttled(state, now, ceiling, retry_after)
             learned = state.since == now  # a new 429 event (not one already in flight)
         if learned:
@@ -483,7 +551,7 @@ class RateLimiter:
 
         started = self.clock()
         while delay := self.claim():
-            await asyncio.sleep(delay)
+            await asyncio.sleep(min(delay, MAX_HOLD_S))  # sanitize() keeps it there; belt and braces
         if (waited := self.clock() - started) > 0:
             self.waits += 1
             self.waited += waited

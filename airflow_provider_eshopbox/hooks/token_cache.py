@@ -58,6 +58,9 @@ _SEAL_INFO = b"eshopbox-provider/deployment-token-seal/v1\0"
 _FINGERPRINT_INFO = b"eshopbox-provider/deployment-token-fingerprint/v1\0"
 
 
+MAX_LIFETIME_S = 30 * 86400.0  # no cached token is believed to live longer than this
+
+
 @dataclass(frozen=True)
 class CachedToken:
     """An access token and when to stop using it (wall-clock epoch seconds)."""
@@ -69,11 +72,14 @@ class CachedToken:
     @classmethod
     def from_lifetime(cls, access_token: str, expires_in: float, now: float) -> CachedToken:
         """Token minted at ``now`` that lives ``expires_in`` s, retired ``refresh_skew`` s early."""
+        expires_in = min(expires_in, MAX_LIFETIME_S)
         return cls(access_token, now + expires_in, now + expires_in - api.refresh_skew(expires_in))
 
     def usable(self, now: float) -> bool:
-        """Still inside its lifetime minus skew."""
-        return now < self.refresh_at
+        """Still inside its lifetime minus skew, and with stamps this code could have written: a
+        cached entry that claims to live past ``MAX_LIFETIME_S`` from now (absurd, or left by a wall
+        clock that stepped back) is exchanged afresh rather than trusted until the server says 401."""
+        return now < self.refresh_at <= self.expires_at <= now + MAX_LIFETIME_S
 
 
 def default_cache_dir() -> Path:
