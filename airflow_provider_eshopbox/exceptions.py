@@ -11,8 +11,9 @@ class EshopboxError(Exception):
     """Base class of every error this provider raises."""
 
 
-class EshopboxConfigError(EshopboxError):
-    """A connection or argument is invalid; raised before any network call."""
+class EshopboxConfigError(EshopboxError, AirflowFailException):
+    """A connection or argument is invalid; raised before any network call. Retrying cannot fix a
+    typo, so the task fails at once (``AirflowFailException``)."""
 
     def __init__(self, message: str, *, field: str | None = None, conn_id: str | None = None) -> None:
         super().__init__(message)
@@ -22,6 +23,11 @@ class EshopboxConfigError(EshopboxError):
 
 class EshopboxAuthError(EshopboxError):
     """Credentials were rejected or the token endpoint replied with something unusable."""
+
+
+class EshopboxCredentialsRejectedError(EshopboxAuthError, AirflowFailException):
+    """The token endpoint refused the connection's credentials (``invalid_client``, ``invalid_grant``,
+    HTTP 400/401/403): the same credentials will be refused on every retry, so no retry is made."""
 
 
 class EshopboxApiError(EshopboxError):

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import quote
 
 from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import amask_secret, mask_secret
 
 from airflow_provider_eshopbox import api
@@ -33,6 +33,7 @@ from airflow_provider_eshopbox.exceptions import (
     EshopboxApiError,
     EshopboxAuthError,
     EshopboxConfigError,
+    EshopboxCredentialsRejectedError,
     EshopboxDeadlineError,
     EshopboxError,
     EshopboxRejectedWriteError,
@@ -51,7 +52,7 @@ T = TypeVar("T")
 UpdatedOn = tuple[datetime | None, datetime | None] | str | None
 
 
-class EshopboxConnectionNotFoundError(EshopboxConfigError, AirflowFailException):
+class EshopboxConnectionNotFoundError(EshopboxConfigError):
     """The conn id names no Airflow connection: the task fails at once, never retried (a retry would
     find none either), before any network call."""
 
@@ -113,7 +114,7 @@ def parse_token_reply(conn_id: str, reply: Reply) -> tuple[str, float, str | Non
     label = api.TOKEN.label
     if reply.status in (400, 401, 403):
         reason = api.error_message(reply.data) or f"HTTP {reply.status}"
-        raise EshopboxAuthError(
+        raise EshopboxCredentialsRejectedError(
             f"Eshopbox rejected the credentials of connection {conn_id!r} at the token endpoint "
             f"(HTTP {reply.status}: {reason}); check client_id/client_secret/refresh_token, "
             "the app may have been uninstalled."
