@@ -290,7 +290,8 @@ class FileRateState:
 
 
 class VariableBackend(Protocol):
-    """Where the deployment level keeps its record (``token_cache.TaskSdkVariables`` in Airflow)."""
+    """Where a deployment-wide level (the rate budget here, ``token_cache``'s shared token) keeps its
+    record: text values by name (``token_cache.TaskSdkVariables`` in Airflow)."""
 
     def get(self, name: str) -> str | None: ...
 

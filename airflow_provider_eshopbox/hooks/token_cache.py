@@ -37,9 +37,10 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from airflow_provider_eshopbox import api
+from airflow_provider_eshopbox.hooks.rate_control import VariableBackend
 
 log = logging.getLogger(__name__)
 
@@ -240,16 +241,6 @@ class FileTokenStore:
         if current is not None and current.access_token == access_token:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._paths(key)[0])
-
-
-class VariableBackend(Protocol):
-    """Where the deployment level keeps its record: text values by name."""
-
-    def get(self, name: str) -> str | None: ...
-
-    def set(self, name: str, value: str, description: str) -> None: ...
-
-    def delete(self, name: str) -> None: ...
 
 
 class TaskSdkVariables:
