@@ -55,7 +55,7 @@ import math
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import IO, Any, TypeVar
@@ -416,8 +416,8 @@ class WindowReader:
 
     def _density(self, region: _Region) -> float:
         """Rows per point of sample mass in ``region``: a ladder guess before anything is counted;
-        then the window's scale, moved by what the region's own last slices held (they weigh as
-        much as the scale does over ``_PRIOR_ROWS`` rows)."""
+        then the window's scale, moved by what the region's own last slices held: the scale
+        weighs as much as ``_PRIOR_SLICES`` of one slice's target rows counted at it."""
         rows = sum(r for r, _ in region.observed)
         mass = sum(m for _, m in region.observed)
         if region.guessed or self._scale is None:
@@ -847,13 +847,15 @@ def _halves(slices: list[tuple[int, int, int]]) -> list[tuple[int, int, float]]:
     return pieces
 
 
-async def _all(awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
-    """``asyncio.gather``, except that when one fails the others are cancelled, not left running."""
-    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+async def _all(coroutines: Iterable[Coroutine[Any, Any, _T]]) -> list[_T]:
+    """Their results in order, run in an ``asyncio.TaskGroup``: when one fails the others are
+    cancelled; its error is raised as itself (the first, if several failed), not as a group."""
+    failed: BaseException | None = None
     try:
-        return await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coroutine) for coroutine in coroutines]
+    except BaseExceptionGroup as errors:
+        failed = errors.exceptions[0]
+    if failed is not None:
+        raise failed
+    return [task.result() for task in tasks]
