@@ -255,16 +255,16 @@ class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
 
         try:
             if orders:
-                tasks = [asyncio.ensure_future(push_one(index, order)) for index, order in orders]
                 # The first outage cancels the other pushes (an order cut mid-POST is resolved by GET
                 # on the re-run, never created twice).
-                _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-                failed = [t.exception() for t in tasks if not t.cancelled() and t.exception() is not None]
-                if failed:
-                    first = failed[0]
+                first: BaseException | None = None
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        for index, order in orders:
+                            group.create_task(push_one(index, order))
+                except BaseExceptionGroup as errors:
+                    first = errors.exceptions[0]
+                if first is not None:
                     if not isinstance(first, EshopboxApiError):
                         raise first
                     raise EshopboxApiError(

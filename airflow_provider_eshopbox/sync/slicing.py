@@ -50,13 +50,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import marshal
 import math
+import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from airflow_provider_eshopbox.api import ORDERS_LIST, ORDERS_SEARCH_SETTLE_MS
 from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxIncompleteReadError
@@ -165,6 +167,15 @@ class SliceStats:
         return (self.finished or time.monotonic()) - self.started
 
 
+@dataclass(frozen=True, slots=True)
+class _ProofIds:
+    """Where a deep slice's ids sit in ``WindowReader._proof_file`` (marshalled), and how many."""
+
+    offset: int
+    size: int
+    count: int
+
+
 @dataclass
 class _Region:
     """A part of the window ``[cursor, end)`` still to be read, crawled by one worker at a time."""
@@ -234,8 +245,11 @@ class WindowReader:
         self._deep = deep  # False: every slice fits one page, as in recent time (for comparison and tests)
         self._changed = asyncio.Condition()
         # Deep slices read: (start, end, ids read, rows on the last page); ids None if the pages
-        # showed a shift.
-        self._unproven: list[tuple[int, int, frozenset[str] | None, int]] = []
+        # showed a shift, else where they sit in ``_proof_file`` (_ProofIds).
+        self._unproven: list[tuple[int, int, _ProofIds | None, int]] = []
+        # The ids of the deep slices read, off the heap until the read is proven (a set of every
+        # id of a month held ~170 bytes a row, bench.rss); opened at the first deep slice.
+        self._proof_file: IO[bytes] | None = None
         # The furthest hit any reply of this read has served, (page - 1) * per_page + hits: the
         # server's hit cap is at or above it (api.ORDERS_SEARCH_CAP_ON_A_PAGE).
         self._reached = 0
@@ -249,6 +263,14 @@ class WindowReader:
 
     async def read(self, start_ms: int, end_ms: int) -> SliceStats:
         """Read the whole window; raises on anything that would make the result inexact."""
+        try:
+            return await self._read(start_ms, end_ms)
+        finally:
+            if self._proof_file is not None:
+                self._proof_file.close()
+                self._proof_file = None
+
+    async def _read(self, start_ms: int, end_ms: int) -> SliceStats:
         if end_ms <= start_ms:
             raise ValueError(f"empty window [{start_ms}, {end_ms})")
         began = int(time.time() * 1000)
@@ -330,12 +352,12 @@ class WindowReader:
         for deep in (True, False):
             left = await self._updated_since(since)
             again = [
-                (lo, hi, ids)
+                (lo, hi, ids.count if ids else 0)
                 for lo, hi, ids, last in self._unproven
                 if left is None
                 or ids is None
-                or self._maybe_capped(len(ids), last)
-                or not ids.isdisjoint(left)
+                or self._maybe_capped(ids.count, last)
+                or (left and not left.isdisjoint(self._proof_load(ids)))
             ]
             self._unproven = []
             if not again:
@@ -343,7 +365,7 @@ class WindowReader:
             self.stats.reread_slices += len(again)
             self._rereading = True
             deep = deep and left is not None
-            pieces = _halves(again) if deep else [(lo, hi, len(ids or ())) for lo, hi, ids in again]
+            pieces = _halves(again) if deep else again
             self._regions = [
                 _Region(
                     lo,
@@ -394,8 +416,8 @@ class WindowReader:
 
     def _density(self, region: _Region) -> float:
         """Rows per point of sample mass in ``region``: a ladder guess before anything is counted;
-        then the window's scale, moved by what the region's own last slices held (they weigh as
-        much as the scale does over ``_PRIOR_ROWS`` rows)."""
+        then the window's scale, moved by what the region's own last slices held: the scale
+        weighs as much as ``_PRIOR_SLICES`` of one slice's target rows counted at it."""
         rows = sum(r for r, _ in region.observed)
         mass = sum(m for _, m in region.observed)
         if region.guessed or self._scale is None:
@@ -646,8 +668,9 @@ class WindowReader:
                 return page
             page += 1
 
-    def _proof_ids(self, rows: list[Row], pages: dict[int, Page], n: int) -> frozenset[str] | None:
-        """The ids a deep slice read, for ``_prove``; None if its pages showed a shift.
+    def _proof_ids(self, rows: list[Row], pages: dict[int, Page], n: int) -> _ProofIds | None:
+        """The ids a deep slice read, for ``_prove``, written to ``_proof_file``; None if its pages
+        showed a shift.
 
         A shift: a short page before page n, a row after it or a row twice. (A full page n is
         judged in ``_prove``: it looks like a server cap lower than ORDERS_HIT_CAP, unless a reply
@@ -659,7 +682,21 @@ class WindowReader:
             and all(len(pages[number][0]) == self._per_page for number in range(1, n))
             and not any(hits for number, (hits, _) in pages.items() if number > n)
         )
-        return ids if intact else None
+        if not intact:
+            return None
+        if self._proof_file is None:
+            self._proof_file = tempfile.TemporaryFile(prefix="eshopbox-proof-")  # noqa: SIM115 closed by read
+        blob = marshal.dumps(list(ids))
+        offset = self._proof_file.seek(0, 2)
+        self._proof_file.write(blob)
+        return _ProofIds(offset, len(blob), len(ids))
+
+    def _proof_load(self, ids: _ProofIds) -> list[str]:
+        """The ids ``_proof_ids`` wrote."""
+        assert self._proof_file is not None
+        self._proof_file.seek(ids.offset)
+        loaded: list[str] = marshal.loads(self._proof_file.read(ids.size))
+        return loaded
 
     def _probe_page(self, expected: float) -> int:
         """The page a deep slice's count is looked for on first: where ``expected`` rows, less a
@@ -801,22 +838,24 @@ class WindowReader:
             self._on_progress(self.stats, len(self._regions))
 
 
-def _halves(slices: list[tuple[int, int, frozenset[str] | None]]) -> list[tuple[int, int, float]]:
+def _halves(slices: list[tuple[int, int, int]]) -> list[tuple[int, int, float]]:
     """Each slice cut in two at its middle (one millisecond stays whole), with half its count each."""
     pieces: list[tuple[int, int, float]] = []
-    for lo, hi, ids in slices:
-        count, middle = len(ids or ()), (lo + hi) // 2
+    for lo, hi, count in slices:
+        middle = (lo + hi) // 2
         pieces += [(lo, middle, count / 2), (middle, hi, count / 2)] if middle > lo else [(lo, hi, count)]
     return pieces
 
 
-async def _all(awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
-    """``asyncio.gather``, except that when one fails the others are cancelled, not left running."""
-    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+async def _all(coroutines: Iterable[Coroutine[Any, Any, _T]]) -> list[_T]:
+    """Their results in order, run in an ``asyncio.TaskGroup``: when one fails the others are
+    cancelled; its error is raised as itself (the first, if several failed), not as a group."""
+    failed: BaseException | None = None
     try:
-        return await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coroutine) for coroutine in coroutines]
+    except BaseExceptionGroup as errors:
+        failed = errors.exceptions[0]
+    if failed is not None:
+        raise failed
+    return [task.result() for task in tasks]
