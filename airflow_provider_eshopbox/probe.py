@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
+import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -65,9 +67,9 @@ def row_names() -> tuple[str, ...]:
     names = [
         "TOKEN",
         "ORDERS_LIST",
+        "ORDERS_PER_PAGE_MAX",
         "ORDERS_PARAM_PAGE",
         "ORDERS_FIRST_PAGE",
-        "ORDERS_PER_PAGE_MAX",
         "ORDERS_UPDATED_AT_FIELD",
         "orders_window_filter:lower",
         "orders_window_filter:upper",
@@ -75,8 +77,8 @@ def row_names() -> tuple[str, ...]:
         "ORDERS_HIT_CAP",
         "INVENTORY_LIST",
         "INVENTORY_PARAM_PAGE",
-        "INVENTORY_FIRST_PAGE",
         "INVENTORY_PER_PAGE_DEFAULT",
+        "INVENTORY_FIRST_PAGE",
         "INVENTORY_PARAM_ESIN",
         "INVENTORY_PARAM_UPDATED_ON",
     ]
@@ -573,6 +575,27 @@ def render_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send whatever writes to stdout (Airflow's log handler holds the stream) to stderr for a while."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real fd 1 (e.g. under pytest's capture)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_eshopbox.probe",
@@ -583,7 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     probe = Probe(args.conn_id)
     try:
-        rows = asyncio.run(probe.run())
+        with _stdout_to_stderr():  # log lines to stderr: stdout is the report
+            rows = asyncio.run(probe.run())
     except (EshopboxConfigError, EshopboxApiError, OSError) as exc:
         print(f"probe: cannot check connection {args.conn_id!r}: {exc}", file=sys.stderr)
         return 2
