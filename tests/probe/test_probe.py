@@ -145,3 +145,13 @@ def test_probe_over_https(capsys: pytest.CaptureFixture[str]) -> None:
         rc, report, requests = _run(tls_sb, capsys)
     assert rc == 0 and requests <= probe.BUDGET
     assert {n for n, r in _results(report).items() if r != "ok"} == SANDBOX_UNKNOWN
+
+
+def test_airflow_subcommand(sb: EshopboxSandbox) -> None:
+    """Provider info ``cli`` registers ``airflow eshopbox probe`` (Airflow 3.3 loads provider commands)."""
+    env = {**os.environ, "AIRFLOW_CONN_ESHOPBOX_DEFAULT": sb.connection_json()}
+    airflow = [sys.executable, "-m", "airflow", "eshopbox", "probe", "--json"]
+    done = subprocess.run(airflow, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(done.stdout)["rows"]
+    assert {r["assumption"] for r in rows} == set(probe.row_names())
