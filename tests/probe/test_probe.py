@@ -155,3 +155,18 @@ def test_airflow_subcommand(sb: EshopboxSandbox) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads(done.stdout)["rows"]
     assert {r["assumption"] for r in rows} == set(probe.row_names())
+
+
+def test_rate_headers_seen_and_retries_counted(
+    sb: EshopboxSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A throttled list: the 429s' Retry-After is seen, and every retried request is in the count."""
+    sb.quirks.clear()
+    sb.faults.rate_limit(1, burst=1, routes=["shipments_list"])
+    try:
+        rc, report, requests = _run(sb, capsys)
+    finally:
+        sb.faults.clear()
+    assert rc == 0 and _results(report)["RATE_HEADERS"] == "ok"
+    assert sb.stats()["by_status"].get("429", 0) >= 1
+    assert requests == report["requests"] <= probe.BUDGET  # the sandbox saw exactly what the probe counted
