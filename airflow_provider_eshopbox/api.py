@@ -50,6 +50,7 @@ class Endpoint:
 TOKEN = Endpoint("token", HOST_AUTH, "POST", "")
 TOKEN_PATH = "api/v1/generateToken"  # path of DEFAULT_AUTH_URL, for emulators
 # ASSUMPTION (eshopbox-api.md §8.1, §3.1): order list path from the SDK/3p clients, not an official page.
+# probe: ORDERS_LIST
 ORDERS_LIST = Endpoint("orders_list", HOST_WORKSPACE, "GET", "api/v1/orders/erp", items="hits")
 ORDER_GET = Endpoint("order_get", HOST_WMS, "GET", "api/order/{customerOrderNumber}")
 ORDER_CREATE = Endpoint("order_create", HOST_WMS, "POST", "api/order")
@@ -62,14 +63,17 @@ CHANNEL_AVAILABILITY = Endpoint(
     "channel_availability", HOST_WORKSPACE, "POST", "product-engine/api/v2/productListing"
 )
 # ASSUMPTION (eshopbox-api.md §3.6, §6): the list's rows are under "data" (Laravel paginator, [T1]).
+# probe: SHIPMENTS_LIST
 SHIPMENTS_LIST = Endpoint("shipments_list", HOST_WMS, "GET", "api/order/shipment", items="data")
 SHIPMENT_CREATE = Endpoint("shipment_create", HOST_WMS, "POST", "api/order/shipment")
 TRACKING = Endpoint("tracking", HOST_WMS, "GET", "api/v1/shipping/trackingDetails")
 # ASSUMPTION (eshopbox-api.md §3.6, [S1]): the returns list is on the workspace host with the generic
 # §6 envelope; one return is read at the list's path plus its customerReturnNumber (no page found).
+# probe: RETURNS_LIST, RETURN_GET
 RETURNS_LIST = Endpoint("returns_list", HOST_WORKSPACE, "GET", "api/v1/returns", items="data")
 RETURN_GET = Endpoint("return_get", HOST_WORKSPACE, "GET", "api/v1/returns/{customerReturnNumber}")
 # ASSUMPTION (eshopbox-api.md §5, [S1] "list GET .../products (fields, ids)"): generic §6 envelope.
+# probe: PRODUCTS_LIST
 PRODUCTS_LIST = Endpoint(
     "products_list", HOST_WORKSPACE, "GET", "product-engine/api/v1/products", items="data"
 )
@@ -100,8 +104,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 # --- token exchange (§1.2-1.4) -----------------------------------------------------------------
 TOKEN_GRANT_TYPE = "refresh_token"
 # ASSUMPTION (eshopbox-api.md §1.4): a reply without expires_in lives 24 h (samples show 86400).
+# probe: TOKEN
 DEFAULT_EXPIRES_IN = 86400.0
 # ASSUMPTION (eshopbox-api.md §1.4): refresh two minutes early; proportional for short-lived tokens.
+# probe: TOKEN
 TOKEN_REFRESH_SKEW = 120.0
 
 
@@ -126,13 +132,18 @@ ORDERS_PARAM_FIELDS = "fields"
 ORDERS_PARAM_PAGE = "page"
 ORDERS_PARAM_PER_PAGE = "per_page"
 # ASSUMPTION (eshopbox-api.md §3.1, §8.3): 1-indexed pages ([T2]; [T1] used 0).
+# probe: ORDERS_FIRST_PAGE
 ORDERS_FIRST_PAGE = 1
 # ASSUMPTION (eshopbox-api.md §8.3): largest per_page the list accepts.
+# probe: ORDERS_PER_PAGE_MAX
 ORDERS_PER_PAGE_MAX = 100
 # ASSUMPTION (eshopbox-api.md §8.3): Algolia-style deep-paging cap; a window with this many hits
 # or more may be silently truncated, so callers split it.
+# probe: ORDERS_HIT_CAP
 ORDERS_HIT_CAP = 1000
 # ASSUMPTION (eshopbox-api.md §8.2): updatedAt is epoch milliseconds and filters use this grammar.
+# probe: ORDERS_UPDATED_AT_FIELD, ORDERS_BAD_FILTER_4XX
+# probe: orders_window_filter:lower, orders_window_filter:upper
 ORDERS_UPDATED_AT_FIELD = "updatedAt"
 # ASSUMPTION (eshopbox-api.md §8.2, §8.3): an update sets updatedAt to the time of the update, and
 # the Algolia-style search shows it within this long. So rows of a millisecond older than this can
@@ -159,6 +170,7 @@ ORDERS_SEARCH_ORDER_UNRELATED_TO_TIME = True
 # again, unless a reply of the same read served a hit on a later page: the cap is then beyond it,
 # and the slice is proven as any other. Were the cap to differ between queries, such a reply could
 # vouch for a capped slice.
+# probe: ORDERS_HIT_CAP
 ORDERS_SEARCH_CAP_ON_A_PAGE = True
 
 
@@ -249,22 +261,27 @@ def orders_pages_within_cap(per_page: int) -> int:
 # --- inventory (§4.2) ---------------------------------------------------------------------------
 INVENTORY_PARAM_UPDATED_ON = "updatedOn"
 # ASSUMPTION (eshopbox-api.md §4.2, §8.5): paging params of inventoryListing are page/perPage.
+# probe: INVENTORY_PARAM_PAGE, INVENTORY_PER_PAGE_DEFAULT
 INVENTORY_PARAM_PAGE = "page"
 INVENTORY_PARAM_PER_PAGE = "perPage"
 # ASSUMPTION (§8.5; the sandbox lists by ESIN): an inventoryListing WITHOUT filters lists ESINs in
 # an order that stock changes do not alter, so paging it while stock changes skips no ESIN (the
 # snapshot mode relies on this). With an updatedOn filter a change moves the ESIN out of the result
 # and shifts the rest up a place: never offset-page a live updatedOn range across pages.
+# probe: INVENTORY_FIRST_PAGE, INVENTORY_PARAM_PAGE
 INVENTORY_FIRST_PAGE = 1
 # ASSUMPTION (eshopbox-api.md §6): the generic documented default page size; a larger value risks a
 # silent server cap that would look like "last page" under inventory_is_last_page.
+# probe: INVENTORY_PER_PAGE_DEFAULT
 INVENTORY_PER_PAGE_DEFAULT = 25
 # ASSUMPTION (eshopbox-api.md §4.2): inventoryListing filters by product field internal name; esin.
+# probe: INVENTORY_PARAM_ESIN
 INVENTORY_PARAM_ESIN = "esin"
 UPDATED_ON_FORMAT = "%Y-%m-%d %H:%M:%S"  # the docs' yyyy-MM-dd HH:mm:ss, rendered in UTC
 # ASSUMPTION (eshopbox-api.md §4.2 shows the range, not its edges; the sandbox does the same): both
 # updatedOn bounds are inclusive and stamps have whole-second precision, so "a,b" selects a..b and a
 # half-open [start, end) is asked as [ceil(start), ceil(end) - 1 s] (operators/inventory.py).
+# probe: INVENTORY_PARAM_UPDATED_ON
 # ASSUMPTION (§8.5): inventoryListing can be paged as deep as it goes (no Algolia-style hit cap).
 # Only a bound for the exact reader's paging of one crowded second: a second holding this many
 # ESINs fails the read loudly rather than being trusted.
@@ -288,6 +305,7 @@ def format_updated_on(start: datetime | None, end: datetime | None) -> str:
     return f"{one(start)},{one(end)}"
 
 
+# probe: INVENTORY_PER_PAGE_DEFAULT
 def inventory_is_last_page(esin_count: int, per_page: int) -> bool:
     """ASSUMPTION (eshopbox-api.md §8.5): a page with fewer than perPage ESINs is the last one."""
     return esin_count < per_page
@@ -400,14 +418,18 @@ def utc_ms(value: datetime) -> int:
 # * tracking: GET wms api/v1/shipping/trackingDetails?trackingIds=a,b (at most 50) [TR1].
 LIST_PARAM_PAGE = "page"
 # ASSUMPTION (§6 [P1] for the workspace host, [T1] for the WMS shipments list): page-size names.
+# probe: SHIPMENTS_LIST:per_page, RETURNS_LIST:per_page, PRODUCTS_LIST:per_page
 SHIPMENTS_PARAM_PER_PAGE = "per_page"
 LIST_PARAM_PER_PAGE = "perPage"
 # ASSUMPTION (§6: "default page 1"): every list is 1-indexed.
+# probe: SHIPMENTS_LIST:first_page, RETURNS_LIST:first_page, PRODUCTS_LIST:first_page
 LIST_FIRST_PAGE = 1
 # ASSUMPTION (§6: max page size undocumented; default 25): 100 per page, as the orders list takes.
+# probe: SHIPMENTS_LIST:per_page, RETURNS_LIST:per_page, PRODUCTS_LIST:per_page
 LIST_PER_PAGE_MAX = 100
 # ASSUMPTION (§6 [P1]: "total = matches for the filters", a string in the sample): every list reply
 # carries ``total`` (string or integer); the readers use it to prove a read complete.
+# probe: SHIPMENTS_LIST, RETURNS_LIST, PRODUCTS_LIST
 LIST_TOTAL_FIELD = "total"
 LIST_ITEMS_FIELD = "data"
 # ASSUMPTION (§3.6, §6; Laravel's default order, the sandbox's too): an UNFILTERED shipments, returns
@@ -416,18 +438,22 @@ LIST_ITEMS_FIELD = "data"
 # position never changes while the list is paged: updates leave it where it is and new rows join at
 # the end. The readers check the order on every page and ``total`` never shrinking, and re-read on a
 # shrink; they fail loudly when the order is not as assumed.
+# probe: SHIPMENTS_LIST:page, RETURNS_LIST:page, PRODUCTS_LIST:page
 LIST_ORDER_FIELD = "id"
 # ASSUMPTION (§3.2 ``updated_at`` format, §3.6 shipment keys): shipments and returns carry
 # ``updated_at`` as ``YYYY-MM-DD HH:MM:SS`` in UTC, set to the time of every change.
+# probe: SHIPMENTS_LIST, RETURNS_LIST
 SHIPMENT_UPDATED_AT_FIELD = "updated_at"
 RETURN_UPDATED_AT_FIELD = "updated_at"
 WMS_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 SHIPMENT_ID_FIELD = "id"
 SHIPMENT_TRACKING_FIELD = "trackingID"
+# probe: RETURN_GET
 RETURN_NUMBER_FIELD = "customerReturnNumber"  # unique per return (§6: presumably, ASSUMPTION)
 PRODUCT_ID_FIELD = "esin"
 PRODUCTS_PARAM_IDS = "ids"
 # ASSUMPTION (§5 [S1]): ``ids`` takes SKUs, comma-separated, at most this many per call.
+# probe: PRODUCTS_PARAM_IDS
 PRODUCTS_IDS_MAX = 100
 TRACKING_PARAM_IDS = "trackingIds"
 TRACKING_IDS_MAX = 50  # documented (§3.6 [TR1])

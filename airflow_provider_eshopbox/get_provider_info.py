@@ -126,6 +126,7 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
+        "cli": ["airflow_provider_eshopbox.cli.get_cli_commands"],
         "connection-types": [
             {
                 "connection-type": "eshopbox",
