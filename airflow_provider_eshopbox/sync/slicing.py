@@ -832,7 +832,7 @@ class WindowReader:
                 self._contract.window,
                 f"the window [{start}, {end}) came back empty, and a row that exists ({wanted!r}, "
                 f"updatedAt={ms}) was not returned for updatedAt in [{ms}, {ms + 1}) either: the filter "
-                "is not honoured",
+                "is not honoured (or page 1 is not the first page)",
             )
 
     def _check_reply(self, start: int, end: int, page: int, hits: list[Row], has_next: bool) -> None:
