@@ -214,3 +214,45 @@ def test_connection_checks_the_filter(sb: EshopboxSandbox, mode: str) -> None:
         assert "does not behave as this provider assumes" in message
         assert "ORDERS_WINDOW_FILTER" in message or "ORDERS_FIRST_PAGE" in message
     assert _orders_requests(sb) <= 4
+
+
+# --- the order-status sensor (check) and trigger (acheck) page loop -----------------------------------
+STATUS_EXPECT = {
+    "none": "exact",
+    "ignore_filters": "order_status_filter",  # rows of other orders come back
+    "clamp_per_page=20": "exact",  # one order's few items fit one clamped page
+    "error_200+faults": "ORDERS_LIST",
+}
+
+
+@pytest.mark.parametrize("mode", list(STATUS_EXPECT))
+@pytest.mark.parametrize("flavour", ["sensor", "trigger"])
+def test_order_status_page_loop_is_exact_or_typed(sb: EshopboxSandbox, mode: str, flavour: str) -> None:
+    from airflow_provider_eshopbox.triggers.order_status import OrderStatusCheck, item_statuses
+
+    row = next(iter(sb.truth_order_rows()))
+    con = str(row[api.ORDER_NUMBER_FIELD])
+    want = item_statuses([r for r in sb.truth_order_rows() if str(r[api.ORDER_NUMBER_FIELD]) == con], con)
+    quirks, faults = MODES[mode][:2]
+    sb.quirks.configure(**quirks)
+    if faults:
+        sb.faults.configure(**faults)
+    sb.reset_stats()
+    check = OrderStatusCheck([con], ["NO-SUCH-STATUS"], [])
+    check.confirmed.add(con)  # existence is another endpoint's business
+    hook = EshopboxHook(retry_policy=FAST)
+    try:
+        if flavour == "sensor":
+            check.check(hook)
+        else:
+            asyncio.run(check.acheck(hook))
+        outcome = "exact" if check.observed[con] == want else "inexact"
+    except EshopboxContractError as exc:
+        outcome = exc.assumption
+    finally:
+        sb.quirks.clear()
+        sb.faults.clear()
+        hook.close()
+    assert outcome == STATUS_EXPECT[mode]
+    budget = api.orders_pages_within_cap(api.ORDERS_PER_PAGE_MAX) + 1
+    assert _orders_requests(sb) <= budget * FAST.max_attempts
