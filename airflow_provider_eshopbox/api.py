@@ -50,6 +50,7 @@ class Endpoint:
 TOKEN = Endpoint("token", HOST_AUTH, "POST", "")
 TOKEN_PATH = "api/v1/generateToken"  # path of DEFAULT_AUTH_URL, for emulators
 # ASSUMPTION (eshopbox-api.md §8.1, §3.1): order list path from the SDK/3p clients, not an official page.
+# guard: parse_orders_page (a 200 with an error envelope or without hits/hasNext fails)
 # probe: ORDERS_LIST
 ORDERS_LIST = Endpoint("orders_list", HOST_WORKSPACE, "GET", "api/v1/orders/erp", items="hits")
 ORDER_GET = Endpoint("order_get", HOST_WMS, "GET", "api/order/{customerOrderNumber}")
@@ -129,19 +130,26 @@ def refresh_skew(expires_in: float) -> float:
 # --- orders list (§3.1) -------------------------------------------------------------------------
 ORDERS_PARAM_FILTERS = "filters"
 ORDERS_PARAM_FIELDS = "fields"
+# ASSUMPTION (eshopbox-api.md §3.1, §8.3): the list honours page (a page repeating the one before
+# it means the server ignores it).
+# guard: WindowReader._check_reply, OrderPageGuard.check
 ORDERS_PARAM_PAGE = "page"
 ORDERS_PARAM_PER_PAGE = "per_page"
 # ASSUMPTION (eshopbox-api.md §3.1, §8.3): 1-indexed pages ([T2]; [T1] used 0).
+# guard: WindowReader._check_first_page, EshopboxHook.afilter_cross_check
 # probe: ORDERS_FIRST_PAGE
 ORDERS_FIRST_PAGE = 1
 # ASSUMPTION (eshopbox-api.md §8.3): largest per_page the list accepts.
+# guard: WindowReader._check_reply, OrderPageGuard.check (a short page with hasNext true fails)
 # probe: ORDERS_PER_PAGE_MAX
 ORDERS_PER_PAGE_MAX = 100
 # ASSUMPTION (eshopbox-api.md §8.3): Algolia-style deep-paging cap; a window with this many hits
 # or more may be silently truncated, so callers split it.
+# guard: WindowReader._budget, OrderPageGuard.check (request and page budgets)
 # probe: ORDERS_HIT_CAP
 ORDERS_HIT_CAP = 1000
 # ASSUMPTION (eshopbox-api.md §8.2): updatedAt is epoch milliseconds and filters use this grammar.
+# guard: WindowReader._check_reply, WindowReader._cross_check_empty, EshopboxHook.afilter_cross_check
 # probe: ORDERS_UPDATED_AT_FIELD, ORDERS_BAD_FILTER_4XX
 # probe: orders_window_filter:lower, orders_window_filter:upper
 ORDERS_UPDATED_AT_FIELD = "updatedAt"
@@ -174,12 +182,18 @@ ORDERS_SEARCH_ORDER_UNRELATED_TO_TIME = True
 ORDERS_SEARCH_CAP_ON_A_PAGE = True
 
 
+# ASSUMPTION (eshopbox-api.md §8.2, §10): the server honours both bounds of this filter, the upper
+# one included; the guards name it ORDERS_WINDOW_FILTER when it does not.
+# guard: WindowReader._check_reply, WindowReader._cross_check_empty, EshopboxHook.afilter_cross_check
 def orders_window_filter(start_ms: int, end_ms: int) -> str:
     """Filter for rows updated in the half-open window ``[start_ms, end_ms)`` (epoch ms)."""
     if end_ms < start_ms:
         raise ValueError(f"orders window end {end_ms} is before start {start_ms}")
     f = ORDERS_UPDATED_AT_FIELD
     return f"({f} >= {int(start_ms)} AND {f} < {int(end_ms)})"
+
+
+ORDERS_WINDOW_FILTER = orders_window_filter  # the name EshopboxContractError gives this assumption
 
 
 # Row keys the sync relies on: identity, version and what Algolia-style hits always carry.

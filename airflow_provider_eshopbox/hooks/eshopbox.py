@@ -33,6 +33,7 @@ from airflow_provider_eshopbox.exceptions import (
     EshopboxApiError,
     EshopboxAuthError,
     EshopboxConfigError,
+    EshopboxContractError,
     EshopboxCredentialsRejectedError,
     EshopboxDeadlineError,
     EshopboxError,
@@ -159,6 +160,13 @@ def parse_orders_page(data: Any, page: int, per_page: int) -> OrdersPage:
 
     if not isinstance(data, Mapping):
         raise bad(f"body is {_json_type(data)}, not an object")
+    if "hits" not in data and "error" in data:  # guard: error_envelope_at_200
+        raise EshopboxContractError(
+            api.ORDERS_LIST.label,
+            "ORDERS_LIST",
+            f"a 200 reply carries an error envelope instead of hits: {str(data['error'])[:200]}",
+            hint="The server sends errors with status 200; the read cannot tell them from data.",
+        )
     if "hits" not in data:
         raise bad("'hits' is missing")
     raw = data["hits"]
@@ -197,6 +205,51 @@ def next_orders_page(result: OrdersPage) -> int | None:
             200, api.ORDERS_LIST.label, "unexpected response shape (hasNext on an empty page)"
         )
     return result.page + 1
+
+
+class OrderPageGuard:
+    """guard: OrderPageGuard. Checks a page loop over one filter (issue 22): a page with hasNext is full
+    (api.ORDERS_PER_PAGE_MAX), no page repeats the previous page's ids (api.ORDERS_PARAM_PAGE), and the
+    loop ends within the pages the hit cap allows plus one (api.ORDERS_HIT_CAP)."""
+
+    def __init__(self, filters: str, per_page: int) -> None:
+        self.filters = filters
+        self.per_page = per_page
+        self.budget = api.orders_pages_within_cap(per_page) + 1
+        self.pages = 0
+        self._previous: frozenset[Any] | None = None
+
+    def check(self, result: OrdersPage) -> None:
+        self.pages += 1
+        label = api.ORDERS_LIST.label
+        if self.pages > self.budget:
+            raise EshopboxContractError(
+                label,
+                "ORDERS_HIT_CAP",
+                f"{self.pages} pages of {self.filters!r} at per_page={self.per_page}, over the budget of "
+                f"{self.budget} the hit cap of {api.ORDERS_HIT_CAP} allows",
+            )
+        count = len(result.row_keys) if result.row_keys is not None else len(result.hits)
+        reached = (result.page - 1) * self.per_page + count
+        if result.has_next and 0 < count < self.per_page and reached < api.ORDERS_HIT_CAP:
+            raise EshopboxContractError(
+                label,
+                "ORDERS_PER_PAGE_MAX",
+                f"page {result.page} of {self.filters!r} served {count} hits with hasNext true for "
+                f"per_page={self.per_page}: the server serves smaller pages than asked",
+            )
+        if result.row_keys is not None:
+            ids = frozenset(key for key, _ in result.row_keys)
+        else:
+            ids = frozenset(repr(hit.get(api.ORDER_ROW_ID_FIELD, hit)) for hit in result.hits)
+        if ids and ids == self._previous:
+            raise EshopboxContractError(
+                label,
+                "ORDERS_PARAM_PAGE",
+                f"pages {result.page - 1} and {result.page} of {self.filters!r} served the same {count} "
+                "hits: the server ignores page",
+            )
+        self._previous = ids
 
 
 def parse_inventory_page(data: Any) -> dict[str, dict[str, Any]]:
@@ -509,13 +562,54 @@ class EshopboxHook(BaseHook):
             params[api.ORDERS_PARAM_FIELDS] = fields if isinstance(fields, str) else ",".join(fields)
         return parse_orders_page(await self._call(api.ORDERS_LIST, params=params), page, per_page)
 
+    async def afetch_orders_probe(
+        self, filters: str | None, page: int, per_page: int = api.ORDERS_PER_PAGE_MAX
+    ) -> OrdersPage:
+        """A page for the read guards only: ``filters`` None sends none (a row known to exist, for the
+        empty-window cross-check) and ``page`` may be 0 (to tell 0- from 1-based numbering)."""
+        params: dict[str, Any] = {api.ORDERS_PARAM_PAGE: page, api.ORDERS_PARAM_PER_PAGE: per_page}
+        if filters is not None:
+            params[api.ORDERS_PARAM_FILTERS] = filters
+        return parse_orders_page(await self._call(api.ORDERS_LIST, params=params), page, per_page)
+
+    async def afilter_cross_check(self) -> str | None:
+        """guard: filter_cross_check. What ``test_connection`` checks of the filter: the oldest row of an
+        unfiltered first page, asked for by its exact updatedAt with ``orders_window_filter``, must come
+        back and nothing outside that millisecond with it; page 0 must be empty (1-based pages).
+        Returns the problem, or None when all holds (or there is no row to check with)."""
+        known = await self.afetch_orders_probe(None, api.ORDERS_FIRST_PAGE)
+        rows = [(api.order_row_id(hit), api.order_row_updated_at(hit)) for hit in known.hits]
+        if not rows:
+            return None
+        wanted, ms = min(rows, key=lambda row: row[1])
+        window = api.orders_window_filter(ms, ms + 1)
+        got = await self.afetch_orders_page(window, api.ORDERS_FIRST_PAGE, api.ORDERS_PER_PAGE_MAX)
+        got_rows = [(api.order_row_id(hit), api.order_row_updated_at(hit)) for hit in got.hits]
+        outside = [t for _, t in got_rows if t != ms]
+        if outside:
+            return (
+                f"ORDERS_WINDOW_FILTER: {len(outside)} of {len(got_rows)} hits for {window} have updatedAt "
+                f"outside it (e.g. {outside[0]}): the server ignores the filter or its upper bound"
+            )
+        if wanted not in {row_id for row_id, _ in got_rows} and not got.has_next:
+            return (
+                f"ORDERS_WINDOW_FILTER: order item {wanted!r} (updatedAt={ms}) exists but {window} did not "
+                "return it: the server does not honour the filter"
+            )
+        zero = await self.afetch_orders_probe(window, 0)
+        if zero.hits:
+            return f"ORDERS_FIRST_PAGE: page=0 of {window} served {len(zero.hits)} hits: pages count from 0"
+        return None
+
     async def aiter_order_pages(
         self, filters: str, fields: str | Sequence[str] | None = None, per_page: int = api.ORDERS_PER_PAGE_MAX
     ) -> AsyncIterator[OrdersPage]:
-        """Pages 1, 2, ... until ``hasNext`` is false."""
+        """Pages 1, 2, ... until ``hasNext`` is false; each checked by ``OrderPageGuard``."""
+        guard = OrderPageGuard(filters, per_page)
         page: int | None = api.ORDERS_FIRST_PAGE
         while page is not None:
             result = await self.afetch_orders_page(filters, page, per_page, fields)
+            guard.check(result)
             yield result
             page = next_orders_page(result)
 
@@ -735,9 +829,11 @@ class EshopboxHook(BaseHook):
         self, filters: str, fields: str | Sequence[str] | None = None, per_page: int = api.ORDERS_PER_PAGE_MAX
     ) -> Iterator[OrdersPage]:
         """Sync ``aiter_order_pages``."""
+        guard = OrderPageGuard(filters, per_page)
         page: int | None = api.ORDERS_FIRST_PAGE
         while page is not None:
             result = self.fetch_orders_page(filters, page, per_page, fields)
+            guard.check(result)
             yield result
             page = next_orders_page(result)
 
@@ -807,6 +903,9 @@ class EshopboxHook(BaseHook):
             config = self.get_config()
             now_ms = int(time.time() * 1000)
             self.fetch_orders_page(api.orders_window_filter(now_ms - 1, now_ms), page=1, per_page=1)
+            problem = self._sync(self.afilter_cross_check())
+            if problem is not None:
+                return False, f"The orders API does not behave as this provider assumes: {problem}"
         except EshopboxError as exc:
             return False, str(exc)
         except Exception as exc:

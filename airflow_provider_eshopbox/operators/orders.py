@@ -134,7 +134,7 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
 
         from airflow_provider_eshopbox import api
         from airflow_provider_eshopbox.sync.progress import ProgressLog
-        from airflow_provider_eshopbox.sync.slicing import WindowReader
+        from airflow_provider_eshopbox.sync.slicing import ReadContract, WindowReader
 
         progress = ProgressLog(self.log, "orders", every=_PROGRESS_EVERY)
 
@@ -147,6 +147,16 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
             )
             return _rows(result, f" of updatedAt in [{start_ms}, {end_ms})"), result.has_next
 
+        async def reference() -> list[Row]:  # a few rows known to exist, for the empty-window cross-check
+            known = await hook.afetch_orders_probe(None, api.ORDERS_FIRST_PAGE, per_page=10)
+            return _rows(known, " (unfiltered)")
+
+        async def fetch_guarded(start_ms: int, end_ms: int, page: int) -> tuple[list[Row], bool]:
+            if page != 0:
+                return await fetch(start_ms, end_ms, page)
+            result = await hook.afetch_orders_probe(api.orders_window_filter(start_ms, end_ms), 0, per_page=1)
+            return _rows(result), result.has_next
+
         def on_rows(rows: list[Row]) -> None:
             spool.extend((row, row[2]) for row in rows)
 
@@ -154,7 +164,7 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
             progress.update(stats.rows, slices_done=stats.slices, regions=regions, requests=stats.requests)
 
         reader = WindowReader(
-            fetch,
+            fetch_guarded,
             timestamp=operator.itemgetter(1),
             row_id=operator.itemgetter(0),
             per_page=api.ORDERS_PER_PAGE_MAX,
@@ -163,6 +173,7 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
             paced_by=hook.get_config().max_requests_per_second,
             on_rows=on_rows,
             on_progress=on_progress,
+            contract=ReadContract(reference=reference),
         )
 
         async def heartbeat() -> None:

@@ -61,7 +61,11 @@ from dataclasses import dataclass, field
 from typing import IO, Any, TypeVar
 
 from airflow_provider_eshopbox.api import ORDERS_LIST, ORDERS_SEARCH_SETTLE_MS
-from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxIncompleteReadError
+from airflow_provider_eshopbox.exceptions import (
+    EshopboxApiError,
+    EshopboxContractError,
+    EshopboxIncompleteReadError,
+)
 from airflow_provider_eshopbox.sync.sample_shape import SampleShape
 
 _T = TypeVar("_T")
@@ -196,6 +200,25 @@ class _Region:
         return self.end - self.cursor
 
 
+@dataclass(frozen=True)
+class ReadContract:
+    """What a read checks of every reply (issue 22), named after the ``api.py`` ASSUMPTIONs it guards.
+
+    ``reference``: a few rows of an unfiltered first page, for the empty-window cross-check
+    (``WindowReader._cross_check_empty``); None leaves that check out. ``zero_page``: ask page 0 once
+    per read (``WindowReader._check_first_page``): a 1-based server answers it empty.
+    """
+
+    endpoint: str = ORDERS_LIST.label
+    window: str = "ORDERS_WINDOW_FILTER"
+    paging: str = "ORDERS_PARAM_PAGE"
+    page_size: str = "ORDERS_PER_PAGE_MAX"
+    first_page: str = "ORDERS_FIRST_PAGE"
+    budget_floor: int = 256
+    reference: Callable[[], Awaitable[list[Any]]] | None = None
+    zero_page: bool = True
+
+
 class WindowReader:
     """Reads ``[start_ms, end_ms)`` through ``fetch`` and hands each fitted slice's rows to ``on_rows``.
 
@@ -221,6 +244,7 @@ class WindowReader:
         settle_ms: int = ORDERS_SEARCH_SETTLE_MS,
         deep: bool = True,
         paced_by: float | None = None,
+        contract: ReadContract | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -260,6 +284,8 @@ class WindowReader:
         # (TLS and all); later ones may wait for the limiter.
         self._round_trip: float | None = None
         self.stats = SliceStats()
+        self._contract = contract  # None: replies are trusted (inventory's use, unit tests of slicing)
+        self._page_sigs: dict[tuple[int, int, int], int] = {}  # (start, end, page) -> hash of its ids
 
     async def read(self, start_ms: int, end_ms: int) -> SliceStats:
         """Read the whole window; raises on anything that would make the result inexact."""
@@ -276,7 +302,12 @@ class WindowReader:
         began = int(time.time() * 1000)
         settled = min(max(began - self._settle_ms, start_ms), end_ms) if self._deep else start_ms
         with _metering() as box:
-            sample = await self._read_whole(start_ms, end_ms, settled, box)
+            if self._contract is not None and self._contract.zero_page:
+                sample, _ = await asyncio.gather(
+                    self._read_whole(start_ms, end_ms, settled, box), self._check_first_page(start_ms, end_ms)
+                )
+            else:
+                sample = await self._read_whole(start_ms, end_ms, settled, box)
         if sample is not None:
             self.stats.overflows += 1
             self._regions = self._plan_regions(start_ms, end_ms, sample, settled)
@@ -287,6 +318,8 @@ class WindowReader:
             await _all(self._worker(i) for i in range(self._workers))
         if self._unproven:
             await self._prove(began - self._settle_ms)
+        if self.stats.rows == 0 and self._contract is not None and self._contract.reference is not None:
+            await self._cross_check_empty(start_ms, end_ms)
         self.stats.finished = time.monotonic()
         return self.stats
 
@@ -800,6 +833,91 @@ class WindowReader:
             page = numbers[-1] + 1
         return last_page, hits
 
+    # -- guards (issue 22): every reply checked against what was asked ----------------------------
+
+    def _broken(self, assumption: str, seen: str, hint: str | None = None) -> EshopboxContractError:
+        assert self._contract is not None
+        return EshopboxContractError(self._contract.endpoint, assumption, seen, hint=hint)
+
+    async def _check_first_page(self, start: int, end: int) -> None:
+        """guard: first_page_is_one. ``page=0`` once per read: a 1-based server answers it empty
+        (api.ORDERS_FIRST_PAGE); one that serves hits numbers pages from 0, and page 1 would skip them."""
+        async with self._slots:
+            self.stats.requests += 1
+            hits, _ = await self._fetch(start, end, 0)
+        if hits:
+            raise self._broken(
+                self._contract.first_page if self._contract else "ORDERS_FIRST_PAGE",
+                f"page=0 of updatedAt in [{start}, {end}) served {len(hits)} hits, so pages count from 0 "
+                "and reading from page 1 would skip the first page",
+            )
+
+    async def _cross_check_empty(self, start: int, end: int) -> None:
+        """guard: cross_check_empty. The window came back empty: a row known to exist (the oldest of an
+        unfiltered first page) must come back when asked for by its exact updatedAt with the same filter
+        grammar, else the server does not honour the filter (a 200 + empty for a filter it misreads)."""
+        assert self._contract is not None and self._contract.reference is not None
+        self.stats.requests += 1
+        known = await self._contract.reference()
+        if not known:
+            return  # no row at all: nothing to cross-check with, and nothing to miss
+        row = min(known, key=self._timestamp)
+        ms, wanted = self._timestamp(row), self._row_id(row)
+        hits, has_next = await self._get(ms, ms + 1, 1)
+        if wanted not in {self._row_id(hit) for hit in hits} and not has_next:
+            raise self._broken(
+                self._contract.window,
+                f"the window [{start}, {end}) came back empty, and a row that exists ({wanted!r}, "
+                f"updatedAt={ms}) was not returned for updatedAt in [{ms}, {ms + 1}) either: the filter "
+                "is not honoured (or page 1 is not the first page)",
+            )
+
+    def _check_reply(self, start: int, end: int, page: int, hits: list[Row], has_next: bool) -> None:
+        """guard: check_orders_reply. The hits lie in the slice asked for (ORDERS_WINDOW_FILTER), a page
+        with hasNext is full (ORDERS_PER_PAGE_MAX), no page repeats its neighbour's ids
+        (ORDERS_PARAM_PAGE), and the read stays within its request budget."""
+        contract = self._contract
+        assert contract is not None
+        outside = [t for t in map(self._timestamp, hits) if not start <= t < end]
+        if outside:
+            raise self._broken(
+                contract.window,
+                f"{len(outside)} of {len(hits)} hits on page {page} have updatedAt outside [{start}, {end}) "
+                f"(e.g. {outside[0]}): the server ignores the filter or a bound of it",
+            )
+        reached = (page - 1) * self._per_page + len(hits)
+        if has_next and 0 < len(hits) < self._per_page and reached < self._hit_cap:
+            raise self._broken(
+                contract.page_size,
+                f"page {page} of updatedAt in [{start}, {end}) served {len(hits)} hits with hasNext true "
+                f"for per_page={self._per_page}: the server serves smaller pages than asked",
+            )
+        if hits:
+            sig = hash(frozenset(map(self._row_id, hits)))
+            self._page_sigs[(start, end, page)] = sig
+            for other in (page - 1, page + 1):
+                if self._page_sigs.get((start, end, other)) == sig:
+                    raise self._broken(
+                        contract.paging,
+                        f"pages {min(page, other)} and {max(page, other)} of updatedAt in [{start}, {end}) "
+                        f"served the same {len(hits)} hits: the server ignores page",
+                    )
+        budget = self._budget()
+        if self.stats.requests > budget:
+            raise self._broken(
+                "ORDERS_HIT_CAP",
+                f"{self.stats.requests} requests for {self.stats.rows} rows in {self.stats.slices} slices, "
+                f"over this read's budget of {budget} (floor {contract.budget_floor} + 8 per page of rows "
+                "delivered + 3 per slice + 24 per worker)",
+            )
+
+    def _budget(self) -> int:
+        """guard: request_budget. What the replies so far promise: pages of rows delivered, slices, and
+        room for every worker's slice in flight, plus a floor."""
+        assert self._contract is not None
+        pages = math.ceil(self.stats.rows / self._per_page)
+        return self._contract.budget_floor + 8 * pages + 3 * self.stats.slices + 24 * self._max_workers
+
     # -- plumbing -------------------------------------------------------------------------------
 
     async def _get(self, start: int, end: int, page: int) -> tuple[list[Row], bool]:
@@ -814,6 +932,8 @@ class WindowReader:
             trip = time.monotonic() - sent
             if self._round_trip is None or trip < self._round_trip:
                 self._round_trip = trip
+        if self._contract is not None:
+            self._check_reply(start, end, page, hits, has_next)
         if has_next and not hits:  # nothing to slice or page by: the reply contradicts itself
             raise EshopboxApiError(
                 200,

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_eshopbox import api
+from airflow_provider_eshopbox.exceptions import EshopboxContractError
 from airflow_provider_eshopbox.triggers.base import FAILED, SUCCESS, EshopboxPollingTrigger
 
 if TYPE_CHECKING:
@@ -40,6 +41,19 @@ def item_statuses(rows: Iterable[Mapping[str, Any]], customer_order_number: str)
             and row.get(api.ORDER_STATUS_FIELD) not in (None, "")
         }
     )
+
+
+def _check_rows_are_of(rows: Sequence[Mapping[str, Any]], customer_order_number: str) -> None:
+    """guard: order_status_rows_match. Every row of ``order_status_filter(con)`` is of that order; one of
+    another order means the server ignored the filter (its statuses would be a wrong answer)."""
+    others = [row for row in rows if str(row.get(api.ORDER_NUMBER_FIELD)) != customer_order_number]
+    if others:
+        raise EshopboxContractError(
+            api.ORDERS_LIST.label,
+            "order_status_filter",
+            f"{len(others)} of {len(rows)} rows for {api.order_status_filter(customer_order_number)!r} are "
+            f"of other orders (e.g. {others[0].get(api.ORDER_NUMBER_FIELD)!r}): filter ignored",
+        )
 
 
 def evaluate_orders(
@@ -104,6 +118,7 @@ class OrderStatusCheck:
                 )
                 for row in page.hits
             ]
+            _check_rows_are_of(rows, con)
             self.observed[con] = item_statuses(rows, con)
         return self._decide()
 
@@ -121,6 +136,7 @@ class OrderStatusCheck:
                 )
                 for row in page.hits
             ]
+            _check_rows_are_of(rows, con)
             self.observed[con] = item_statuses(rows, con)
         return self._decide()
 
