@@ -65,3 +65,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Leave nothing behind in /tmp: the Airflow home, token cache and outputs of this session (each
     xdist worker, and the controller, removes its own)."""
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist (``--dist loadgroup``) keep each test file on one worker, in file order: many files
+    share a module-scoped sandbox whose state one test leaves for the next (inventory snapshots, then
+    changes). A test that is independent of its file's order may name its own ``xdist_group`` (the
+    fault matrix's cells do) and is then scheduled on its own."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
