@@ -26,8 +26,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The suite mostly waits (sandbox round trips, dag.test(), retries), so more xdist workers than cores
+# pay (measured on 2 cores: -n 4 5m40s vs 9m27s serial). Each worker has its own Airflow home, DB and token cache
+# (tests/conftest.py). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 4
 test: install lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # A real Airflow deployment (api-server, scheduler, dag-processor, triggerer; LocalExecutor on a private
 # PostgreSQL cluster) started by the test itself against an in-process sandbox: a backfill, deferrable

@@ -6,6 +6,7 @@ Staged with the sandbox's own faults over HTTP: a create that is stored and then
 
 from __future__ import annotations
 
+from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
 from tests.create_orders.test_create_orders import _SAMPLE, DAG_ID, _read_jsonl, _write_jsonl
 from tests.dagtest import load_example_dag, run_dag
@@ -13,8 +14,13 @@ from tests.dagtest import load_example_dag, run_dag
 LAG_S = 3600  # sandbox seconds; far longer than the hook re-checks, skipped with sb.clock.advance
 
 
-def test_created_order_that_get_cannot_see_is_ambiguous_not_rejected(conn, airflow_db, tmp_path, capfd):
+def test_created_order_that_get_cannot_see_is_ambiguous_not_rejected(
+    conn, airflow_db, tmp_path, capfd, monkeypatch
+):
     sb = conn
+    # How long the hook keeps re-checking with GET (60 s in production): 1 s here, still far shorter
+    # than the sandbox's GET lag, so the order stays unconfirmed for the same reason, in a second.
+    monkeypatch.setattr(api, "ORDER_VISIBLE_AFTER_CREATE_S", 1.0)
     lagging, old = _SAMPLE("AMB-LAG"), _SAMPLE("AMB-OLD")
     new = [_SAMPLE("AMB-NEW-1"), _SAMPLE("AMB-NEW-2")]
     with EshopboxHook() as hook:

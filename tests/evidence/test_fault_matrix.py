@@ -124,6 +124,8 @@ CELLS = [
         fault,
         operator,
         id=f"{operator}-{fault.name}",
+        # Each cell resets the sandbox and depends on no other (tests/conftest.py): its own xdist group.
+        marks=pytest.mark.xdist_group(f"fault-matrix-{operator}-{fault.name}"),
     )
     for fault in FAULTS
     for operator in fault.operators
