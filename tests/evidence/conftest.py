@@ -39,42 +39,33 @@ def sandbox(airflow_db: Path) -> Iterator[EshopboxSandbox]:
 
 
 class RequestTrigger:
-    """Run ``action`` on a background thread once the sandbox has seen ``after`` more API requests.
-
-    The thread waits on an event set from the sandbox's own request counter (no polling, no sleep);
-    ``join()`` reports whether the action ran while the run was still going.
+    """Run ``action`` once the sandbox has seen ``after`` more API requests, inline in the sandbox's
+    request counter, before that request is served: the request that reaches the count already meets
+    the action's effect, however fast or loaded the machine (a thread woken by the count could lose
+    the race against a short read). ``action`` must not call the sandbox over HTTP.
     """
 
     def __init__(self, sb: EshopboxSandbox, after: int, action: Callable[[], Any]) -> None:
         self.fired = threading.Event()
-        self.done = threading.Event()
-        self._reached = threading.Event()
-        self._after = after
-        self._action = action
-        self._sb = sb
+        self._lock = threading.Lock()
+        self._stopped = False
         counter = sb.stats_counter
         original = counter.begin
         self._restore = lambda: setattr(counter, "begin", original)
 
         def begin(route: str) -> None:
             original(route)
-            if counter.snapshot()["requests"] >= self._after:
-                self._reached.set()
+            with self._lock:
+                if not self._stopped and not self.fired.is_set() and counter.snapshot()["requests"] >= after:
+                    action()
+                    self.fired.set()
 
         counter.begin = begin  # type: ignore[method-assign]
-        self._thread = threading.Thread(target=self._run, name="fault-trigger", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        if self._reached.wait(timeout=300) and not self.done.is_set():
-            self._action()
-            self.fired.set()
 
     def stop(self) -> bool:
-        """Stop waiting; True if the action ran."""
-        self.done.set()
-        self._reached.set()
-        self._thread.join(timeout=10)
+        """Stop watching; True if the action ran."""
+        with self._lock:
+            self._stopped = True
         self._restore()
         return self.fired.is_set()
 
