@@ -256,7 +256,7 @@ def test_no_secret_leaks_anywhere(
                 logical_date=datetime(2026, 11, 2, 13, tzinfo=UTC))  # fmt: skip
         finally:
             mp.setenv("AIRFLOW_CONN_ESHOPBOX_DEFAULT", good_conn)
-        assert "EshopboxAuthError" in results[name].log
+        assert "EshopboxCredentialsRejectedError" in results[name].log  # an EshopboxAuthError
 
     # The failures failed for the reason intended (so the scan covers those error paths).
     assert "AirflowSensorTimeout" in results["sensor timeout (shipment)"].log
