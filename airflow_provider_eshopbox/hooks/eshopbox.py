@@ -696,9 +696,22 @@ class EshopboxHook(BaseHook):
             esin = product.get("esin") if isinstance(product, Mapping) else None
             if not esin:
                 return None
+        from airflow_provider_eshopbox.sync.inventory_guard import check_esin_reply
+
         page = await self.afetch_inventory_page(
             None, api.INVENTORY_FIRST_PAGE, api.INVENTORY_PER_PAGE_DEFAULT, esin
         )
+        check_esin_reply(page, esin, page=api.INVENTORY_FIRST_PAGE)
+        if not page:
+            # Unknown, or a server that numbers pages from 0 served its second page: page 0 decides
+            # (a 1-based server refuses it). Costs a request only while the ESIN is not found.
+            try:
+                page = await self.afetch_inventory_page(None, 0, api.INVENTORY_PER_PAGE_DEFAULT, esin)
+            except EshopboxApiError as exc:
+                if exc.status not in (400, 404, 422):
+                    raise
+                return None
+            check_esin_reply(page, esin, page=0)
         return page.get(esin)
 
     async def aclose(self) -> None:

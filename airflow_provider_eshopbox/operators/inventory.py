@@ -237,8 +237,10 @@ class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
         from airflow_provider_eshopbox.exceptions import EshopboxContractError
         from airflow_provider_eshopbox.sync.inventory_guard import (
             ENDPOINT,
+            aprobe_filter,
             aprobe_paging,
             check_inventory_reply,
+            check_rows_in_window,
         )
         from airflow_provider_eshopbox.sync.slicing import WindowReader
 
@@ -249,7 +251,12 @@ class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
         )
         per_page = paging.page_size
         shift = paging.first_page - 1  # the reader numbers pages from 1
-        requests = paging.requests
+        # And one request for a range that must be empty: a server ignoring updatedOn (or its upper
+        # bound) would otherwise have every ESIN written as "changed", green.
+        canary = await aprobe_filter(
+            lambda updated_on: hook.afetch_inventory_page(updated_on, shift + 1, per_page)
+        )
+        requests = paging.requests + canary
         previous: dict[tuple[int, int], tuple[int, frozenset[str]]] = {}
 
         async def fetch(start_ms: int, end_ms: int, page: int) -> tuple[list[_Stamped], bool]:
@@ -260,6 +267,7 @@ class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
             requests += 1
             items = await hook.afetch_inventory_page(bounds, page + shift, per_page)
             check_inventory_reply(items, page=page + shift)
+            check_rows_in_window(items, *bounds)
             if len(items) > per_page:
                 raise EshopboxContractError(
                     ENDPOINT,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_eshopbox import api
@@ -55,6 +56,19 @@ def check_inventory_reply(items: Mapping[str, Mapping[str, Any]], *, page: int) 
                 f"page {page}: ESIN {str(esin)[:40]!r} maps to an object without "
                 f"{' or '.join(_ROW_KEYS)} (keys: {sorted(value)[:5]})",
             )
+
+
+def check_esin_reply(items: Mapping[str, Mapping[str, Any]], esin: str, *, page: int) -> None:
+    """A reply to ``esin=<esin>`` must be checked rows of that ESIN only (INVENTORY_PARAM_ESIN)."""
+    check_inventory_reply(items, page=page)
+    others = sorted(set(items) - {esin})
+    if others:
+        raise EshopboxContractError(
+            ENDPOINT,
+            "INVENTORY_PARAM_ESIN",
+            f"esin={esin!r} answered {len(items)} ESINs, {len(others)} of them others (e.g. {others[0]!r}): "
+            "the server does not honour the esin filter",
+        )
 
 
 def _first_page_is_zero(page0: Mapping[str, Any] | None, page1: Mapping[str, Any]) -> bool:
@@ -247,3 +261,41 @@ async def aprobe_paging(
     if first and len(first) < per_page and following:
         page_size = len(first)
     return InventoryPaging(first_page, page_size, requests)
+
+
+# A range no stock change can fall in (before any stamp, with a lower bound in the past): a server
+# that honours updatedOn answers it empty; one that ignores the filter, or its upper bound, does not.
+CANARY_UPDATED_ON = "1970-01-01 00:00:00,1970-01-01 00:00:01"
+
+
+async def aprobe_filter(fetch: Callable[[str], Awaitable[Mapping[str, Mapping[str, Any]]]]) -> int:
+    """One request for ``CANARY_UPDATED_ON``; fails typed unless it is empty. Returns requests made."""
+    items = dict(await fetch(CANARY_UPDATED_ON))
+    check_inventory_reply(items, page=1)
+    if items:
+        raise EshopboxContractError(
+            ENDPOINT,
+            "INVENTORY_UPDATED_ON_BOUNDS",
+            f"updatedOn={CANARY_UPDATED_ON!r}, a range no stock change can be in, answered "
+            f"{len(items)} ESINs (e.g. {sorted(items)[0]!r}): "
+            "the server ignores the filter or its upper bound",
+        )
+    return 1
+
+
+def check_rows_in_window(items: Mapping[str, Mapping[str, Any]], lo: datetime, hi: datetime) -> None:
+    """Every row that carries ``updatedOn`` must lie in the inclusive whole-second ``[lo, hi]`` asked."""
+    for esin, value in items.items():
+        stamp = value.get("updatedOn")
+        if not isinstance(stamp, str):
+            continue  # the reply does not say (the documented rows carry no updatedOn)
+        try:
+            when = datetime.strptime(stamp[:19], api.UPDATED_ON_FORMAT).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+        if not lo <= when <= hi:
+            raise EshopboxContractError(
+                ENDPOINT,
+                "INVENTORY_UPDATED_ON_BOUNDS",
+                f"ESIN {esin!r} has updatedOn={stamp!r}, outside the asked {api.format_updated_on(lo, hi)!r}",
+            )
