@@ -28,7 +28,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_eshopbox import api
-from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxIncompleteReadError
+from airflow_provider_eshopbox.exceptions import (
+    EshopboxApiError,
+    EshopboxContractError,
+    EshopboxIncompleteReadError,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
@@ -259,6 +263,15 @@ async def read_by_keys(
                     ) from None
             if not isinstance(data, dict):
                 raise _bad(endpoint, f"{stream.key_field} {key!r} is not a JSON object")
+            got = data.get(stream.key_field)
+            if got is None or str(got) != key:
+                # a 200 for another row (a server ignoring the path key) or an error envelope
+                raise EshopboxContractError(
+                    endpoint.label,
+                    "KEYED_READ_RETURNS_THE_KEY",
+                    f"asked for {stream.key_field} {key!r}, got a row with {stream.key_field}="
+                    f"{str(got)[:60]!r} (keys: {sorted(data)[:6]})",
+                )
             rows.append((data, json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()))
 
         await asyncio.gather(*(one(k) for k in unique))
@@ -270,6 +283,18 @@ async def read_by_keys(
         params = {stream.ids_param: ",".join(ids), api.LIST_PARAM_PAGE: 1, api.LIST_PARAM_PER_PAGE: len(ids)}
         async with limit:
             page, _total = parse_list_page(stream.endpoint, await hook.acall(stream.endpoint, params=params))
+        asked = set(ids)
+        # ``ids`` takes SKUs (api.py PRODUCTS_IDS_MAX, §5), whatever the stream's key field is
+        strays = sorted({str(row.get("sku")) for row, _text in page} - asked)
+        if strays:
+            # a server ignoring ``ids`` answers rows nobody asked for: none is kept
+            raise EshopboxContractError(
+                stream.endpoint.label,
+                "LIST_IDS_FILTER",
+                f"{stream.ids_param}= asked {len(asked)} SKUs, the reply holds {len(page)} "
+                f"rows,"
+                f" {len(strays)} of them not asked for (e.g. {strays[0][:60]!r})",
+            )
         rows.extend((row, one_line(row, text)) for row, text in page)
 
     await asyncio.gather(*(batch(b) for b in batches))
