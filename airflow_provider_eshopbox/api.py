@@ -1,6 +1,8 @@
 """The Eshopbox API catalog: hosts, paths, parameter names, paging rules and documented quirks.
 
-Hooks, operators and the sandbox read these names instead of hard-coding them. Every undocumented
+Hooks and operators read these names instead of hard-coding them. The sandbox does NOT: it spells
+paths and parameters out itself (sandbox/app.py, sandbox/streams.py), so a correction here is not
+mirrored there, and a client/sandbox agreement proves nothing about the real API. Every undocumented
 choice is a named constant or function tagged ``# ASSUMPTION (eshopbox-api.md §N)`` so that a
 correction is a one-line change.
 """
@@ -249,22 +251,27 @@ def orders_pages_within_cap(per_page: int) -> int:
 # --- inventory (§4.2) ---------------------------------------------------------------------------
 INVENTORY_PARAM_UPDATED_ON = "updatedOn"
 # ASSUMPTION (eshopbox-api.md §4.2, §8.5): paging params of inventoryListing are page/perPage.
+# guard: INVENTORY_PARAM_PAGE (sync/inventory_guard.py: a page repeating read ESINs fails)
 INVENTORY_PARAM_PAGE = "page"
 INVENTORY_PARAM_PER_PAGE = "perPage"
 # ASSUMPTION (§8.5; the sandbox lists by ESIN): an inventoryListing WITHOUT filters lists ESINs in
 # an order that stock changes do not alter, so paging it while stock changes skips no ESIN (the
 # snapshot mode relies on this). With an updatedOn filter a change moves the ESIN out of the result
 # and shifts the rest up a place: never offset-page a live updatedOn range across pages.
+# guard: INVENTORY_FIRST_PAGE (sync/inventory_guard.py: one page=0 request; a 0-based server is paged from 0)
 INVENTORY_FIRST_PAGE = 1
 # ASSUMPTION (eshopbox-api.md §6): the generic documented default page size; a larger value risks a
 # silent server cap that would look like "last page" under inventory_is_last_page.
+# guard: INVENTORY_PER_PAGE_DEFAULT (sync/inventory_guard.py: a short page is confirmed; a cap is paged by)
 INVENTORY_PER_PAGE_DEFAULT = 25
 # ASSUMPTION (eshopbox-api.md §4.2): inventoryListing filters by product field internal name; esin.
+# guard: INVENTORY_PARAM_ESIN (inventory_guard.check_esin_reply: only the ESIN asked)
 INVENTORY_PARAM_ESIN = "esin"
 UPDATED_ON_FORMAT = "%Y-%m-%d %H:%M:%S"  # the docs' yyyy-MM-dd HH:mm:ss, rendered in UTC
 # ASSUMPTION (eshopbox-api.md §4.2 shows the range, not its edges; the sandbox does the same): both
 # updatedOn bounds are inclusive and stamps have whole-second precision, so "a,b" selects a..b and a
 # half-open [start, end) is asked as [ceil(start), ceil(end) - 1 s] (operators/inventory.py).
+# guard: INVENTORY_PARAM_UPDATED_ON (inventory_guard.aprobe_filter: a range that must be empty)
 # ASSUMPTION (§8.5): inventoryListing can be paged as deep as it goes (no Algolia-style hit cap).
 # Only a bound for the exact reader's paging of one crowded second: a second holding this many
 # ESINs fails the read loudly rather than being trusted.
@@ -289,7 +296,11 @@ def format_updated_on(start: datetime | None, end: datetime | None) -> str:
 
 
 def inventory_is_last_page(esin_count: int, per_page: int) -> bool:
-    """ASSUMPTION (eshopbox-api.md §8.5): a page with fewer than perPage ESINs is the last one."""
+    """ASSUMPTION (eshopbox-api.md §8.5): a page with fewer than perPage ESINs is the last one.
+
+    guard: INVENTORY_PER_PAGE_DEFAULT (the snapshot and hook loops end only at an empty page; the
+    changed-mode reader pages by the size a probe saw served).
+    """
     return esin_count < per_page
 
 
@@ -425,9 +436,11 @@ WMS_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 SHIPMENT_ID_FIELD = "id"
 SHIPMENT_TRACKING_FIELD = "trackingID"
 RETURN_NUMBER_FIELD = "customerReturnNumber"  # unique per return (§6: presumably, ASSUMPTION)
+# guard: RETURN_NUMBER_FIELD (sync/streams.py read_by_keys: the row got must carry the key)
 PRODUCT_ID_FIELD = "esin"
 PRODUCTS_PARAM_IDS = "ids"
 # ASSUMPTION (§5 [S1]): ``ids`` takes SKUs, comma-separated, at most this many per call.
+# guard: PRODUCTS_IDS_MAX (sync/streams.py read_by_keys: a row not asked for fails the read)
 PRODUCTS_IDS_MAX = 100
 TRACKING_PARAM_IDS = "trackingIds"
 TRACKING_IDS_MAX = 50  # documented (§3.6 [TR1])

@@ -11,7 +11,7 @@ the loops here believe nothing the replies cannot show:
   is thus read exactly, at no extra cost on a normal read whose last page is short but one request.
 * ``INVENTORY_PARAM_PAGE``: a page that repeats ESINs already read (a server ignoring ``page``)
   fails the read instead of looping for ever.
-* ``INVENTORY_REPLY_SHAPE``: a 200 whose body is an error envelope (``{"error": {...}}``) or whose
+* ``INVENTORY_LIST``: a 200 whose body is an error envelope (``{"error": {...}}``) or whose
   rows lack the inventory fields fails; it is not an ESIN called "error".
 * A request budget: every page but the last must bring a new ESIN, so a read costs at most
   ``ESINs read + INVENTORY_REQUEST_FLOOR`` requests; past that it fails with the figures.
@@ -45,14 +45,14 @@ def check_inventory_reply(items: Mapping[str, Mapping[str, Any]], *, page: int) 
     if bad:
         raise EshopboxContractError(
             ENDPOINT,
-            "INVENTORY_REPLY_SHAPE",
+            "INVENTORY_LIST",
             f"page {page} answered 200 with an error envelope (key {sorted(bad)[0]!r}), not ESIN-keyed rows",
         )
     for esin, value in items.items():
         if not any(k in value for k in _ROW_KEYS):
             raise EshopboxContractError(
                 ENDPOINT,
-                "INVENTORY_REPLY_SHAPE",
+                "INVENTORY_LIST",
                 f"page {page}: ESIN {str(esin)[:40]!r} maps to an object without "
                 f"{' or '.join(_ROW_KEYS)} (keys: {sorted(value)[:5]})",
             )
@@ -275,7 +275,7 @@ async def aprobe_filter(fetch: Callable[[str], Awaitable[Mapping[str, Mapping[st
     if items:
         raise EshopboxContractError(
             ENDPOINT,
-            "INVENTORY_UPDATED_ON_BOUNDS",
+            "INVENTORY_PARAM_UPDATED_ON",
             f"updatedOn={CANARY_UPDATED_ON!r}, a range no stock change can be in, answered "
             f"{len(items)} ESINs (e.g. {sorted(items)[0]!r}): "
             "the server ignores the filter or its upper bound",
@@ -296,6 +296,6 @@ def check_rows_in_window(items: Mapping[str, Mapping[str, Any]], lo: datetime, h
         if not lo <= when <= hi:
             raise EshopboxContractError(
                 ENDPOINT,
-                "INVENTORY_UPDATED_ON_BOUNDS",
+                "INVENTORY_PARAM_UPDATED_ON",
                 f"ESIN {esin!r} has updatedOn={stamp!r}, outside the asked {api.format_updated_on(lo, hi)!r}",
             )

@@ -268,7 +268,7 @@ async def read_by_keys(
                 # a 200 for another row (a server ignoring the path key) or an error envelope
                 raise EshopboxContractError(
                     endpoint.label,
-                    "KEYED_READ_RETURNS_THE_KEY",
+                    "RETURN_NUMBER_FIELD",
                     f"asked for {stream.key_field} {key!r}, got a row with {stream.key_field}="
                     f"{str(got)[:60]!r} (keys: {sorted(data)[:6]})",
                 )
@@ -290,7 +290,7 @@ async def read_by_keys(
             # a server ignoring ``ids`` answers rows nobody asked for: none is kept
             raise EshopboxContractError(
                 stream.endpoint.label,
-                "LIST_IDS_FILTER",
+                "PRODUCTS_IDS_MAX",
                 f"{stream.ids_param}= asked {len(asked)} SKUs, the reply holds {len(page)} "
                 f"rows,"
                 f" {len(strays)} of them not asked for (e.g. {strays[0][:60]!r})",
