@@ -145,6 +145,17 @@ async def read_list(
     for attempt in range(1, READ_PASSES + 1):
         result.passes = attempt
         pages = await _one_pass(hook, stream, per_page, max_concurrency, result)
+        first_rows, first_total = len(pages[0][0]), pages[0][1]
+        if first_rows < min(per_page, first_total):
+            # Not rows leaving the list: the first page itself is short of what it promises. A server
+            # capping the page size (LIST_PER_PAGE_MAX) or numbering pages from 0 (LIST_FIRST_PAGE).
+            raise EshopboxContractError(
+                stream.endpoint.label,
+                "LIST_PER_PAGE_MAX" if first_rows else "LIST_FIRST_PAGE",
+                f"page {api.LIST_FIRST_PAGE} holds {first_rows} rows for a page size of {per_page} while "
+                f"total says {first_total}: the server caps the page size or does not number pages from "
+                f"{api.LIST_FIRST_PAGE}",
+            )
         problem = _check(stream, pages)
         if problem is None:
             result.listed = sum(len(rows) for rows, _ in pages)
