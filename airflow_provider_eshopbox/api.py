@@ -414,8 +414,10 @@ LIST_PARAM_PAGE = "page"
 SHIPMENTS_PARAM_PER_PAGE = "per_page"
 LIST_PARAM_PER_PAGE = "perPage"
 # ASSUMPTION (§6: "default page 1"): every list is 1-indexed.
+# guard: LIST_FIRST_PAGE (sync/streams.py read_list: an empty page 1 with rows promised fails)
 LIST_FIRST_PAGE = 1
 # ASSUMPTION (§6: max page size undocumented; default 25): 100 per page, as the orders list takes.
+# guard: LIST_PER_PAGE_MAX (sync/streams.py read_list: a first page short of its total fails)
 LIST_PER_PAGE_MAX = 100
 # ASSUMPTION (§6 [P1]: "total = matches for the filters", a string in the sample): every list reply
 # carries ``total`` (string or integer); the readers use it to prove a read complete.
