@@ -1,6 +1,8 @@
 """The Eshopbox API catalog: hosts, paths, parameter names, paging rules and documented quirks.
 
-Hooks, operators and the sandbox read these names instead of hard-coding them. Every undocumented
+Hooks and operators read these names instead of hard-coding them. The sandbox does NOT: it spells
+paths and parameters out itself (sandbox/app.py, sandbox/streams.py), so a correction here is not
+mirrored there, and a client/sandbox agreement proves nothing about the real API. Every undocumented
 choice is a named constant or function tagged ``# ASSUMPTION (eshopbox-api.md §N)`` so that a
 correction is a one-line change.
 """
@@ -275,6 +277,7 @@ def orders_pages_within_cap(per_page: int) -> int:
 # --- inventory (§4.2) ---------------------------------------------------------------------------
 INVENTORY_PARAM_UPDATED_ON = "updatedOn"
 # ASSUMPTION (eshopbox-api.md §4.2, §8.5): paging params of inventoryListing are page/perPage.
+# guard: InventoryPager (sync/inventory_guard.py: a page repeating read ESINs fails)
 # probe: INVENTORY_PARAM_PAGE, INVENTORY_PER_PAGE_DEFAULT
 INVENTORY_PARAM_PAGE = "page"
 INVENTORY_PARAM_PER_PAGE = "perPage"
@@ -282,19 +285,23 @@ INVENTORY_PARAM_PER_PAGE = "perPage"
 # an order that stock changes do not alter, so paging it while stock changes skips no ESIN (the
 # snapshot mode relies on this). With an updatedOn filter a change moves the ESIN out of the result
 # and shifts the rest up a place: never offset-page a live updatedOn range across pages.
+# guard: aprobe_paging, InventoryPager (sync/inventory_guard.py: one page=0 request; 0-based is paged from 0)
 # probe: INVENTORY_FIRST_PAGE, INVENTORY_PARAM_PAGE
 INVENTORY_FIRST_PAGE = 1
 # ASSUMPTION (eshopbox-api.md §6): the generic documented default page size; a larger value risks a
 # silent server cap that would look like "last page" under inventory_is_last_page.
+# guard: InventoryPager, aprobe_paging (sync/inventory_guard.py: a short page is confirmed; a cap is paged by)
 # probe: INVENTORY_PER_PAGE_DEFAULT
 INVENTORY_PER_PAGE_DEFAULT = 25
 # ASSUMPTION (eshopbox-api.md §4.2): inventoryListing filters by product field internal name; esin.
+# guard: check_esin_reply (sync/inventory_guard.py: only the ESIN asked)
 # probe: INVENTORY_PARAM_ESIN
 INVENTORY_PARAM_ESIN = "esin"
 UPDATED_ON_FORMAT = "%Y-%m-%d %H:%M:%S"  # the docs' yyyy-MM-dd HH:mm:ss, rendered in UTC
 # ASSUMPTION (eshopbox-api.md §4.2 shows the range, not its edges; the sandbox does the same): both
 # updatedOn bounds are inclusive and stamps have whole-second precision, so "a,b" selects a..b and a
 # half-open [start, end) is asked as [ceil(start), ceil(end) - 1 s] (operators/inventory.py).
+# guard: aprobe_filter (sync/inventory_guard.py: a range that must be empty)
 # probe: INVENTORY_PARAM_UPDATED_ON
 # ASSUMPTION (§8.5): inventoryListing can be paged as deep as it goes (no Algolia-style hit cap).
 # Only a bound for the exact reader's paging of one crowded second: a second holding this many
@@ -321,7 +328,11 @@ def format_updated_on(start: datetime | None, end: datetime | None) -> str:
 
 # probe: INVENTORY_PER_PAGE_DEFAULT
 def inventory_is_last_page(esin_count: int, per_page: int) -> bool:
-    """ASSUMPTION (eshopbox-api.md §8.5): a page with fewer than perPage ESINs is the last one."""
+    """ASSUMPTION (eshopbox-api.md §8.5): a page with fewer than perPage ESINs is the last one.
+
+    guard: InventoryPager (the snapshot and hook loops end only at an empty page; the
+    changed-mode reader pages by the size a probe saw served).
+    """
     return esin_count < per_page
 
 
@@ -436,9 +447,11 @@ LIST_PARAM_PAGE = "page"
 SHIPMENTS_PARAM_PER_PAGE = "per_page"
 LIST_PARAM_PER_PAGE = "perPage"
 # ASSUMPTION (§6: "default page 1"): every list is 1-indexed.
+# guard: read_list (sync/streams.py: an empty page 1 with rows promised fails)
 # probe: SHIPMENTS_LIST:first_page, RETURNS_LIST:first_page, PRODUCTS_LIST:first_page
 LIST_FIRST_PAGE = 1
 # ASSUMPTION (§6: max page size undocumented; default 25): 100 per page, as the orders list takes.
+# guard: read_list (sync/streams.py: a first page short of its total fails)
 # probe: SHIPMENTS_LIST:per_page, RETURNS_LIST:per_page, PRODUCTS_LIST:per_page
 LIST_PER_PAGE_MAX = 100
 # ASSUMPTION (§6 [P1]: "total = matches for the filters", a string in the sample): every list reply
@@ -464,9 +477,11 @@ SHIPMENT_ID_FIELD = "id"
 SHIPMENT_TRACKING_FIELD = "trackingID"
 # probe: RETURN_GET
 RETURN_NUMBER_FIELD = "customerReturnNumber"  # unique per return (§6: presumably, ASSUMPTION)
+# guard: read_by_keys (sync/streams.py: the row got must carry the key)
 PRODUCT_ID_FIELD = "esin"
 PRODUCTS_PARAM_IDS = "ids"
 # ASSUMPTION (§5 [S1]): ``ids`` takes SKUs, comma-separated, at most this many per call.
+# guard: read_by_keys (sync/streams.py: a row not asked for fails the read)
 # probe: PRODUCTS_PARAM_IDS
 PRODUCTS_IDS_MAX = 100
 TRACKING_PARAM_IDS = "trackingIds"

@@ -347,7 +347,9 @@ class Probe:
             rows.append(Row("INVENTORY_PER_PAGE_DEFAULT", f"perPage={per} served {len(one)}", OK))
         # 1-based
         status, zero = await self.inventory(0)
+        inventory_first = api.INVENTORY_FIRST_PAGE
         if status == 200 and isinstance(zero, Mapping) and not _is_error_body(zero) and zero:
+            inventory_first = 0  # the filtered checks below ask the page this server calls first
             rows.append(
                 Row("INVENTORY_FIRST_PAGE", f"page=0 served {len(zero)} ESINs: pages count from 0", DEVIATES)
             )
@@ -358,7 +360,7 @@ class Probe:
         # esin filter
         if self.esins:
             esin = self.esins[0]
-            _, got = await self.inventory(api.INVENTORY_FIRST_PAGE, **{api.INVENTORY_PARAM_ESIN: esin})
+            _, got = await self.inventory(inventory_first, **{api.INVENTORY_PARAM_ESIN: esin})
             keys = set(got) if isinstance(got, Mapping) else set()
             if keys == {esin}:
                 rows.append(Row("INVENTORY_PARAM_ESIN", f"esin={esin} answered that ESIN only", OK))

@@ -133,7 +133,7 @@ SCHEMAS: dict[str, StreamSchema] = {
                     "tracking",
                     _O,
                     "added by the operator: the tracking reply for trackingID (journeyType, currentStatus, "
-                    "dateTime, expectedDeliveryDate, courierPartnerName, statusLogs[]), null if none",
+                    "dateTime, expectedDeliveryDate, courierPartnerName, statusLogList[]), null if none",
                 ),
             ),
             ("id", "updated_at"),

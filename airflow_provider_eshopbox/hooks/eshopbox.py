@@ -633,15 +633,19 @@ class EshopboxHook(BaseHook):
     async def aiter_inventory_pages(
         self, updated_on: UpdatedOn = None, per_page: int = api.INVENTORY_PER_PAGE_DEFAULT
     ) -> AsyncIterator[dict[str, dict[str, Any]]]:
-        """ESIN-keyed pages until one holds fewer than ``per_page`` ESINs."""
-        page = api.INVENTORY_FIRST_PAGE
-        while True:
-            items = await self.afetch_inventory_page(updated_on, page, per_page)
-            if items:
-                yield items
-            if api.inventory_is_last_page(len(items), per_page):
-                return
-            page += 1
+        """Non-empty ESIN-keyed pages until an empty one, checked (``sync/inventory_guard.py``).
+
+        A short page is not taken as the last (a server may cap ``perPage``), a page that repeats
+        ESINs or a 200 error envelope raises ``EshopboxContractError``, and a server numbering pages
+        from 0 is paged from 0.
+        """
+        from airflow_provider_eshopbox.sync.inventory_guard import aiter_guarded_pages
+
+        async def fetch(page: int) -> dict[str, dict[str, Any]]:
+            return await self.afetch_inventory_page(updated_on, page, per_page)
+
+        async for _page, items in aiter_guarded_pages(fetch, per_page):
+            yield items
 
     async def aget_order(self, customer_order_number: str) -> dict[str, Any] | None:
         """The WMS order, or None if Eshopbox answers 404."""
@@ -786,9 +790,22 @@ class EshopboxHook(BaseHook):
             esin = product.get("esin") if isinstance(product, Mapping) else None
             if not esin:
                 return None
+        from airflow_provider_eshopbox.sync.inventory_guard import check_esin_reply
+
         page = await self.afetch_inventory_page(
             None, api.INVENTORY_FIRST_PAGE, api.INVENTORY_PER_PAGE_DEFAULT, esin
         )
+        check_esin_reply(page, esin, page=api.INVENTORY_FIRST_PAGE)
+        if not page:
+            # Unknown, or a server that numbers pages from 0 served its second page: page 0 decides
+            # (a 1-based server refuses it). Costs a request only while the ESIN is not found.
+            try:
+                page = await self.afetch_inventory_page(None, 0, api.INVENTORY_PER_PAGE_DEFAULT, esin)
+            except EshopboxApiError as exc:
+                if exc.status not in (400, 404, 422):
+                    raise
+                return None
+            check_esin_reply(page, esin, page=0)
         return page.get(esin)
 
     async def aclose(self) -> None:
@@ -850,14 +867,12 @@ class EshopboxHook(BaseHook):
         self, updated_on: UpdatedOn = None, per_page: int = api.INVENTORY_PER_PAGE_DEFAULT
     ) -> Iterator[dict[str, dict[str, Any]]]:
         """Sync ``aiter_inventory_pages``."""
-        page = api.INVENTORY_FIRST_PAGE
-        while True:
-            items = self.fetch_inventory_page(updated_on, page, per_page)
-            if items:
-                yield items
-            if api.inventory_is_last_page(len(items), per_page):
-                return
-            page += 1
+        from airflow_provider_eshopbox.sync.inventory_guard import iter_guarded_pages
+
+        for _page, items in iter_guarded_pages(
+            lambda page: self.fetch_inventory_page(updated_on, page, per_page), per_page
+        ):
+            yield items
 
     def get_order(self, customer_order_number: str) -> dict[str, Any] | None:
         """Sync ``aget_order``."""

@@ -202,18 +202,20 @@ class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
     ) -> int:
         """Page the unfiltered listing (stable under stock changes, see api.py); returns requests made."""
         from airflow_provider_eshopbox import api
+        from airflow_provider_eshopbox.sync.inventory_guard import InventoryPager, iter_guarded_pages
 
         per_page = api.INVENTORY_PER_PAGE_DEFAULT
-        page = api.INVENTORY_FIRST_PAGE
+        pager = InventoryPager(per_page)
         try:
-            while True:
-                items = hook.fetch_inventory_page(None, page, per_page)
+            # Checked paging (sync/inventory_guard.py): ends only at an empty page, fails typed on
+            # a repeated page or a 200 error envelope, pages a 0-based server from 0.
+            for _page, items in iter_guarded_pages(
+                lambda page: hook.fetch_inventory_page(None, page, per_page), per_page, pager
+            ):
                 for esin, value in items.items():
                     add(esin, value)
-                progress(page)
-                if api.inventory_is_last_page(len(items), per_page):
-                    return page - api.INVENTORY_FIRST_PAGE + 1
-                page += 1
+                progress(pager.requests)
+            return pager.requests
         finally:
             hook.close()
 
@@ -232,10 +234,30 @@ class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
         rows spread evenly over its whole seconds (see ``_stand_in_stamps``).
         """
         from airflow_provider_eshopbox import api
+        from airflow_provider_eshopbox.exceptions import EshopboxContractError
+        from airflow_provider_eshopbox.sync.inventory_guard import (
+            ENDPOINT,
+            aprobe_filter,
+            aprobe_paging,
+            check_inventory_reply,
+            check_rows_in_window,
+        )
         from airflow_provider_eshopbox.sync.slicing import WindowReader
 
-        per_page = api.INVENTORY_PER_PAGE_DEFAULT
-        requests = 0
+        # One probe of the unfiltered listing (sync/inventory_guard.py): which number the first page
+        # has and whether perPage is capped; the reader then pages by what the server really serves.
+        paging = await aprobe_paging(
+            lambda page, size: hook.afetch_inventory_page(None, page, size), api.INVENTORY_PER_PAGE_DEFAULT
+        )
+        per_page = paging.page_size
+        shift = paging.first_page - 1  # the reader numbers pages from 1
+        # And one request for a range that must be empty: a server ignoring updatedOn (or its upper
+        # bound) would otherwise have every ESIN written as "changed", green.
+        canary = await aprobe_filter(
+            lambda updated_on: hook.afetch_inventory_page(updated_on, shift + 1, per_page)
+        )
+        requests = paging.requests + canary
+        previous: dict[tuple[int, int], tuple[int, frozenset[str]]] = {}
 
         async def fetch(start_ms: int, end_ms: int, page: int) -> tuple[list[_Stamped], bool]:
             nonlocal requests
@@ -243,7 +265,25 @@ class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
             if bounds is None:
                 return [], False
             requests += 1
-            items = await hook.afetch_inventory_page(bounds, page, per_page)
+            items = await hook.afetch_inventory_page(bounds, page + shift, per_page)
+            check_inventory_reply(items, page=page + shift)
+            check_rows_in_window(items, *bounds)
+            if len(items) > per_page:
+                raise EshopboxContractError(
+                    ENDPOINT,
+                    "INVENTORY_PER_PAGE_DEFAULT",
+                    f"page {page + shift} served {len(items)} ESINs for perPage={per_page}",
+                )
+            ids = frozenset(items)
+            before = previous.get((start_ms, end_ms))
+            if before is not None and before[0] == page - 1 and ids and ids == before[1]:
+                raise EshopboxContractError(
+                    ENDPOINT,
+                    "INVENTORY_PARAM_PAGE",
+                    f"page {page + shift} of updatedOn={api.format_updated_on(*bounds)} repeats the previous "
+                    f"page ({len(ids)} ESINs): the server does not honour page",
+                )
+            previous[(start_ms, end_ms)] = (page, ids)
             return _stand_in_stamps(items, bounds), not api.inventory_is_last_page(len(items), per_page)
 
         def on_rows(rows: list[_Stamped]) -> None:

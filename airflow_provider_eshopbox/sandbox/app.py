@@ -630,8 +630,9 @@ class SandboxApp:
             if sb.quirks.on("bad_filter_200_empty"):
                 return R.json_response({})
             return R.bad_request(str(exc))
+        only = q.get("esin") or None  # the documented filter by product field (api doc §4.2)
         if sb.quirks.on("ignore_filters"):
-            lo = hi = None
+            lo = hi = only = None
         elif sb.quirks.on("ignore_upper_bound"):
             hi = None
         store = sb.store
@@ -643,7 +644,9 @@ class SandboxApp:
                 return [
                     e
                     for e in store.esins_sorted
-                    if (lo is None or stamps[e] >= lo) and (hi is None or stamps[e] <= hi)
+                    if (lo is None or stamps[e] >= lo)
+                    and (hi is None or stamps[e] <= hi)
+                    and (only is None or e == only)
                 ]
 
             esins = matching()

@@ -136,7 +136,7 @@ class StreamStore:
             "dateTime": shipment["status_updated_at"],
             "expectedDeliveryDate": fmt_ts(created + 4 * DAY_MS),
             "courierPartnerName": shipment["courierName"],
-            "statusLogs": [
+            "statusLogList": [
                 {"status": stage.upper(), "dateTime": at, "location": _CITIES[i % len(_CITIES)]}
                 for i, (stage, at) in enumerate(log.items())
             ],

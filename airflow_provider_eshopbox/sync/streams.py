@@ -28,7 +28,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_eshopbox import api
-from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxIncompleteReadError
+from airflow_provider_eshopbox.exceptions import (
+    EshopboxApiError,
+    EshopboxContractError,
+    EshopboxIncompleteReadError,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
@@ -141,6 +145,17 @@ async def read_list(
     for attempt in range(1, READ_PASSES + 1):
         result.passes = attempt
         pages = await _one_pass(hook, stream, per_page, max_concurrency, result)
+        first_rows, first_total = len(pages[0][0]), pages[0][1]
+        if first_rows < min(per_page, first_total):
+            # Not rows leaving the list: the first page itself is short of what it promises. A server
+            # capping the page size (LIST_PER_PAGE_MAX) or numbering pages from 0 (LIST_FIRST_PAGE).
+            raise EshopboxContractError(
+                stream.endpoint.label,
+                "LIST_PER_PAGE_MAX" if first_rows else "LIST_FIRST_PAGE",
+                f"page {api.LIST_FIRST_PAGE} holds {first_rows} rows for a page size of {per_page} while "
+                f"total says {first_total}: the server caps the page size or does not number pages from "
+                f"{api.LIST_FIRST_PAGE}",
+            )
         problem = _check(stream, pages)
         if problem is None:
             result.listed = sum(len(rows) for rows, _ in pages)
@@ -259,6 +274,15 @@ async def read_by_keys(
                     ) from None
             if not isinstance(data, dict):
                 raise _bad(endpoint, f"{stream.key_field} {key!r} is not a JSON object")
+            got = data.get(stream.key_field)
+            if got is None or str(got) != key:
+                # a 200 for another row (a server ignoring the path key) or an error envelope
+                raise EshopboxContractError(
+                    endpoint.label,
+                    "RETURN_NUMBER_FIELD",
+                    f"asked for {stream.key_field} {key!r}, got a row with {stream.key_field}="
+                    f"{str(got)[:60]!r} (keys: {sorted(data)[:6]})",
+                )
             rows.append((data, json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()))
 
         await asyncio.gather(*(one(k) for k in unique))
@@ -270,6 +294,18 @@ async def read_by_keys(
         params = {stream.ids_param: ",".join(ids), api.LIST_PARAM_PAGE: 1, api.LIST_PARAM_PER_PAGE: len(ids)}
         async with limit:
             page, _total = parse_list_page(stream.endpoint, await hook.acall(stream.endpoint, params=params))
+        asked = set(ids)
+        # ``ids`` takes SKUs (api.py PRODUCTS_IDS_MAX, §5), whatever the stream's key field is
+        strays = sorted({str(row.get("sku")) for row, _text in page} - asked)
+        if strays:
+            # a server ignoring ``ids`` answers rows nobody asked for: none is kept
+            raise EshopboxContractError(
+                stream.endpoint.label,
+                "PRODUCTS_IDS_MAX",
+                f"{stream.ids_param}= asked {len(asked)} SKUs, the reply holds {len(page)} "
+                f"rows,"
+                f" {len(strays)} of them not asked for (e.g. {strays[0][:60]!r})",
+            )
         rows.extend((row, one_line(row, text)) for row, text in page)
 
     await asyncio.gather(*(batch(b) for b in batches))

@@ -163,16 +163,20 @@ def test_inventory_pages_stop_on_short_page_and_updated_on_format():
     with respx.mock() as mock:
         mock.post(AUTH_URL).mock(side_effect=TokenMinter())
         route = mock.get(f"{API}/api/v2/inventoryListing").mock(
-            side_effect=[httpx.Response(200, json=p) for p in pages]
+            # page 0 refused (a 1-based server), pages 1 and 2, and the empty page 3 that ends the
+            # read: a short page is not believed to be the last (a server may cap perPage)
+            side_effect=[httpx.Response(400, json={"error": {"message": "page must be >= 1"}})]
+            + [httpx.Response(200, json=p) for p in [*pages, {}]]
         )
         start = datetime(2024, 6, 1, 5, 30, tzinfo=timezone(timedelta(hours=5, minutes=30)))
         got = list(EshopboxHook(retry_policy=FAST).iter_inventory_pages((start, None), per_page=3))
     assert got == pages
-    params = route.calls[0].request.url.params
+    assert [c.request.url.params["page"] for c in route.calls] == ["0", "1", "2", "3"]
+    params = route.calls[1].request.url.params
     assert (
         params["updatedOn"] == "2024-06-01 00:00:00," and params["perPage"] == "3" and params["page"] == "1"
     )
-    assert route.calls[0].request.headers["ProxyHost"] == "acme"
+    assert route.calls[1].request.headers["ProxyHost"] == "acme"
 
 
 def test_get_order_404_is_none_and_sensor_helpers(live, monkeypatch):

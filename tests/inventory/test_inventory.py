@@ -47,9 +47,10 @@ def test_snapshot_equals_the_stock_table(conn, airflow_db):
     assert {r["snapshot_at"] for r in rows} == {
         result.dag_run.start_date.astimezone(timezone.utc).isoformat()
     }
-    # 75 ESINs at 25 a page: three full pages and the empty page that proves the end.
-    assert sb.stats()["by_route"]["inventory_list"] == 4
-    assert manifest["requests"] == 4
+    # 75 ESINs at 25 a page: the page-0 probe (a 1-based server refuses it), three full pages and
+    # the empty page that proves the end.
+    assert sb.stats()["by_route"]["inventory_list"] == 5
+    assert manifest["requests"] == 5
     assert {k: manifest[k] for k in ("rows", "esins", "mode", "totals_mismatches")} == {
         "rows": len(truth),
         "esins": 75,
