@@ -160,7 +160,7 @@ def parse_orders_page(data: Any, page: int, per_page: int) -> OrdersPage:
 
     if not isinstance(data, Mapping):
         raise bad(f"body is {_json_type(data)}, not an object")
-    if "hits" not in data and "error" in data:  # guard: error_envelope_at_200
+    if "hits" not in data and "error" in data:  # a 200 carrying an error envelope (error_200)
         raise EshopboxContractError(
             api.ORDERS_LIST.label,
             "ORDERS_LIST",
@@ -573,7 +573,7 @@ class EshopboxHook(BaseHook):
         return parse_orders_page(await self._call(api.ORDERS_LIST, params=params), page, per_page)
 
     async def afilter_cross_check(self) -> str | None:
-        """guard: filter_cross_check. What ``test_connection`` checks of the filter: the oldest row of an
+        """What ``test_connection`` checks of the filter: the oldest row of an
         unfiltered first page, asked for by its exact updatedAt with ``orders_window_filter``, must come
         back and nothing outside that millisecond with it; page 0 must be empty (1-based pages).
         Returns the problem, or None when all holds (or there is no row to check with)."""
