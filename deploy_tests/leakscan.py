@@ -58,6 +58,7 @@ class Scan:
     searched: dict[str, int] = field(default_factory=dict)
     chars: dict[str, int] = field(default_factory=dict)
     hits: list[Hit] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)  # files of a live tree deleted before they were read
 
     def __post_init__(self) -> None:
         short = [label for value, label in self.needles.items() if len(value) < MIN_PIECE]
@@ -123,13 +124,23 @@ class Scan:
         out.append(text[pos:b])
         return "".join(out).replace("\n", "\\n")
 
-    def files(self, where: str, root: Path, skip: Iterable[Path] = ()) -> None:
+    def files(self, where: str, root: Path, skip: Iterable[Path] = (), live: bool = False) -> None:
+        """Every file under ``root``. ``live``: a running program owns the tree (PostgreSQL's data
+        directory), so a file it deletes between the listing and the read is noted in ``vanished``
+        rather than failing the scan; a file that no longer exists holds nothing at rest."""
         self.searched.setdefault(where, 0)
         skipped = {p.resolve() for p in skip}
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             if path.resolve() in skipped or any(parent in skipped for parent in path.resolve().parents):
                 continue
-            self.text(where, str(path.relative_to(root)), read_any(path))
+            try:
+                text = read_any(path)
+            except FileNotFoundError:
+                if not live:
+                    raise
+                self.vanished.append(f"{where}: {path.relative_to(root)}")
+                continue
+            self.text(where, str(path.relative_to(root)), text)
 
     def database(self, where: str, con: Any) -> None:
         """Every row of every table of a database (DB-API connection: SQLite or PostgreSQL), each row's
