@@ -210,17 +210,25 @@ def classify_response(spec: RequestSpec, response: httpx.Response, secrets: Iter
 def classify_exception(spec: RequestSpec, exc: Exception) -> Exception:
     """The exception to raise for a transport failure: _Retry, ambiguity, or a final API error."""
     text = f"{type(exc).__name__}: {exc}"[:200]
+    host = _host(spec.url)
     if _certificate_refused(exc):  # final: asking again will not make the certificate trusted
-        return EshopboxApiError(None, spec.label, f"TLS failed ({text}); {_TLS_HINT}")
+        return EshopboxApiError(None, spec.label, f"TLS to {host} failed ({text}); {_TLS_HINT}")
     if isinstance(exc, _NEVER_SENT):
-        return _Retry(EshopboxApiError(None, spec.label, f"could not connect ({text})"))
+        return _Retry(EshopboxApiError(None, spec.label, f"could not connect to {host} ({text})"))
     if isinstance(exc, (*_MAYBE_SENT, TimeoutError)):
         if not spec.idempotent:
             return EshopboxAmbiguousWriteError(
                 None, spec.label, f"{text}; the write may or may not have been applied"
             )
-        return _Retry(EshopboxApiError(None, spec.label, text))
-    return EshopboxApiError(None, spec.label, text)
+        return _Retry(EshopboxApiError(None, spec.label, f"{host}: {text}"))
+    return EshopboxApiError(None, spec.label, f"{host}: {text}")
+
+
+def _host(url: str) -> str:
+    """``host:port`` of a request URL for messages: the connection's URLs carry no userinfo (the
+    parser refuses it) and the query string is left out."""
+    parts = httpx.URL(url)
+    return f"{parts.host}:{parts.port}" if parts.port else parts.host
 
 
 def _certificate_refused(exc: BaseException | None) -> bool:
@@ -289,17 +297,23 @@ class HttpClient:
         return client
 
     async def _attempt(self, spec: RequestSpec) -> Reply:
-        await self.limiter.acquire()
-        self.summary.maybe_log()
         client = self._client()
+        deadline = self.timeout * DEADLINE_FACTOR
+        sending = False
         try:
-            async with asyncio.timeout(self.timeout * DEADLINE_FACTOR):
+            async with asyncio.timeout(deadline):  # the limiter's wait counts: a hold cannot hang a call
+                await self.limiter.acquire()
+                sending = True
+                self.summary.maybe_log()
                 response = await client.request(
                     spec.endpoint.method, spec.url, params=spec.params, json=spec.json, headers=spec.headers
                 )
         except (TimeoutError, httpx.HTTPError, ssl.SSLError) as exc:
+            if not sending:  # never sent, so safe to retry for every method
+                why = f"not sent: the client-side rate limit held it back past the attempt's {deadline:g} s"
+                raise _Retry(EshopboxApiError(None, spec.label, f"{why} ({self.limiter.reason()})")) from None
             if isinstance(exc, asyncio.TimeoutError):
-                exc = httpx.ReadTimeout(f"no complete reply within {self.timeout * DEADLINE_FACTOR:g} s")
+                exc = httpx.ReadTimeout(f"no complete reply within {deadline:g} s")
             raise classify_exception(spec, exc) from None
         try:
             reply = classify_response(spec, response, self.secrets)
@@ -340,6 +354,8 @@ class HttpClient:
                 )
             if exc.error.status != 429:
                 self.summary.retried += 1
+            asked = "server asked: Retry-After" if exc.retry_after is not None else "backoff after an error"
+            self.limiter.tell_wait(delay, f"{asked}, {exc.error.endpoint}")
             log.debug("Eshopbox request retry %d in %.2f s: %s", state.attempt_number, delay, exc)
             return delay
 
@@ -372,26 +388,26 @@ class ThrottleSummary:
         self.every = every
         self.throttled = 0  # 429s
         self.retried = 0  # errors retried
-        self._told = (0, 0, 0, 0.0)  # throttled, retried, limiter waits, limiter seconds: as last logged
+        self._told = (0, 0, 0, 0.0)  # throttled, retried, limiter waits, wall s waiting: as last logged
         self._last = time.monotonic()
 
     def maybe_log(self, *, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last < self.every:
             return
-        counts = (self.throttled, self.retried, self.limiter.waits, self.limiter.waited)
+        counts = (self.throttled, self.retried, self.limiter.waits, self.limiter.wall_waited())
         throttled, retried, waits, waited = (a - b for a, b in zip(counts, self._told, strict=True))
         if not (throttled or retried or waits):
             return
         log.info(
-            "Eshopbox throttling in the last %.0f s: %d requests held back by the rate limit (%.1f s in "
-            "all), %d answered 429, %d retried after errors; current rate %.1f requests/s",
+            "Eshopbox requests in the last %.0f s: %d held back for %.1f s of wall time by %s; "
+            "%d answered 429, %d retried after errors",
             now - self._last,
             waits,
             waited,
+            self.limiter.reason(),
             throttled,
             retried,
-            self.limiter.rate(),
         )
         self._told, self._last = counts, now
 

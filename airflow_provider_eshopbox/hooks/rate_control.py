@@ -61,6 +61,7 @@ def host_clock() -> float:
 
 _BOOTTIME = hasattr(time, "CLOCK_BOOTTIME")
 MAX_HOLD_S = 2.0 / MIN_RATE  # the longest the client ever holds requests back by itself (a 429's pause)
+LONG_WAIT_S = 5.0  # a wait longer than this is told in the task log, so a user sees the task is alive
 
 
 @dataclass
@@ -196,7 +197,7 @@ class MemoryRateState:
         """A 429 was learned from (only a deployment-wide state passes it on)."""
 
 
-class FileRateState:
+class FileRateState(MemoryRateState):
     """The state of one connection for every process of the host: a small 0600 file under flock.
 
     The file holds ``RateState`` packed in a fixed binary layout and stays open, so a request costs
@@ -208,10 +209,9 @@ class FileRateState:
     _LAYOUT = struct.Struct(f"<d?dddd{BUCKETS}id")
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
-        self._memory = MemoryRateState()
         self._broken = False
-        self._lock = threading.Lock()
         self._fd: int | None = None
         self._pid = 0
 
@@ -247,7 +247,7 @@ class FileRateState:
                     finally:
                         with contextlib.suppress(OSError):
                             fcntl.flock(fd, fcntl.LOCK_UN)
-        with self._memory.locked() as state:
+        with super().locked() as state:
             yield state
 
     @classmethod
@@ -259,21 +259,11 @@ class FileRateState:
 
     @classmethod
     def unpack(cls, data: bytes) -> RateState:
-        """The state in ``data``; a fresh one for an empty, short or nonsensical file."""
+        """The state in ``data`` (``sanitize`` judges its values); a fresh one for an empty or short file."""
         if len(data) != cls._LAYOUT.size:
             return RateState()
         values = cls._LAYOUT.unpack(data)
-        state = RateState(*values[:6], successes=list(values[6:-1]), bucket_start=values[-1])
-        numbers = (state.next_slot, state.rate, state.w_max, state.since, state.bucket_start)
-        if not all(map(math.isfinite, numbers)) or state.rate <= 0 or min(state.successes) < 0:
-            return RateState()
-        return state
-
-    def ceiling(self, configured: float | None, now: float) -> float | None:
-        return configured
-
-    def note_throttle(self, state: RateState, now: float) -> None:
-        """Nothing to pass on beyond the host."""
+        return RateState(*values[:6], successes=list(values[6:-1]), bucket_start=values[-1])
 
     def _fall_back(self, exc: OSError) -> None:
         self._broken = True
@@ -483,9 +473,12 @@ class RateLimiter:
         self.ceiling = ceiling
         self.state = state or MemoryRateState()
         self.clock = clock
-        self.waits = 0  # requests held back, and for how long: summarised in the task log
-        self.waited = 0.0
+        self.waits = 0  # requests held back, and the wall time at least one was: the task log's summary
+        self._waiting = 0
+        self._wall = (0.0, 0.0)  # (seconds with a request waiting, when the current such stretch began)
+        self._told_until = -math.inf  # the end of the last long wait told in the log
         self._warned = False
+        self._guard = threading.Lock()
 
     @contextlib.contextmanager
     def _locked(self, now: float) -> Iterator[RateState]:
@@ -500,15 +493,6 @@ class RateLimiter:
     def _ceiling(self, now: float) -> float | None:
         """The configured ceiling, or this host's share of the deployment's (or learned) rate."""
         return self.state.ceiling(self.ceiling, now)
-
-    @property
-    def interval(self) -> float:
-        """Seconds between request starts at the current rate (0: no limit in force)."""
-        now = self.clock()
-        ceiling = self._ceiling(now)
-        with self._locked(now) as state:
-            rate = current_rate(state, now, ceiling)
-        return 0.0 if rate >= UNLIMITED_RATE and not ceiling else 1.0 / rate
 
     def rate(self) -> float:
         """Requests per second allowed now (for log lines)."""
@@ -546,13 +530,56 @@ class RateLimiter:
             self.state.note_throttle(state, now)
         return pause
 
+    def reason(self) -> str:
+        """What sets the pace now, for log lines: the configured limit, a learned rate, or the ramp."""
+        now = self.clock()
+        ceiling = self._ceiling(now)
+        with self._locked(now) as state:
+            rate, ramp = current_rate(state, now, ceiling), state.slow_start
+        if ceiling and rate >= ceiling:
+            return f"configured limit {rate:.3g} requests/s"
+        if ramp:
+            return f"the client's own start-up ramp, now {rate:.3g} requests/s; no server limit met"
+        return f"learned rate {rate:.3g} requests/s"
+
+    def tell_wait(self, seconds: float, why: str) -> None:
+        """Log a wait longer than ``LONG_WAIT_S`` once, however many requests share it."""
+        until = self.clock() + seconds
+        with self._guard:
+            if seconds <= LONG_WAIT_S or until <= self._told_until + 1.0:
+                return
+            self._told_until = until
+        log.info("Eshopbox requests waiting %.0f s (%s)", seconds, why)
+
+    def wall_waited(self) -> float:
+        """Seconds of wall time in which at least one request of this process was held back."""
+        with self._guard:
+            total, began = self._wall
+            return total + (self.clock() - began if self._waiting else 0.0)
+
+    def _hold(self, delta: int) -> None:
+        now = self.clock()
+        with self._guard:
+            total, began = self._wall
+            if self._waiting == 0:
+                began = now
+            self._waiting += delta
+            self._wall = (total + now - began, now) if self._waiting == 0 else (total, began)
+
     async def acquire(self) -> None:
-        """Wait (without blocking the loop) until this caller may send."""
+        """Wait (without blocking the loop) until this caller may send. The caller bounds the wait
+        (``_http`` counts it against the attempt's deadline); a long one is told in the log."""
         import asyncio
 
-        started = self.clock()
-        while delay := self.claim():
-            await asyncio.sleep(min(delay, MAX_HOLD_S))  # sanitize() keeps it there; belt and braces
-        if (waited := self.clock() - started) > 0:
-            self.waits += 1
-            self.waited += waited
+        if not (delay := self.claim()):
+            return
+        self.waits += 1
+        self._hold(+1)
+        try:
+            while delay:
+                if delay > LONG_WAIT_S:
+                    self.tell_wait(delay, self.reason())
+                await asyncio.sleep(min(delay, MAX_HOLD_S))  # sanitize() keeps it there; belt and braces
+                delay = self.claim()
+        finally:
+            self._hold(-1)

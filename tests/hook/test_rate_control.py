@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_eshopbox.hooks.rate_control import (
+    UNLIMITED_RATE,
     FileRateState,
     MemoryRateState,
     RateLimiter,
@@ -114,7 +115,7 @@ def test_no_limit_anywhere_means_no_spacing_once_slow_start_has_grown():
     for _ in range(1500):  # slow start doubles about every tenth of a second of successes
         claim_now(limiter, clock)
         limiter.succeeded()
-    assert limiter.interval == 0.0 and limiter.claim() == 0.0 and limiter.claim() == 0.0
+    assert limiter.rate() >= UNLIMITED_RATE and limiter.claim() == 0.0 and limiter.claim() == 0.0
 
 
 def test_a_throttle_holds_every_request_back_briefly_not_for_a_coarse_retry_after():
@@ -158,6 +159,7 @@ def test_processes_of_one_host_share_one_budget(tmp_path):
     slots = sorted(slot for _ in procs for slot in out.get(timeout=60))
     for proc in procs:
         proc.join(30)
+    rate = first.rate()  # the learned rate grows back while the workers spawn: the highest they used
     # Nine starts from three processes keep one spacing between them: at most one slot of credit
     # after an idle spell, and a start that came late does not let the rest catch up beyond it.
     assert slots[-1] - slots[0] >= 0.9 * (len(slots) - 2) / rate, (slots, rate)
