@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import random
 import ssl
 import threading
@@ -47,6 +48,7 @@ _LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=16)
 #: httpx's timeouts bound each connect, read and write; one attempt as a whole gets this many times
 #: the connection's timeout, so a server that trickles bytes cannot hold a request for ever.
 DEADLINE_FACTOR = 3
+LONG_WAIT_S = 5.0  # a wait longer than this gets its own log line
 REDACTED = "***"
 
 
@@ -302,7 +304,8 @@ class HttpClient:
         sending = False
         try:
             async with asyncio.timeout(deadline):  # the limiter's wait counts: a hold cannot hang a call
-                await self.limiter.acquire()
+                if await self.limiter.acquire(self.summary.hold):
+                    self.summary.waits += 1
                 sending = True
                 self.summary.maybe_log()
                 response = await client.request(
@@ -355,7 +358,7 @@ class HttpClient:
             if exc.error.status != 429:
                 self.summary.retried += 1
             asked = "server asked: Retry-After" if exc.retry_after is not None else "backoff after an error"
-            self.limiter.tell_wait(delay, f"{asked}, {exc.error.endpoint}")
+            self.summary.tell(delay, f"{asked}, {exc.error.endpoint}")
             log.debug("Eshopbox request retry %d in %.2f s: %s", state.attempt_number, delay, exc)
             return delay
 
@@ -381,21 +384,40 @@ class HttpClient:
 
 class ThrottleSummary:
     """Throttling and retries told in the task log as one line every ``every`` s at most, with
-    counts, instead of a line per wait that would bury the progress lines."""
+    counts, instead of a line per wait that would bury the progress lines; and a line for each wait
+    longer than ``LONG_WAIT_S``, so that a user sees a throttled task is alive."""
 
     def __init__(self, limiter: RateLimiter, every: float = 30.0) -> None:
         self.limiter = limiter
         self.every = every
         self.throttled = 0  # 429s
         self.retried = 0  # errors retried
-        self._told = (0, 0, 0, 0.0)  # throttled, retried, limiter waits, wall s waiting: as last logged
+        self.waits = 0  # requests the limiter held back
+        self.waited = 0.0  # wall time in which at least one was held back (not a sum over requests)
+        self._held_until = self._told_until = -math.inf
+        self._told = (0, 0, 0, 0.0)  # throttled, retried, waits, waited: as last logged
         self._last = time.monotonic()
+
+    def hold(self, seconds: float) -> None:
+        """The limiter holds a request for ``seconds``: add what it adds to the wall time waiting."""
+        now = time.monotonic()
+        self.waited += max(0.0, now + seconds - max(now, self._held_until))
+        self._held_until = max(self._held_until, now + seconds)
+        if seconds > LONG_WAIT_S:
+            self.tell(seconds, self.limiter.reason())
+
+    def tell(self, seconds: float, why: str) -> None:
+        """Log a long wait once, however many requests share it."""
+        until = time.monotonic() + seconds
+        if seconds > LONG_WAIT_S and until > self._told_until + 1.0:
+            self._told_until = until
+            log.info("Eshopbox requests waiting %.0f s (%s)", seconds, why)
 
     def maybe_log(self, *, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last < self.every:
             return
-        counts = (self.throttled, self.retried, self.limiter.waits, self.limiter.wall_waited())
+        counts = (self.throttled, self.retried, self.waits, self.waited)
         throttled, retried, waits, waited = (a - b for a, b in zip(counts, self._told, strict=True))
         if not (throttled or retried or waits):
             return

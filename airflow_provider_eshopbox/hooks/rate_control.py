@@ -61,7 +61,6 @@ def host_clock() -> float:
 
 _BOOTTIME = hasattr(time, "CLOCK_BOOTTIME")
 MAX_HOLD_S = 2.0 / MIN_RATE  # the longest the client ever holds requests back by itself (a 429's pause)
-LONG_WAIT_S = 5.0  # a wait longer than this is told in the task log, so a user sees the task is alive
 
 
 @dataclass
@@ -473,12 +472,7 @@ class RateLimiter:
         self.ceiling = ceiling
         self.state = state or MemoryRateState()
         self.clock = clock
-        self.waits = 0  # requests held back, and the wall time at least one was: the task log's summary
-        self._waiting = 0
-        self._wall = (0.0, 0.0)  # (seconds with a request waiting, when the current such stretch began)
-        self._told_until = -math.inf  # the end of the last long wait told in the log
         self._warned = False
-        self._guard = threading.Lock()
 
     @contextlib.contextmanager
     def _locked(self, now: float) -> Iterator[RateState]:
@@ -542,44 +536,14 @@ class RateLimiter:
             return f"the client's own start-up ramp, now {rate:.3g} requests/s; no server limit met"
         return f"learned rate {rate:.3g} requests/s"
 
-    def tell_wait(self, seconds: float, why: str) -> None:
-        """Log a wait longer than ``LONG_WAIT_S`` once, however many requests share it."""
-        until = self.clock() + seconds
-        with self._guard:
-            if seconds <= LONG_WAIT_S or until <= self._told_until + 1.0:
-                return
-            self._told_until = until
-        log.info("Eshopbox requests waiting %.0f s (%s)", seconds, why)
-
-    def wall_waited(self) -> float:
-        """Seconds of wall time in which at least one request of this process was held back."""
-        with self._guard:
-            total, began = self._wall
-            return total + (self.clock() - began if self._waiting else 0.0)
-
-    def _hold(self, delta: int) -> None:
-        now = self.clock()
-        with self._guard:
-            total, began = self._wall
-            if self._waiting == 0:
-                began = now
-            self._waiting += delta
-            self._wall = (total + now - began, now) if self._waiting == 0 else (total, began)
-
-    async def acquire(self) -> None:
-        """Wait (without blocking the loop) until this caller may send. The caller bounds the wait
-        (``_http`` counts it against the attempt's deadline); a long one is told in the log."""
+    async def acquire(self, on_wait: Callable[[float], None]) -> bool:
+        """Wait (without blocking the loop) until this caller may send; ``on_wait`` hears of each
+        sleep. The caller bounds the whole (``_http`` counts it against the attempt's deadline)."""
         import asyncio
 
-        if not (delay := self.claim()):
-            return
-        self.waits += 1
-        self._hold(+1)
-        try:
-            while delay:
-                if delay > LONG_WAIT_S:
-                    self.tell_wait(delay, self.reason())
-                await asyncio.sleep(min(delay, MAX_HOLD_S))  # sanitize() keeps it there; belt and braces
-                delay = self.claim()
-        finally:
-            self._hold(-1)
+        waited = False
+        while delay := self.claim():
+            waited = True
+            on_wait(delay)
+            await asyncio.sleep(min(delay, MAX_HOLD_S))  # sanitize() keeps it there; belt and braces
+        return waited

@@ -51,7 +51,7 @@ def test_an_absurd_state_gives_a_normal_call_and_is_rewritten_sane(tmp_path, cap
 
     async def calls() -> None:
         for _ in range(REQUESTS):
-            await limiter.acquire()
+            await limiter.acquire(lambda _seconds: None)
             limiter.succeeded()
 
     started = time.monotonic()
