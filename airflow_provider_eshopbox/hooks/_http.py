@@ -417,7 +417,8 @@ class ThrottleSummary:
         now = time.monotonic()
         if not force and now - self._last < self.every:
             return
-        counts = (self.throttled, self.retried, self.waits, self.waited)
+        waited = self.waited - max(0.0, self._held_until - now)  # the part of holds already past
+        counts = (self.throttled, self.retried, self.waits, waited)
         throttled, retried, waits, waited = (a - b for a, b in zip(counts, self._told, strict=True))
         if not (throttled or retried or waits):
             return
