@@ -145,6 +145,7 @@ def _extra(extra: Mapping[str, Any], name: str) -> Any:
 
 
 def _loopback(url: str) -> bool:
+    """Whether a URL's host is this machine's loopback (plain http to it never leaves the machine)."""
     host = urlsplit(url).hostname or ""
     if host == "localhost" or host.endswith(".localhost"):
         return True
