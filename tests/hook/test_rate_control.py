@@ -159,7 +159,6 @@ def test_processes_of_one_host_share_one_budget(tmp_path):
     slots = sorted(slot for _ in procs for slot in out.get(timeout=60))
     for proc in procs:
         proc.join(30)
-    rate = first.rate()  # the learned rate grows back while the workers spawn: the highest they used
     # Nine starts from three processes keep one spacing between them: at most one slot of credit
     # after an idle spell, and a start that came late does not let the rest catch up beyond it.
     assert slots[-1] - slots[0] >= 0.9 * (len(slots) - 2) / rate, (slots, rate)
