@@ -158,6 +158,8 @@ class SliceStats:
     deep_slices: int = 0  # settled slices read several pages deep
     reread_slices: int = 0  # ...read again because a row read in them left during the read
     rows: int = 0
+    window_ms: int = 0  # the window being read, and how much of it is delivered (for progress lines)
+    covered_ms: int = 0
     # Where the requests went, by what they turned out to be (see REQUEST_KINDS), and the rows they
     # delivered: requests - rows / per_page of a kind is what it cost beyond the pages its rows fill.
     spent: Counter[str] = field(default_factory=Counter)
@@ -169,6 +171,11 @@ class SliceStats:
     def seconds(self) -> float:
         """Time spent reading (so far, or in all once the read is over)."""
         return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def done(self) -> str:
+        """The share of the window read, e.g. ``"42%"``."""
+        return f"{100 * self.covered_ms // max(1, self.window_ms)}%"
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +246,7 @@ class WindowReader:
         hit_cap: int,
         max_concurrency: int,
         on_rows: Callable[[list[Row]], None],
-        on_progress: Callable[[SliceStats, int], None] | None = None,
+        on_progress: Callable[[SliceStats], None] | None = None,
         target_fill: float = 0.8,
         settle_ms: int = ORDERS_SEARCH_SETTLE_MS,
         deep: bool = True,
@@ -299,6 +306,7 @@ class WindowReader:
     async def _read(self, start_ms: int, end_ms: int) -> SliceStats:
         if end_ms <= start_ms:
             raise ValueError(f"empty window [{start_ms}, {end_ms})")
+        self.stats.window_ms = end_ms - start_ms
         began = int(time.time() * 1000)
         settled = min(max(began - self._settle_ms, start_ms), end_ms) if self._deep else start_ms
         with _metering() as box:
@@ -335,12 +343,12 @@ class WindowReader:
         hits, has_next = await self._get(start, end, 1)
         if not has_next:
             self._spend("whole", 1, len(hits))
-            self._deliver(hits)
+            self._deliver(hits, end - start)
             return None
         if end - start == 1:
             if end <= settled:
                 rows = await self._read_burst(start, hits)
-                self._deliver(rows)
+                self._deliver(rows, 1)
             else:
                 rows = await self._read_one_millisecond(start, hits)
             self._spend("one-ms", box[0], len(rows))
@@ -360,7 +368,7 @@ class WindowReader:
             return rows
         self._spend("probe-empty", empty)
         self._spend("whole", box[0] - empty, len(rows))
-        self._deliver(rows)
+        self._deliver(rows, end - start)
         return None
 
     async def _prove(self, since: int) -> None:
@@ -606,7 +614,7 @@ class WindowReader:
             self._spend("probe-empty", empty)
             kind = "deep" if deep else "calibration" if guessed else "one-page"
             self._spend("one-ms" if width == 1 else kind, box[0] - empty, len(hits))
-            self._deliver(hits)
+            self._deliver(hits, end - start)
             if width > 1:
                 self._observe(region, len(hits), start, end)
             region.cursor = end
@@ -767,7 +775,7 @@ class WindowReader:
                 continue
             ids = frozenset(self._row_id(row) for row in rows)
             if settled or ids == agreed:
-                self._deliver(rows)
+                self._deliver(rows, 1)
                 return rows
             agreed = ids
         raise EshopboxIncompleteReadError(
@@ -949,13 +957,14 @@ class WindowReader:
         self.stats.spent[kind] += requests
         self.stats.held[kind] += rows
 
-    def _deliver(self, rows: list[Row]) -> None:
-        """Hand over every row of a slice: that part of the window is done."""
+    def _deliver(self, rows: list[Row], span_ms: int) -> None:
+        """Hand over every row of a slice: that part of the window (``span_ms`` long) is done."""
         self.stats.slices += 1
         self.stats.rows += len(rows)
+        self.stats.covered_ms += span_ms
         self._on_rows(rows)
         if self._on_progress is not None:
-            self._on_progress(self.stats, len(self._regions))
+            self._on_progress(self.stats)
 
 
 def _halves(slices: list[tuple[int, int, int]]) -> list[tuple[int, int, float]]:
