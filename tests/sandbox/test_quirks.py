@@ -152,7 +152,9 @@ def test_ignore_ids_products_and_returns(sb: EshopboxSandbox, client: httpx.Clie
     ignored = client.get(url, params={"ids": ",".join(skus)}, headers=ws_headers(token)).json()["data"]
     assert len(ignored) == 25 and {r["sku"] for r in ignored} != set(skus)
     number = sorted(sb.truth_returns())[0]
-    got = client.get(f"{sb.api_url}/api/v1/returns/{number}", headers=ws_headers(token))
+    got = client.get(
+        f"{sb.wms_url}/api/return-shipment/{number}", headers={"Authorization": f"Bearer {token}"}
+    )
     assert got.status_code == 200 and got.json()["customerReturnNumber"] != number
 
 
