@@ -168,9 +168,12 @@ def parse_orders_page(data: Any, page: int, per_page: int) -> OrdersPage:
             f"a 200 reply carries an error envelope instead of hits: {str(data['error'])[:200]}",
             hint="The server sends errors with status 200; the read cannot tell them from data.",
         )
-    if "hits" not in data:
+    if "hits" not in data and data.get("hasNext") is False:
+        raw: Any = []  # "nothing here": a 1-based server's page=0 reply, live-checked ([T2], §3.1)
+    elif "hits" not in data:
         raise bad("'hits' is missing")
-    raw = data["hits"]
+    else:
+        raw = data["hits"]
     row_keys = hit_texts = None
     if isinstance(raw, RawItems):  # left undecoded by the transport: read only what a sync needs
         row_keys = raw.id_and_number(api.ORDER_ROW_ID_FIELD, api.ORDERS_UPDATED_AT_FIELD)
@@ -603,14 +606,14 @@ class EshopboxHook(BaseHook):
                 f"ORDERS_WINDOW_FILTER: {len(outside)} of {len(got_rows)} hits for {window} have updatedAt "
                 f"outside it (e.g. {outside[0]}): the server ignores the filter or its upper bound"
             )
+        zero = await self.afetch_orders_probe(window, 0)
+        if zero.hits:
+            return f"ORDERS_FIRST_PAGE: page=0 of {window} served {len(zero.hits)} hits: pages count from 0"
         if wanted not in {row_id for row_id, _ in got_rows} and not got.has_next:
             return (
                 f"ORDERS_WINDOW_FILTER: order item {wanted!r} (updatedAt={ms}) exists but {window} did not "
                 "return it: the server does not honour the filter"
             )
-        zero = await self.afetch_orders_probe(window, 0)
-        if zero.hits:
-            return f"ORDERS_FIRST_PAGE: page=0 of {window} served {len(zero.hits)} hits: pages count from 0"
         return None
 
     async def aiter_order_pages(

@@ -9,6 +9,7 @@ failure that nothing landed at the destination.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -70,9 +71,9 @@ MODES: dict[str, tuple[dict[str, Any], dict[str, Any] | None, dict[str, str]]] =
     "zero_indexed_pages": (
         {"zero_indexed_pages": True},
         None,
-        # An empty window: page 0 is empty too, and the cross-check's row (page 1 unfiltered is the
-        # server's second page) is not found on "page 1" of its millisecond: typed, if over-cautious.
-        {"small": "ORDERS_FIRST_PAGE", "deep": "ORDERS_FIRST_PAGE", "empty": "ORDERS_WINDOW_FILTER"},
+        # An empty window: page 0 is empty too, but the cross-check's row is found on page 0 of its
+        # millisecond, not page 1: pages count from 0 (test_an_empty_window_is_told_right).
+        {"small": "ORDERS_FIRST_PAGE", "deep": "ORDERS_FIRST_PAGE", "empty": "ORDERS_FIRST_PAGE"},
     ),
 }
 WINDOWS = {"small": SMALL, "deep": DEEP, "empty": EMPTY}
@@ -139,6 +140,38 @@ def test_slicer_is_exact_or_fails_typed(
         assert (
             not output_dir.exists() or [p.name for p in output_dir.iterdir() if p.name.startswith(".")] == []
         )
+
+
+@pytest.mark.parametrize("mode", ["none", "zero_indexed_pages"])
+def test_an_empty_window_is_told_right(
+    sb: EshopboxSandbox, output_dir: Path, capfd: pytest.CaptureFixture[str], mode: str
+) -> None:
+    """A window without rows, in a gap between rows: on a 1-based server (which answers page=0 with a
+    bare ``{"hasNext": false}``, as [T2] saw) it lands empty and green; on a 0-based one the
+    empty-window cross-check names ORDERS_FIRST_PAGE, not a filter the server honours."""
+    stamps = sorted(api.order_row_updated_at(r) for r in sb.truth_order_rows())
+    lo, hi = next((a, b) for a, b in itertools.pairwise(stamps) if b - a > 5_000)
+    start_ms = (lo // 1000 + 1) * 1000
+    start = datetime.fromtimestamp(start_ms / 1000, UTC)
+    end = datetime.fromtimestamp((start_ms + 2000) / 1000, UTC)
+    assert sb.truth_order_item_ids(start, end) == set() and start_ms + 2000 < hi
+    sb.quirks.configure(**MODES[mode][0])
+    sb.reset_stats()
+    destination = output_dir / "orders.jsonl"
+    conf = {"start": start.isoformat(), "end": end.isoformat(), "destination": f"file://{destination}"}
+    try:
+        result = run_dag("eshopbox_orders_resync", capfd, run_conf=conf)
+    finally:
+        sb.quirks.clear()
+    # page 1 and page 0 of the window, the unfiltered reference page, its millisecond (and page 0 of it)
+    assert _orders_requests(sb) == (4 if mode == "none" else 5)
+    if mode == "none":
+        assert result.state == "success", result.log[-3000:]
+        assert read_jsonl(destination) == []
+    else:
+        assert result.task_states == {"resync_orders": "failed"}
+        assert "EshopboxContractError" in result.log and "(ORDERS_FIRST_PAGE)" in result.log
+        assert not destination.exists()
 
 
 # --- the hook's page loops (the order-status trigger and sensor page through them) ---------------

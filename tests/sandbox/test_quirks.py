@@ -112,10 +112,7 @@ def test_zero_indexed_pages_start_at_page_zero(sb: EshopboxSandbox, client: http
     lo, hi = _window(sb)
     plain = _ids(_orders(sb, client, token, filters=_flt(lo, hi), per_page=10, page=1))
     second = _ids(_orders(sb, client, token, filters=_flt(lo, hi), per_page=10, page=2))
-    assert _orders(sb, client, token, filters=_flt(lo, hi), per_page=10, page=0).json() == {
-        "hits": [],
-        "hasNext": False,
-    }
+    assert _orders(sb, client, token, filters=_flt(lo, hi), per_page=10, page=0).json() == {"hasNext": False}
     sb.quirks.configure(zero_indexed_pages=True)
     assert _ids(_orders(sb, client, token, filters=_flt(lo, hi), per_page=10, page=0)) == plain
     assert _ids(_orders(sb, client, token, filters=_flt(lo, hi), per_page=10, page=1)) == second
