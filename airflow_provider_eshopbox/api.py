@@ -444,13 +444,17 @@ def utc_ms(value: datetime) -> int:
 #   GET wms api/return-shipment/{customerReturnNumber} (§10), whose row keys differ from the list's.
 # * products: GET {ws} product-engine/api/v1/products with ``fields`` and ``ids`` [S1].
 # * tracking: GET wms api/v1/shipping/trackingDetails?trackingIds=a,b (at most 50) [TR1].
+# ASSUMPTION (§6 [P1], [S1]): every list honours ``page`` (a page repeating the one before it means
+# the server ignores it).
+# guard: read_list (sync/streams.py: a repeated page fails)
+# probe: SHIPMENTS_LIST:page, RETURNS_LIST:page, PRODUCTS_LIST:page
 LIST_PARAM_PAGE = "page"
 # ASSUMPTION (§6 [P1] for the workspace host, [T1] for the WMS shipments list): page-size names.
 # probe: SHIPMENTS_LIST:per_page, RETURNS_LIST:per_page, PRODUCTS_LIST:per_page
 SHIPMENTS_PARAM_PER_PAGE = "per_page"
 LIST_PARAM_PER_PAGE = "perPage"
 # ASSUMPTION (§6: "default page 1"): every list is 1-indexed.
-# guard: read_list (sync/streams.py: an empty page 1 with rows promised fails)
+# guard: read_list (sync/streams.py: a page short of what its own total puts there fails)
 # probe: SHIPMENTS_LIST:first_page, RETURNS_LIST:first_page, PRODUCTS_LIST:first_page
 LIST_FIRST_PAGE = 1
 # ASSUMPTION (§6: max page size undocumented; default 25): 100 per page, as the orders list takes.
@@ -458,7 +462,9 @@ LIST_FIRST_PAGE = 1
 # probe: SHIPMENTS_LIST:per_page, RETURNS_LIST:per_page, PRODUCTS_LIST:per_page
 LIST_PER_PAGE_MAX = 100
 # ASSUMPTION (§6 [P1]: "total = matches for the filters", a string in the sample): every list reply
-# carries ``total`` (string or integer); the readers use it to prove a read complete.
+# carries ``total`` (string or integer); the readers use it to prove a read complete, and to bound
+# it: a read takes at most the requests the first reply's total allows (sync/streams.py list_budget).
+# guard: read_list, list_budget
 # probe: SHIPMENTS_LIST, RETURNS_LIST, PRODUCTS_LIST
 LIST_TOTAL_FIELD = "total"
 LIST_ITEMS_FIELD = "data"
@@ -468,6 +474,7 @@ LIST_ITEMS_FIELD = "data"
 # position never changes while the list is paged: updates leave it where it is and new rows join at
 # the end. The readers check the order on every page and ``total`` never shrinking, and re-read on a
 # shrink; they fail loudly when the order is not as assumed.
+# guard: read_list (sync/streams.py: ids ascending across pages)
 # probe: SHIPMENTS_LIST:page, RETURNS_LIST:page, PRODUCTS_LIST:page
 LIST_ORDER_FIELD = "id"
 # ASSUMPTION (§3.2 ``updated_at`` format, §3.6 shipment keys): shipments and returns carry
