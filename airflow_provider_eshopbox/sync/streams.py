@@ -199,15 +199,15 @@ async def _one_pass(
     size_param = api.list_per_page_param(stream.endpoint)
 
     async def fetch(page: int) -> Page:
-        if result.budget and result.requests >= result.budget:
-            raise EshopboxContractError(
-                stream.endpoint.label,
-                "LIST_TOTAL_FIELD",
-                f"{result.requests} requests made and page {page} still to read, over the budget of "
-                f"{result.budget} that the first reply's total allows ({READ_PASSES} passes over its "
-                f"pages of {per_page}, plus a floor of {LIST_REQUEST_FLOOR})",
-            )
         async with limit:
+            if result.budget and result.requests >= result.budget:
+                raise EshopboxContractError(
+                    stream.endpoint.label,
+                    "LIST_TOTAL_FIELD",
+                    f"{result.requests} requests made and page {page} still to read, over the budget of "
+                    f"{result.budget} that the first reply's total allows ({READ_PASSES} passes over its "
+                    f"pages of {per_page}, plus a floor of {LIST_REQUEST_FLOOR})",
+                )
             result.requests += 1
             data = await hook.acall(stream.endpoint, params={api.LIST_PARAM_PAGE: page, size_param: per_page})
         return parse_list_page(stream.endpoint, data)

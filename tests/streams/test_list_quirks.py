@@ -154,3 +154,32 @@ def test_keyed_read_is_exact_or_fails_typed(sb, output_dir, capfd, mode, stream)
         assert requests == budget
     else:
         _failed_typed(result, rows, output_dir, expected)
+
+
+def test_a_list_that_never_ends_fails_at_its_budget(monkeypatch):
+    """100 shipments join before every page: each page is full and its total says more. The read stops
+    at the budget its first reply's total allows and names LIST_TOTAL_FIELD with the figures."""
+    import asyncio
+
+    from airflow_provider_eshopbox.exceptions import EshopboxContractError
+    from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+    from airflow_provider_eshopbox.sync.streams import STREAMS, read_list
+
+    with EshopboxSandbox(orders=300, seed=6) as box:
+        monkeypatch.setenv("AIRFLOW_CONN_ESHOPBOX_DEFAULT", box.connection_json())
+        first_total = len(box.truth_shipments()) + 100  # the first page is cut after 100 joined
+        box.changes_while_paging(inserts=100, routes=["shipments_list"])
+
+        async def go() -> None:
+            hook = EshopboxHook()
+            try:
+                await read_list(hook, STREAMS["shipments"], keep=lambda r: True, max_concurrency=2)
+            finally:
+                await hook.aclose()
+
+        with pytest.raises(EshopboxContractError) as failed:
+            asyncio.run(go())
+        budget = list_budget(first_total, api.LIST_PER_PAGE_MAX)
+        assert failed.value.assumption == "LIST_TOTAL_FIELD"
+        assert f"{budget} requests made" in str(failed.value) and f"budget of {budget}" in str(failed.value)
+        assert box.stats()["by_route"]["shipments_list"] == budget
