@@ -332,6 +332,7 @@ class EshopboxHook(BaseHook):
         self._config: EshopboxConnectionConfig | None = None
         self._http: HttpClient | None = None
         self._cache: TokenCache | None = None
+        self._pages_from_one = False  # page=0 of the orders list was seen empty (acheck_orders_first_page)
 
     # --- configuration ---------------------------------------------------------------------------
     def _install(self, config: EshopboxConnectionConfig) -> EshopboxConnectionConfig:
@@ -587,6 +588,16 @@ class EshopboxHook(BaseHook):
             params[api.ORDERS_PARAM_FILTERS] = filters
         return parse_orders_page(await self._call(api.ORDERS_LIST, params=params), page, per_page)
 
+    async def afetch_orders_page_zero(self, filters: str, per_page: int = 1) -> OrdersPage:
+        """``page=0`` of ``filters``, for the first-page guards: a refusal (400, 404, 422) is an empty
+        page, for a 1-based server may refuse page 0 instead of answering it empty."""
+        try:
+            return await self.afetch_orders_probe(filters, 0, per_page)
+        except EshopboxApiError as exc:
+            if exc.status not in (400, 404, 422):
+                raise
+            return parse_orders_page({"hasNext": False}, 0, per_page)
+
     async def afilter_cross_check(self) -> str | None:
         """What ``test_connection`` checks of the filter: the oldest row of an
         unfiltered first page, asked for by its exact updatedAt with ``orders_window_filter``, must come
@@ -606,7 +617,7 @@ class EshopboxHook(BaseHook):
                 f"ORDERS_WINDOW_FILTER: {len(outside)} of {len(got_rows)} hits for {window} have updatedAt "
                 f"outside it (e.g. {outside[0]}): the server ignores the filter or its upper bound"
             )
-        zero = await self.afetch_orders_probe(window, 0)
+        zero = await self.afetch_orders_page_zero(window)
         if zero.hits:
             return f"ORDERS_FIRST_PAGE: page=0 of {window} served {len(zero.hits)} hits: pages count from 0"
         if wanted not in {row_id for row_id, _ in got_rows} and not got.has_next:
@@ -616,10 +627,28 @@ class EshopboxHook(BaseHook):
             )
         return None
 
+    async def acheck_orders_first_page(self, filters: str) -> None:
+        """``page=0`` of ``filters`` once per hook: a 1-based server answers it empty
+        (api.ORDERS_FIRST_PAGE); one that serves hits numbers pages from 0, and a page loop from 1
+        would skip its first page."""
+        if self._pages_from_one:
+            return
+        zero = await self.afetch_orders_page_zero(filters)
+        if zero.hits:
+            raise EshopboxContractError(
+                api.ORDERS_LIST.label,
+                "ORDERS_FIRST_PAGE",
+                f"page=0 of {filters!r} served {len(zero.hits)} hits, so pages count from 0 and a page "
+                "loop from page 1 would skip the first page",
+            )
+        self._pages_from_one = True
+
     async def aiter_order_pages(
         self, filters: str, fields: str | Sequence[str] | None = None, per_page: int = api.ORDERS_PER_PAGE_MAX
     ) -> AsyncIterator[OrdersPage]:
-        """Pages 1, 2, ... until ``hasNext`` is false; each checked by ``OrderPageGuard``."""
+        """Pages 1, 2, ... until ``hasNext`` is false; each checked by ``OrderPageGuard`` (and page 0
+        once per hook, ``acheck_orders_first_page``)."""
+        await self.acheck_orders_first_page(filters)
         guard = OrderPageGuard(filters, per_page)
         page: int | None = api.ORDERS_FIRST_PAGE
         while page is not None:
@@ -861,6 +890,7 @@ class EshopboxHook(BaseHook):
         self, filters: str, fields: str | Sequence[str] | None = None, per_page: int = api.ORDERS_PER_PAGE_MAX
     ) -> Iterator[OrdersPage]:
         """Sync ``aiter_order_pages``."""
+        self._sync(self.acheck_orders_first_page(filters))
         guard = OrderPageGuard(filters, per_page)
         page: int | None = api.ORDERS_FIRST_PAGE
         while page is not None:

@@ -183,6 +183,7 @@ HOOK_EXPECT = {
     "clamp_per_page=5": "ORDERS_PER_PAGE_MAX",
     "ignore_filters": "inexact",  # a page loop over an arbitrary filter cannot judge its hits
     "error_200+faults": "ORDERS_LIST",
+    "zero_indexed_pages": "ORDERS_FIRST_PAGE",  # page 0 once per hook
 }
 
 
@@ -221,6 +222,24 @@ def test_hook_page_loops_end_and_are_exact_or_typed(
     assert _orders_requests(sb) <= budget * FAST.max_attempts
 
 
+def test_hook_page_loop_takes_a_refused_page_zero_as_one_based(sb: EshopboxSandbox) -> None:
+    """A 1-based server may answer page=0 with 400 instead of empty: no false alarm, the loop is exact."""
+    start, end = DEEP
+    truth = sb.truth_order_item_ids(start, end)
+    window = api.orders_window_filter(int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+    sb.faults.script("orders_list", [400])  # the first orders request is the page-0 guard's
+    sb.reset_stats()
+    hook = EshopboxHook(retry_policy=FAST)
+    try:
+        pages = list(hook.iter_order_pages(window))
+    finally:
+        sb.faults.clear()
+        hook.close()
+    assert {h["orderItemID"] for p in pages for h in p.hits} == truth
+    assert _orders_requests(sb) == 1 + math.ceil(len(truth) / api.ORDERS_PER_PAGE_MAX)
+    assert sb.stats()["by_status"]["400"] == 1
+
+
 # --- test_connection --------------------------------------------------------------------------------
 CONNECTION_EXPECT = {
     "none": True,
@@ -255,6 +274,9 @@ STATUS_EXPECT = {
     "ignore_filters": "order_status_filter",  # rows of other orders come back
     "clamp_per_page=20": "exact",  # one order's few items fit one clamped page
     "error_200+faults": "ORDERS_LIST",
+    "ignore_page": "exact",  # one order's few items fit page 1
+    "zero_indexed_pages": "ORDERS_FIRST_PAGE",  # page 1 is the server's second: page 0 once per hook
+    "bad_filter_200_empty": "exact",  # the status filter is understood
 }
 
 
