@@ -71,10 +71,12 @@ SHIPMENTS_LIST = Endpoint("shipments_list", HOST_WMS, "GET", "api/order/shipment
 SHIPMENT_CREATE = Endpoint("shipment_create", HOST_WMS, "POST", "api/order/shipment")
 TRACKING = Endpoint("tracking", HOST_WMS, "GET", "api/v1/shipping/trackingDetails")
 # ASSUMPTION (eshopbox-api.md §3.6, [S1]): the returns list is on the workspace host with the generic
-# §6 envelope; one return is read at the list's path plus its customerReturnNumber (no page found).
-# probe: RETURNS_LIST, RETURN_GET
+# §6 envelope (no official page documents a returns list).
+# probe: RETURNS_LIST
 RETURNS_LIST = Endpoint("returns_list", HOST_WORKSPACE, "GET", "api/v1/returns", items="data")
-RETURN_GET = Endpoint("return_get", HOST_WORKSPACE, "GET", "api/v1/returns/{customerReturnNumber}")
+# Documented (eshopbox-api.md §10, G/order/returns/get-a-return): one return is read on the WMS host by
+# its customerReturnNumber. Its row keys differ from the list's: see RETURN_LIST_ONLY_FIELDS.
+RETURN_GET = Endpoint("return_get", HOST_WMS, "GET", "api/return-shipment/{customerReturnNumber}")
 # ASSUMPTION (eshopbox-api.md §5, [S1] "list GET .../products (fields, ids)"): generic §6 envelope.
 # probe: PRODUCTS_LIST
 PRODUCTS_LIST = Endpoint(
@@ -139,6 +141,7 @@ ORDERS_PARAM_PAGE = "page"
 ORDERS_PARAM_PER_PAGE = "per_page"
 # ASSUMPTION (eshopbox-api.md §3.1, §8.3): 1-indexed pages ([T2]; [T1] used 0).
 # guard: WindowReader._check_first_page, EshopboxHook.afilter_cross_check
+# guard: EshopboxHook.acheck_orders_first_page (the hook's page loops, once per hook)
 # probe: ORDERS_FIRST_PAGE
 ORDERS_FIRST_PAGE = 1
 # ASSUMPTION (eshopbox-api.md §8.3): largest per_page the list accepts.
@@ -438,16 +441,21 @@ def utc_ms(value: datetime) -> int:
 #   notes NO updated-since filter. So a window cannot be asked for: the list is read whole and
 #   filtered locally on ``updated_at`` (operators/streams.py says how that stays exact).
 # * returns list: GET {ws} api/v1/returns with ``page`` [S1]; no filter is documented anywhere
-#   ([T1] relies on webhooks), so it is read whole as well.
+#   ([T1] relies on webhooks), so it is read whole as well. One return by its number: the documented
+#   GET wms api/return-shipment/{customerReturnNumber} (§10), whose row keys differ from the list's.
 # * products: GET {ws} product-engine/api/v1/products with ``fields`` and ``ids`` [S1].
 # * tracking: GET wms api/v1/shipping/trackingDetails?trackingIds=a,b (at most 50) [TR1].
+# ASSUMPTION (§6 [P1], [S1]): every list honours ``page`` (a page repeating the one before it means
+# the server ignores it).
+# guard: read_list (sync/streams.py: a repeated page fails)
+# probe: SHIPMENTS_LIST:page, RETURNS_LIST:page, PRODUCTS_LIST:page
 LIST_PARAM_PAGE = "page"
 # ASSUMPTION (§6 [P1] for the workspace host, [T1] for the WMS shipments list): page-size names.
 # probe: SHIPMENTS_LIST:per_page, RETURNS_LIST:per_page, PRODUCTS_LIST:per_page
 SHIPMENTS_PARAM_PER_PAGE = "per_page"
 LIST_PARAM_PER_PAGE = "perPage"
 # ASSUMPTION (§6: "default page 1"): every list is 1-indexed.
-# guard: read_list (sync/streams.py: an empty page 1 with rows promised fails)
+# guard: read_list (sync/streams.py: a page short of what its own total puts there fails)
 # probe: SHIPMENTS_LIST:first_page, RETURNS_LIST:first_page, PRODUCTS_LIST:first_page
 LIST_FIRST_PAGE = 1
 # ASSUMPTION (§6: max page size undocumented; default 25): 100 per page, as the orders list takes.
@@ -455,7 +463,9 @@ LIST_FIRST_PAGE = 1
 # probe: SHIPMENTS_LIST:per_page, RETURNS_LIST:per_page, PRODUCTS_LIST:per_page
 LIST_PER_PAGE_MAX = 100
 # ASSUMPTION (§6 [P1]: "total = matches for the filters", a string in the sample): every list reply
-# carries ``total`` (string or integer); the readers use it to prove a read complete.
+# carries ``total`` (string or integer); the readers use it to prove a read complete, and to bound
+# it: a read takes at most the requests the first reply's total allows (sync/streams.py list_budget).
+# guard: read_list, list_budget
 # probe: SHIPMENTS_LIST, RETURNS_LIST, PRODUCTS_LIST
 LIST_TOTAL_FIELD = "total"
 LIST_ITEMS_FIELD = "data"
@@ -465,6 +475,7 @@ LIST_ITEMS_FIELD = "data"
 # position never changes while the list is paged: updates leave it where it is and new rows join at
 # the end. The readers check the order on every page and ``total`` never shrinking, and re-read on a
 # shrink; they fail loudly when the order is not as assumed.
+# guard: read_list (sync/streams.py: ids ascending across pages)
 # probe: SHIPMENTS_LIST:page, RETURNS_LIST:page, PRODUCTS_LIST:page
 LIST_ORDER_FIELD = "id"
 # ASSUMPTION (§3.2 ``updated_at`` format, §3.6 shipment keys): shipments and returns carry
@@ -475,9 +486,21 @@ RETURN_UPDATED_AT_FIELD = "updated_at"
 WMS_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 SHIPMENT_ID_FIELD = "id"
 SHIPMENT_TRACKING_FIELD = "trackingID"
-# probe: RETURN_GET
-RETURN_NUMBER_FIELD = "customerReturnNumber"  # unique per return (§6: presumably, ASSUMPTION)
+# ASSUMPTION (§6: "presumably"): customerReturnNumber is unique per return, and a get by it answers
+# that return (it is the only key the documented get row shares with the list's).
 # guard: read_by_keys (sync/streams.py: the row got must carry the key)
+# probe: RETURN_GET
+RETURN_NUMBER_FIELD = "customerReturnNumber"
+# Where the returns list and the get differ. The documented get row ("Get a Return", §10) carries
+# customerReturnNumber, customerOrderNumber, order_id, externalChannelID, pickupType, status,
+# latest_status, status_log, status_updated_at, refundAmount, isCOD, trackingID, courierName, pickup
+# and drop addresses and items[{lineItemSequenceNumber, orderItemID, itemID, productName, quantity,
+# returnReason, ...}], but no top-level id and no updated_at. ASSUMPTION (§3.6 [S1], the list is
+# undocumented): list rows carry the same keys plus these, the list's order (LIST_ORDER_FIELD) and
+# its window time (RETURN_UPDATED_AT_FIELD). So a return got by key has no window time and no list
+# position: keyed reads are written in customerReturnNumber order (operators/streams.py).
+# probe: RETURNS_LIST:page, RETURNS_LIST
+RETURN_LIST_ONLY_FIELDS = ("id", "updated_at")
 PRODUCT_ID_FIELD = "esin"
 PRODUCTS_PARAM_IDS = "ids"
 # ASSUMPTION (§5 [S1]): ``ids`` takes SKUs, comma-separated, at most this many per call.

@@ -1,10 +1,12 @@
 """The ASSUMPTION registry: every ``ASSUMPTION`` in api.py names what checks it, a probe row
 (``# probe: ROW``, rows of ``airflow_provider_eshopbox.probe``) or a guard (``# guard: SYMBOL``, a
-function, class or constant defined in the package). A tag line sits in the ASSUMPTION's comment
-paragraph (for a docstring or an inline ASSUMPTION: in the comment lines right above the statement)."""
+function, class or ``Class.method`` of the package, imported and checked to be one). A tag line sits
+in the ASSUMPTION's comment paragraph (for a docstring or an inline ASSUMPTION: in the comment lines
+right above the statement)."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,12 +84,24 @@ def parse_assumptions(source: str) -> list[Assumption]:
     return found
 
 
-def _package_defines(symbol: str) -> bool:
-    last = symbol.split(".")[-1]
-    pattern = re.compile(
-        rf"^\s*(?:(?:async\s+)?def|class)\s+{re.escape(last)}\b|^\s*{re.escape(last)}\s*[:=]", re.M
-    )
-    return any(pattern.search(p.read_text()) for p in PACKAGE.rglob("*.py"))
+def resolve_guard(symbol: str) -> object | None:
+    """The function, class or method ``symbol`` (``name`` or ``Class.method``) names, imported from
+    the package module defining ``name`` at its top level; None if there is none. A module, package
+    or constant of that name is no guard."""
+    head, *rest = symbol.split(".")
+    top = re.compile(rf"^(?:(?:async\s+)?def|class)\s+{re.escape(head)}\b", re.M)
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if not top.search(path.read_text()):
+            continue
+        module = importlib.import_module(
+            ".".join((PACKAGE.name, *path.relative_to(PACKAGE).with_suffix("").parts))
+        )
+        found: object = getattr(module, head, None)
+        for part in rest:
+            found = getattr(found, part, None)
+        if found is not None and (isinstance(found, type) or callable(found)):
+            return found
+    return None
 
 
 def problems(found: list[Assumption], awaiting: set[str] = frozenset()) -> list[str]:
@@ -99,9 +113,10 @@ def problems(found: list[Assumption], awaiting: set[str] = frozenset()) -> list[
         for kind, value in a.tags:
             if kind == "probe" and value not in rows:
                 out.append(f"api.py:{a.line} ({a.name}) names probe row {value!r}, which the probe lacks")
-            if kind == "guard" and not _package_defines(value):
+            if kind == "guard" and resolve_guard(value) is None:
                 out.append(
-                    f"api.py:{a.line} ({a.name}) names guard {value!r}, defined nowhere in the package"
+                    f"api.py:{a.line} ({a.name}) names guard {value!r}, which is no function, class or "
+                    "method of the package"
                 )
     return out
 
@@ -132,6 +147,15 @@ BAD_ROW = 4
 # ASSUMPTION (eshopbox-api.md §5): a guard that does not exist.
 # guard: no_such_guard_anywhere
 BAD_GUARD = 5
+# ASSUMPTION (eshopbox-api.md §5b): a package module is no guard.
+# guard: sandbox
+MODULE_GUARD = 7
+# ASSUMPTION (eshopbox-api.md §5c): a constant is no guard, nor a method a class lacks.
+# guard: ORDERS_HIT_CAP, WindowReader._no_such_method
+CONSTANT_GUARD = 8
+# ASSUMPTION (eshopbox-api.md §5d): a method that exists is one.
+# guard: WindowReader._check_reply
+METHOD_GUARD = 9
 # probe: ORDERS_LIST
 INLINE = "x"  # an inline one (ASSUMPTION)
 # ASSUMPTION (eshopbox-api.md §6): the tag of the next paragraph is not this one's.
@@ -153,14 +177,25 @@ def test_the_check_can_fail() -> None:
         "UNTAGGED",
         "BAD_ROW",
         "BAD_GUARD",
+        "MODULE_GUARD",
+        "CONSTANT_GUARD",
+        "METHOD_GUARD",
         "INLINE",
         "SHARED",
         "SHARED",
         "f",
     ]
     out = problems(found)
-    assert len(out) == 5, out
-    for name in ("UNTAGGED", "NO_SUCH_ROW", "no_such_guard_anywhere", "f has no"):
+    assert len(out) == 8, out
+    for name in (
+        "UNTAGGED",
+        "NO_SUCH_ROW",
+        "no_such_guard_anywhere",
+        "'sandbox'",
+        "'ORDERS_HIT_CAP'",
+        "_no_such_method",
+        "f has no",
+    ):
         assert any(name in p for p in out), (name, out)
     assert sum("SHARED has no" in p for p in out) == 1  # §6 untagged, §7 tagged
 

@@ -168,9 +168,12 @@ def parse_orders_page(data: Any, page: int, per_page: int) -> OrdersPage:
             f"a 200 reply carries an error envelope instead of hits: {str(data['error'])[:200]}",
             hint="The server sends errors with status 200; the read cannot tell them from data.",
         )
-    if "hits" not in data:
+    if "hits" not in data and data.get("hasNext") is False:
+        raw: Any = []  # "nothing here": a 1-based server's page=0 reply, live-checked ([T2], §3.1)
+    elif "hits" not in data:
         raise bad("'hits' is missing")
-    raw = data["hits"]
+    else:
+        raw = data["hits"]
     row_keys = hit_texts = None
     if isinstance(raw, RawItems):  # left undecoded by the transport: read only what a sync needs
         row_keys = raw.id_and_number(api.ORDER_ROW_ID_FIELD, api.ORDERS_UPDATED_AT_FIELD)
@@ -329,6 +332,7 @@ class EshopboxHook(BaseHook):
         self._config: EshopboxConnectionConfig | None = None
         self._http: HttpClient | None = None
         self._cache: TokenCache | None = None
+        self._pages_from_one = False  # page=0 of the orders list was seen empty (acheck_orders_first_page)
 
     # --- configuration ---------------------------------------------------------------------------
     def _install(self, config: EshopboxConnectionConfig) -> EshopboxConnectionConfig:
@@ -584,6 +588,16 @@ class EshopboxHook(BaseHook):
             params[api.ORDERS_PARAM_FILTERS] = filters
         return parse_orders_page(await self._call(api.ORDERS_LIST, params=params), page, per_page)
 
+    async def afetch_orders_page_zero(self, filters: str, per_page: int = 1) -> OrdersPage:
+        """``page=0`` of ``filters``, for the first-page guards: a refusal (400, 404, 422) is an empty
+        page, for a 1-based server may refuse page 0 instead of answering it empty."""
+        try:
+            return await self.afetch_orders_probe(filters, 0, per_page)
+        except EshopboxApiError as exc:
+            if exc.status not in (400, 404, 422):
+                raise
+            return parse_orders_page({"hasNext": False}, 0, per_page)
+
     async def afilter_cross_check(self) -> str | None:
         """What ``test_connection`` checks of the filter: the oldest row of an
         unfiltered first page, asked for by its exact updatedAt with ``orders_window_filter``, must come
@@ -603,20 +617,38 @@ class EshopboxHook(BaseHook):
                 f"ORDERS_WINDOW_FILTER: {len(outside)} of {len(got_rows)} hits for {window} have updatedAt "
                 f"outside it (e.g. {outside[0]}): the server ignores the filter or its upper bound"
             )
+        zero = await self.afetch_orders_page_zero(window)
+        if zero.hits:
+            return f"ORDERS_FIRST_PAGE: page=0 of {window} served {len(zero.hits)} hits: pages count from 0"
         if wanted not in {row_id for row_id, _ in got_rows} and not got.has_next:
             return (
                 f"ORDERS_WINDOW_FILTER: order item {wanted!r} (updatedAt={ms}) exists but {window} did not "
                 "return it: the server does not honour the filter"
             )
-        zero = await self.afetch_orders_probe(window, 0)
-        if zero.hits:
-            return f"ORDERS_FIRST_PAGE: page=0 of {window} served {len(zero.hits)} hits: pages count from 0"
         return None
+
+    async def acheck_orders_first_page(self, filters: str) -> None:
+        """``page=0`` of ``filters`` once per hook: a 1-based server answers it empty
+        (api.ORDERS_FIRST_PAGE); one that serves hits numbers pages from 0, and a page loop from 1
+        would skip its first page."""
+        if self._pages_from_one:
+            return
+        zero = await self.afetch_orders_page_zero(filters)
+        if zero.hits:
+            raise EshopboxContractError(
+                api.ORDERS_LIST.label,
+                "ORDERS_FIRST_PAGE",
+                f"page=0 of {filters!r} served {len(zero.hits)} hits, so pages count from 0 and a page "
+                "loop from page 1 would skip the first page",
+            )
+        self._pages_from_one = True
 
     async def aiter_order_pages(
         self, filters: str, fields: str | Sequence[str] | None = None, per_page: int = api.ORDERS_PER_PAGE_MAX
     ) -> AsyncIterator[OrdersPage]:
-        """Pages 1, 2, ... until ``hasNext`` is false; each checked by ``OrderPageGuard``."""
+        """Pages 1, 2, ... until ``hasNext`` is false; each checked by ``OrderPageGuard`` (and page 0
+        once per hook, ``acheck_orders_first_page``)."""
+        await self.acheck_orders_first_page(filters)
         guard = OrderPageGuard(filters, per_page)
         page: int | None = api.ORDERS_FIRST_PAGE
         while page is not None:
@@ -858,6 +890,7 @@ class EshopboxHook(BaseHook):
         self, filters: str, fields: str | Sequence[str] | None = None, per_page: int = api.ORDERS_PER_PAGE_MAX
     ) -> Iterator[OrdersPage]:
         """Sync ``aiter_order_pages``."""
+        self._sync(self.acheck_orders_first_page(filters))
         guard = OrderPageGuard(filters, per_page)
         page: int | None = api.ORDERS_FIRST_PAGE
         while page is not None:

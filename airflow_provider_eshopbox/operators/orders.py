@@ -154,7 +154,7 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
         async def fetch_guarded(start_ms: int, end_ms: int, page: int) -> tuple[list[Row], bool]:
             if page != 0:
                 return await fetch(start_ms, end_ms, page)
-            result = await hook.afetch_orders_probe(api.orders_window_filter(start_ms, end_ms), 0, per_page=1)
+            result = await hook.afetch_orders_page_zero(api.orders_window_filter(start_ms, end_ms))
             return _rows(result), result.has_next
 
         def on_rows(rows: list[Row]) -> None:

@@ -34,7 +34,8 @@ class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
     ``products``: the whole catalogue, each product once, with its values as of when its page was read.
 
     ``keys``: instead of a window, exactly these rows: returns by ``customerReturnNumber`` (one GET
-    each), products by SKU (``api.PRODUCTS_IDS_MAX`` per request). A key that does not exist fails.
+    each, the documented WMS "Get a Return": its rows lack the list's ``id`` and ``updated_at``), products
+    by SKU (``api.PRODUCTS_IDS_MAX`` per request), written in key order. A key that does not exist fails.
 
     Rows are de-duplicated on the stream's identity, sorted (``schemas.py``: file order) and written
     atomically; a re-run over the same data writes the same bytes. Lines are the rows as the API sent
@@ -222,13 +223,14 @@ class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
                     raise EshopboxApiError(
                         200, stream.endpoint.label, f"a {stream.name} row has no {stream.key_field}"
                     )
-                order = row.get(stream.order_field)
+                # a row got by key has no list position or window time (api.RETURN_LIST_ONLY_FIELDS)
+                place = (0, str(identity)) if keys else (stamp(row), row.get(stream.order_field))
                 line = text
                 if fields is not None:
                     line = encode({k: row[k] for k in fields if k in row}).encode()
                 elif not text:
                     line = encode(row).encode()
-                batch.append(((str(identity), (stamp(row), order), seq), line))
+                batch.append(((str(identity), place, seq), line))
             spool.extend(batch)
             counts["rows"] = await _to_thread(spool.write_to, destination)
         return counts

@@ -5,7 +5,7 @@ header), ``/wms`` WMS host. Every API request goes through ``_serve``: counted, 
 authenticated by the handler, and never answered with a traceback.
 
 ASSUMPTIONS (undocumented upstream, see api doc §8):
-* orders/erp: ``page`` 1-based, ``page=0`` -> 200 ``{"hits": [], "hasNext": false}``, ``per_page``
+* orders/erp: ``page`` 1-based, ``page=0`` -> 200 ``{"hasNext": false}`` (no hits, as [T2] saw), ``per_page``
   default 25 / max ``per_page_max``; only the first ``hit_cap`` hits of a query are reachable.
 * inventoryListing paging: ``page`` (1-based) + ``perPage`` (default 25, max ``inventory_per_page_max``);
   ESINs in sorted order; a page with fewer than ``perPage`` ESINs is the last (an exact multiple ends
@@ -445,8 +445,8 @@ class SandboxApp:
                 return R.json_response({"hits": [], "hasNext": False})
             return R.bad_request(str(exc))
         fields = [f.strip() for f in (q.get("fields") or "").split(",") if f.strip()]
-        if page < sb.quirks.first_page():  # page 0 of a 1-based server: empty, as a live-checked client saw
-            return R.json_response({"hits": [], "hasNext": False})
+        if page < sb.quirks.first_page():  # page 0 of a 1-based server: what a live-checked client saw
+            return R.json_response({"hasNext": False})
         store = sb.store
         with store.lock:
             ids = store.query(flt, sb.hit_cap)

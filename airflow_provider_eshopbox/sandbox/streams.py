@@ -4,7 +4,9 @@ The data are derived, deterministically, from the seeded orders (one shipment fo
 RTO return for shipments that came back, customer returns for some delivered ones). Lists follow
 the ASSUMPTIONs of ``api.py``: ordered by ``id`` (products: by ``esin``) ascending, new rows join at
 the end, nothing is deleted. Shipments use the Laravel paginator envelope ([T1]); returns and
-products the generic §6 one (``total`` a string, as in the sample).
+products the generic §6 one (``total`` a string, as in the sample). Return rows carry the keys of the
+documented "Get a Return" sample; one return is served where that page says (WMS host,
+``api/return-shipment/{customerReturnNumber}``) without the list's own keys (``LIST_ONLY_KEYS``).
 
 ``changes_while_paging(updates=n, inserts=m)``: before each list page is cut, ``n`` rows of that
 list change (status, ``updated_at`` = sandbox now) and ``m`` new rows join it, as ``mutate`` does to
@@ -42,6 +44,10 @@ _RETURN_REASONS = ("Size issue", "Damaged", "Not as described", "Changed mind")
 _CITIES = ("New Delhi", "Mumbai", "Bengaluru", "Pune", "Kolkata", "Chennai")
 TIME_FIELD = "updated_at"
 LIST_ROUTES = ("shipments_list", "returns_list", "products_list")
+# Keys of a returns-list row that the documented "Get a Return" sample does not show (api.py
+# RETURN_LIST_ONLY_FIELDS): the get route leaves them out.
+LIST_ONLY_KEYS = frozenset({"id", "returnType", "externalShipmentID", "return_request_date", "created_at",
+                            "updated_at"})  # fmt: skip
 ROUTE_NAMES = ("shipments_list", "tracking", "returns_list", "return_get", "products_list")
 
 
@@ -78,11 +84,6 @@ class StreamStore:
                     returns.extend(self._returns_of(shipment))
             for row in sorted(returns, key=lambda r: (r["created_at"], r["customerReturnNumber"])):
                 self._add_return(row)
-
-    def _order_skus(self, con: str) -> list[str]:
-        store = self.sb.store
-        info = store.orders.get(con)
-        return [str(store.rows[i].get("sku")) for i in (info.item_ids if info else []) if i in store.rows]
 
     def _new_shipment(self, con: str, order_ms: int, *, now_ms: int | None = None) -> dict[str, Any]:
         rng = self.rng
@@ -144,7 +145,6 @@ class StreamStore:
 
     def _returns_of(self, shipment: dict[str, Any]) -> list[dict[str, Any]]:
         rng, log = self.rng, shipment["status_log"]
-        skus = self._order_skus(shipment["customerOrderNumber"]) or ["UNKNOWN"]
         if "rto_created" in log:
             stages = [s for s in _RTO_STAGES if s in log]
             kind, tracking, pickup = "RTO", shipment["trackingID"], "rto"
@@ -158,24 +158,52 @@ class StreamStore:
         else:
             return []
         updated = created + (len(stages) - 1) * rng.randrange(3_600_000, DAY_MS) // 1000 * 1000
+        status_log = {stage: fmt_ts(created + i * (updated - created) // max(1, len(stages) - 1))
+               for i, stage in enumerate(stages)}  # fmt: skip
+        con = shipment["customerOrderNumber"]
+        info = self.sb.store.orders.get(con)
         return [
             {
-                "customerReturnNumber": f"RET-{shipment['customerOrderNumber']}-{kind[0]}",
-                "customerOrderId": shipment["customerOrderNumber"],
-                "externalShipmentID": shipment["externalShipmentID"],
-                "returnType": kind,
-                "pickup_type": pickup,
+                "externalChannelID": shipment["externalChannelID"],
+                "customerReturnNumber": f"RET-{con}-{kind[0]}",
+                "customerOrderNumber": con,
+                "order_id": info.id if info else None,
+                "pickupType": pickup,
                 "status": stages[-1],
-                "courierName": shipment["courierName"],
-                "trackingID": tracking,
                 "refundAmount": 0 if kind == "RTO" else round(rng.randrange(299, 3000, 50) - 1.0, 2),
+                "trackingID": tracking,
+                "courierName": shipment["courierName"],
                 "isCOD": "1" if rng.random() < 0.35 else "0",
+                "latest_status": stages[-1],
+                "status_updated_at": fmt_ts(updated),
+                "status_log": status_log,
+                "items": self._return_items(con, reason),
+                # not in the documented "Get a Return" sample: the list's own keys (see return_get)
+                "returnType": kind,
+                "externalShipmentID": shipment["externalShipmentID"],
                 "return_request_date": fmt_ts(created),
-                "items": [{"sku": sku, "quantity": 1, "returnReason": reason} for sku in skus],
                 "created_at": fmt_ts(created),
                 "updated_at": fmt_ts(updated),
             }
         ]
+
+    def _return_items(self, con: str, reason: str) -> list[dict[str, Any]]:
+        """The documented item keys of a return, from the order's item rows."""
+        store = self.sb.store
+        info = store.orders.get(con)
+        items = [store.rows[i] for i in (info.item_ids if info else []) if i in store.rows]
+        return [
+            {
+                "lineItemSequenceNumber": row.get("lineItemSequenceNumber", n),
+                "orderItemID": str(row.get("orderItemID")),
+                "itemID": str(row.get("sku")),
+                "productName": row.get("productName"),
+                "quantity": 1,
+                "returnReason": reason,
+            }
+            for n, row in enumerate(items, start=1)
+        ] or [{"lineItemSequenceNumber": 1, "orderItemID": None, "itemID": "UNKNOWN", "productName": None,
+               "quantity": 1, "returnReason": reason}]  # fmt: skip
 
     def _add_return(self, row: dict[str, Any]) -> None:
         return_id = 700_001 + len(self.returns)
@@ -211,25 +239,35 @@ class StreamStore:
                 self._new_shipment(picker.choice(cons), now, now_ms=now)
         elif route == "returns_list":
             for key in picker.sample(sorted(self.returns), min(changes.updates, len(self.returns))):
-                self.returns[key].update(status="complete", updated_at=fmt_ts(now))
+                row = self.returns[key]
+                row["status_log"] = {**row["status_log"], "complete": fmt_ts(now)}
+                row.update(status="complete", latest_status="complete", status_updated_at=fmt_ts(now))
+                row["updated_at"] = fmt_ts(now)
             for _ in range(changes.inserts):
                 shipment = self.shipments[picker.choice(sorted(self.shipments))]
+                con = shipment["customerOrderNumber"]
+                stamp = fmt_ts(now)
                 self._add_return(
                     {
-                        "customerReturnNumber": f"RET-{shipment['customerOrderNumber']}-N{len(self.returns)}",
-                        "customerOrderId": shipment["customerOrderNumber"],
-                        "externalShipmentID": shipment["externalShipmentID"],
-                        "returnType": "CUSTOMER_RETURN",
-                        "pickup_type": "reverse",
+                        "externalChannelID": shipment["externalChannelID"],
+                        "customerReturnNumber": f"RET-{con}-N{len(self.returns)}",
+                        "customerOrderNumber": con,
+                        "order_id": None,
+                        "pickupType": "reverse",
                         "status": "approved",
-                        "courierName": shipment["courierName"],
-                        "trackingID": f"R{shipment['trackingID']}-{len(self.returns)}",
                         "refundAmount": 499.0,
+                        "trackingID": f"R{shipment['trackingID']}-{len(self.returns)}",
+                        "courierName": shipment["courierName"],
                         "isCOD": "0",
-                        "return_request_date": fmt_ts(now),
-                        "items": [{"sku": "UNKNOWN", "quantity": 1, "returnReason": "Changed mind"}],
-                        "created_at": fmt_ts(now),
-                        "updated_at": fmt_ts(now),
+                        "latest_status": "approved",
+                        "status_updated_at": stamp,
+                        "status_log": {"approved": stamp},
+                        "items": self._return_items(con, "Changed mind"),
+                        "returnType": "CUSTOMER_RETURN",
+                        "externalShipmentID": shipment["externalShipmentID"],
+                        "return_request_date": stamp,
+                        "created_at": stamp,
+                        "updated_at": stamp,
                     }
                 )
         else:
@@ -305,6 +343,13 @@ class StreamsSandboxMixin:
                 for row in data.listed("returns_list")
                 if _in(to_ms_ts(row[TIME_FIELD]), lo, hi)
             ]
+
+    def truth_return_got(self, number: str) -> dict[str, Any]:
+        """The return ``number`` as the get route serves it (the documented shape, a copy)."""
+        data = streams_of(self)
+        with data.lock:
+            row = next(r for r in data.returns.values() if r["customerReturnNumber"] == number)
+            return {k: copy.deepcopy(v) for k, v in row.items() if k not in LIST_ONLY_KEYS}
 
     def truth_returns(self, start: Any = None, end: Any = None) -> set[str]:
         """customerReturnNumbers with start <= updated_at < end."""
@@ -415,7 +460,8 @@ def stream_routes(h: SandboxApp) -> list[Route]:
         return R.json_response({"Status": "SUCCESS", "trackingDetails": found})
 
     async def return_get(request: Request, plan: FaultPlan) -> Response:
-        denied = h._workspace(request)
+        """The documented "Get a Return" (WMS host, by customerReturnNumber), in the documented row shape."""
+        denied = h._auth(request)
         if denied is not None:
             return denied
         number = request.path_params["number"]
@@ -424,7 +470,9 @@ def stream_routes(h: SandboxApp) -> list[Route]:
             found = next((r for r in data.returns.values() if r["customerReturnNumber"] == number), None)
             if found is not None and sb.quirks.on("ignore_ids"):  # answers with some other return
                 found = next((r for r in data.returns.values() if r is not found), found)
-            return R.not_found() if found is None else R.json_response(copy.deepcopy(found))
+            if found is None:
+                return R.not_found()
+            return R.json_response({k: copy.deepcopy(v) for k, v in found.items() if k not in LIST_ONLY_KEYS})
 
     ws = "/ws/{workspace}"
     return [
@@ -439,7 +487,7 @@ def stream_routes(h: SandboxApp) -> list[Route]:
             h.api("returns_list", listing("returns_list", generic, "perPage", True)),
             methods=["GET"],
         ),
-        Route(f"{ws}/api/v1/returns/{{number}}", h.api("return_get", return_get), methods=["GET"]),
+        Route("/wms/api/return-shipment/{number}", h.api("return_get", return_get), methods=["GET"]),
         Route(
             f"{ws}/product-engine/api/v1/products",
             h.api("products_list", listing("products_list", generic, "perPage", True)),

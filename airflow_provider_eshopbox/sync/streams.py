@@ -6,10 +6,15 @@ Shipments, returns and the product catalogue are lists that take no updated-sinc
 other, and no row is deleted. Then a row's position never changes during a read (an update leaves
 it in place; a new row joins at the end), so paging by offset neither skips nor repeats a row.
 
-The reader checks what it can see of that on every read, and does not trust a read that breaks it:
+The reader checks what it can see of that on every read, and does not trust a read that breaks it
+(a broken ASSUMPTION is an ``EshopboxContractError``, not retried):
 
 * ids strictly ascending across the concatenated pages (else: the order is not as assumed, fail:
-  no amount of re-reading makes offset paging exact);
+  no amount of re-reading makes offset paging exact), and no page repeating the one before (the
+  server ignores ``page``);
+* every page holding what its own reply's ``total`` puts at its offset (else the server caps the page
+  size or numbers pages from 0);
+* at most ``list_budget`` requests, from the first reply's ``total``;
 * ``total`` never below the first page's, and at least that many rows read (else a row left the
   list during the read and a row after it may have been skipped: read the whole list again, up to
   ``READ_PASSES`` times).
@@ -38,6 +43,7 @@ if TYPE_CHECKING:
     from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
 
 READ_PASSES = 3
+LIST_REQUEST_FLOOR = 2  # requests a pass may take beyond the pages its first total promises
 
 
 @dataclass(frozen=True)
@@ -98,10 +104,33 @@ class ListRead:
     requests: int = 0
     passes: int = 0
     listed: int = 0  # rows in the list (the pass that was kept)
+    budget: int = 0  # the requests the replies allow (list_budget), set from the first page
+
+
+def list_budget(total: int, per_page: int) -> int:
+    """Requests a whole read of a list of ``total`` rows may take: the pages ``total`` promises, plus
+    LIST_REQUEST_FLOOR and a tenth for rows joining while it is read, on each of READ_PASSES passes."""
+    pages = max(1, math.ceil(total / per_page))
+    return READ_PASSES * (pages + max(LIST_REQUEST_FLOOR, pages // 10))
 
 
 def _bad(endpoint: api.Endpoint, problem: str) -> EshopboxApiError:
     return EshopboxApiError(200, endpoint.label, f"unexpected response shape: {problem}")
+
+
+_ERROR_KEYS = frozenset({"error", "errors", "message"})
+
+
+def _check_not_error(endpoint: api.Endpoint, data: dict[str, Any], *expected: str) -> None:
+    """A 200 carrying an error envelope instead of the ``expected`` keys breaks the endpoint's contract."""
+    if not any(k in data for k in expected) and _ERROR_KEYS.intersection(data):
+        raise EshopboxContractError(
+            endpoint.label,
+            endpoint.name.upper(),
+            f"a 200 reply carries an error envelope instead of {' or '.join(expected)}: "
+            f"{api.error_message(data)[:200] or sorted(data)[:5]}",
+            hint="The server sends errors with status 200; the read cannot tell them from data.",
+        )
 
 
 def parse_list_page(endpoint: api.Endpoint, data: Any) -> tuple[list[tuple[dict[str, Any], bytes]], int]:
@@ -111,6 +140,7 @@ def parse_list_page(endpoint: api.Endpoint, data: Any) -> tuple[list[tuple[dict[
 
     if not isinstance(data, dict):
         raise _bad(endpoint, "the body is not a JSON object")
+    _check_not_error(endpoint, data, api.LIST_ITEMS_FIELD)
     items = data.get(api.LIST_ITEMS_FIELD)
     if isinstance(items, RawItems):
         texts: list[bytes | None] = list(items.texts)
@@ -145,18 +175,7 @@ async def read_list(
     for attempt in range(1, READ_PASSES + 1):
         result.passes = attempt
         pages = await _one_pass(hook, stream, per_page, max_concurrency, result)
-        first_rows, first_total = len(pages[0][0]), pages[0][1]
-        if first_rows < min(per_page, first_total):
-            # Not rows leaving the list: the first page itself is short of what it promises. A server
-            # capping the page size (LIST_PER_PAGE_MAX) or numbering pages from 0 (LIST_FIRST_PAGE).
-            raise EshopboxContractError(
-                stream.endpoint.label,
-                "LIST_PER_PAGE_MAX" if first_rows else "LIST_FIRST_PAGE",
-                f"page {api.LIST_FIRST_PAGE} holds {first_rows} rows for a page size of {per_page} while "
-                f"total says {first_total}: the server caps the page size or does not number pages from "
-                f"{api.LIST_FIRST_PAGE}",
-            )
-        problem = _check(stream, pages)
+        problem = _check(stream, pages, per_page)
         if problem is None:
             result.listed = sum(len(rows) for rows, _ in pages)
             result.rows = [pair for rows, _ in pages for pair in rows if keep(pair[0])]
@@ -181,11 +200,21 @@ async def _one_pass(
 
     async def fetch(page: int) -> Page:
         async with limit:
+            if result.budget and result.requests >= result.budget:
+                raise EshopboxContractError(
+                    stream.endpoint.label,
+                    "LIST_TOTAL_FIELD",
+                    f"{result.requests} requests made and page {page} still to read, over the budget of "
+                    f"{result.budget} that the first reply's total allows ({READ_PASSES} passes over its "
+                    f"pages of {per_page}, plus a floor of {LIST_REQUEST_FLOOR})",
+                )
             result.requests += 1
             data = await hook.acall(stream.endpoint, params={api.LIST_PARAM_PAGE: page, size_param: per_page})
         return parse_list_page(stream.endpoint, data)
 
     first = await fetch(api.LIST_FIRST_PAGE)
+    result.budget = result.budget or list_budget(first[1], per_page)
+    _check_page(stream, 1, first, per_page)
     planned = max(1, math.ceil(first[1] / per_page))
     pages = [first, *await asyncio.gather(*(fetch(p) for p in range(2, planned + 1)))]
     # Rows that joined during the read extend the list: read on while the last page was full and
@@ -195,25 +224,53 @@ async def _one_pass(
     return pages
 
 
-def _check(stream: Stream, pages: list[Page]) -> str | None:
-    """Why a pass cannot be trusted (a row may have been skipped), or None; raises on a broken order."""
+def _check_page(stream: Stream, number: int, page: Page, per_page: int) -> None:
+    """A page must hold what its own reply's ``total`` puts at its offset (one reply is one state of
+    the list, so rows joining or leaving between pages cannot explain a shortfall)."""
+    rows, total = page
+    due = min(per_page, max(0, total - (number - 1) * per_page))
+    if len(rows) >= due:
+        return
+    capped = number == 1 and rows
+    raise EshopboxContractError(
+        stream.endpoint.label,
+        "LIST_PER_PAGE_MAX" if capped else "LIST_FIRST_PAGE",
+        f"page {number} holds {len(rows)} rows for a page size of {per_page} while its total of {total} "
+        f"puts {due} there: the server "
+        + ("caps the page size" if capped else f"does not number pages from {api.LIST_FIRST_PAGE}"),
+    )
+
+
+def _check(stream: Stream, pages: list[Page], per_page: int) -> str | None:
+    """Why a pass cannot be trusted (a row may have been skipped), or None; raises on a contract broken."""
     first_total = pages[0][1]
     previous: Any = None
+    previous_ids: list[Any] = []
     count = 0
     for number, (rows, total) in enumerate(pages, start=1):
         if total < first_total:
             return f"total fell from {first_total} to {total} by page {number}"
-        for row, _text in rows:
-            value = row.get(stream.order_field)
+        _check_page(stream, number, (rows, total), per_page)
+        ids = [row.get(stream.order_field) for row, _text in rows]
+        if ids and ids == previous_ids:
+            raise EshopboxContractError(
+                stream.endpoint.label,
+                "LIST_PARAM_PAGE",
+                f"page {number} repeats page {number - 1} ({len(ids)} rows, {stream.order_field} "
+                f"{str(ids[0])[:40]}..{str(ids[-1])[:40]}): the server ignores '{api.LIST_PARAM_PAGE}'",
+            )
+        for value in ids:
             if value is None or isinstance(value, bool) or not isinstance(value, (int, str)):
                 raise _bad(stream.endpoint, f"a row on page {number} has no usable '{stream.order_field}'")
             if previous is not None and (type(value) is not type(previous) or value <= previous):
-                raise EshopboxIncompleteReadError(
+                raise EshopboxContractError(
+                    stream.endpoint.label,
+                    "LIST_ORDER_FIELD",
                     f"the {stream.name} list is not ordered by {stream.order_field} ascending "
-                    f"({previous!r} then {value!r} on page {number}), so paging it cannot be proven "
-                    "exact; nothing was written. Check api.LIST_ORDER_FIELD against the API"
+                    f"({previous!r} then {value!r} on page {number}), so paging it cannot be proven exact",
                 )
             previous = value
+        previous_ids = ids
         count += len(rows)
     if count < first_total:
         return f"{count} rows read but the list had {first_total} when the read began"
@@ -234,6 +291,7 @@ async def read_tracking(
             data = await hook.acall(api.TRACKING, params={api.TRACKING_PARAM_IDS: ",".join(batch)})
         entries = None
         if isinstance(data, dict):
+            _check_not_error(api.TRACKING, data, *api.TRACKING_LIST_KEYS)
             entries = next((data[k] for k in api.TRACKING_LIST_KEYS if isinstance(data.get(k), list)), None)
         if entries is None:
             raise _bad(api.TRACKING, f"no {' or '.join(api.TRACKING_LIST_KEYS)} list")
@@ -274,6 +332,7 @@ async def read_by_keys(
                     ) from None
             if not isinstance(data, dict):
                 raise _bad(endpoint, f"{stream.key_field} {key!r} is not a JSON object")
+            _check_not_error(endpoint, data, stream.key_field)
             got = data.get(stream.key_field)
             if got is None or str(got) != key:
                 # a 200 for another row (a server ignoring the path key) or an error envelope
@@ -291,9 +350,11 @@ async def read_by_keys(
     batches = [unique[i : i + stream.ids_max] for i in range(0, len(unique), stream.ids_max)]
 
     async def batch(ids: list[str]) -> None:
-        params = {stream.ids_param: ",".join(ids), api.LIST_PARAM_PAGE: 1, api.LIST_PARAM_PER_PAGE: len(ids)}
+        params = {stream.ids_param: ",".join(ids), api.LIST_PARAM_PER_PAGE: len(ids)}
+        params[api.LIST_PARAM_PAGE] = api.LIST_FIRST_PAGE
         async with limit:
-            page, _total = parse_list_page(stream.endpoint, await hook.acall(stream.endpoint, params=params))
+            page, total = parse_list_page(stream.endpoint, await hook.acall(stream.endpoint, params=params))
+        _check_page(stream, api.LIST_FIRST_PAGE, (page, total), len(ids))  # a cap or 0-based pages
         asked = set(ids)
         # ``ids`` takes SKUs (api.py PRODUCTS_IDS_MAX, §5), whatever the stream's key field is
         strays = sorted({str(row.get("sku")) for row, _text in page} - asked)

@@ -23,6 +23,7 @@ from airflow_provider_eshopbox.exceptions import (
     EshopboxApiError,
     EshopboxAuthError,
     EshopboxConfigError,
+    EshopboxContractError,
     EshopboxDeadlineError,
     EshopboxError,
 )
@@ -140,6 +141,9 @@ class EshopboxPollingTrigger(BaseTrigger):
                     outcome = None  # the deadline passed mid-poll: the timeout event below says so
                 except (EshopboxAuthError, EshopboxConfigError) as exc:
                     yield self._event(ERROR, f"Eshopbox rejected the request: {exc}", **self.observed())
+                    return
+                except EshopboxContractError as exc:  # no poll can heal it: the sensor fails with it
+                    yield self._event(ERROR, str(exc), **self.observed())
                     return
                 except EshopboxApiError as exc:
                     if exc.status in AUTH_STATUSES:

@@ -94,13 +94,20 @@ def test_html_error_gives_clear_message_without_snippet(mock, hook):
 
 @pytest.mark.parametrize(
     "body",
-    [{"hits": []}, {"hasNext": False}, {"hits": {}, "hasNext": False}, {"hits": [], "hasNext": "no"}, []],
+    [{"hits": []}, {"hasNext": True}, {"hits": {}, "hasNext": False}, {"hits": [], "hasNext": "no"}, []],
 )
 def test_unexpected_orders_shape(mock, hook, body):
     mock.get(ORDERS).respond(200, json=body)
     with pytest.raises(EshopboxApiError, match="unexpected response shape") as info:
         hook.fetch_orders_page("(f)")
     assert "orders_list" in str(info.value)
+
+
+def test_bare_has_next_false_is_an_empty_page(mock, hook):
+    """``{"hasNext": false}`` without hits: a 1-based server's page=0 reply as [T2] saw it, so empty."""
+    mock.get(ORDERS).respond(200, json={"hasNext": False})
+    page = hook.fetch_orders_page("(f)")
+    assert (page.hits, page.has_next) == ([], False)
 
 
 def test_bad_credentials_fail_fast_with_one_call(hook):

@@ -9,6 +9,7 @@ failure that nothing landed at the destination.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -70,9 +71,9 @@ MODES: dict[str, tuple[dict[str, Any], dict[str, Any] | None, dict[str, str]]] =
     "zero_indexed_pages": (
         {"zero_indexed_pages": True},
         None,
-        # An empty window: page 0 is empty too, and the cross-check's row (page 1 unfiltered is the
-        # server's second page) is not found on "page 1" of its millisecond: typed, if over-cautious.
-        {"small": "ORDERS_FIRST_PAGE", "deep": "ORDERS_FIRST_PAGE", "empty": "ORDERS_WINDOW_FILTER"},
+        # An empty window: page 0 is empty too, but the cross-check's row is found on page 0 of its
+        # millisecond, not page 1: pages count from 0 (test_an_empty_window_is_told_right).
+        {"small": "ORDERS_FIRST_PAGE", "deep": "ORDERS_FIRST_PAGE", "empty": "ORDERS_FIRST_PAGE"},
     ),
 }
 WINDOWS = {"small": SMALL, "deep": DEEP, "empty": EMPTY}
@@ -141,6 +142,38 @@ def test_slicer_is_exact_or_fails_typed(
         )
 
 
+@pytest.mark.parametrize("mode", ["none", "zero_indexed_pages"])
+def test_an_empty_window_is_told_right(
+    sb: EshopboxSandbox, output_dir: Path, capfd: pytest.CaptureFixture[str], mode: str
+) -> None:
+    """A window without rows, in a gap between rows: on a 1-based server (which answers page=0 with a
+    bare ``{"hasNext": false}``, as [T2] saw) it lands empty and green; on a 0-based one the
+    empty-window cross-check names ORDERS_FIRST_PAGE, not a filter the server honours."""
+    stamps = sorted(api.order_row_updated_at(r) for r in sb.truth_order_rows())
+    lo, hi = next((a, b) for a, b in itertools.pairwise(stamps) if b - a > 5_000)
+    start_ms = (lo // 1000 + 1) * 1000
+    start = datetime.fromtimestamp(start_ms / 1000, UTC)
+    end = datetime.fromtimestamp((start_ms + 2000) / 1000, UTC)
+    assert sb.truth_order_item_ids(start, end) == set() and start_ms + 2000 < hi
+    sb.quirks.configure(**MODES[mode][0])
+    sb.reset_stats()
+    destination = output_dir / "orders.jsonl"
+    conf = {"start": start.isoformat(), "end": end.isoformat(), "destination": f"file://{destination}"}
+    try:
+        result = run_dag("eshopbox_orders_resync", capfd, run_conf=conf)
+    finally:
+        sb.quirks.clear()
+    # page 1 and page 0 of the window, the unfiltered reference page, its millisecond (and page 0 of it)
+    assert _orders_requests(sb) == (4 if mode == "none" else 5)
+    if mode == "none":
+        assert result.state == "success", result.log[-3000:]
+        assert read_jsonl(destination) == []
+    else:
+        assert result.task_states == {"resync_orders": "failed"}
+        assert "EshopboxContractError" in result.log and "(ORDERS_FIRST_PAGE)" in result.log
+        assert not destination.exists()
+
+
 # --- the hook's page loops (the order-status trigger and sensor page through them) ---------------
 HOOK_EXPECT = {
     # One filter paged at per_page=10 over the DEEP window (~430 rows, ~43 pages).
@@ -150,6 +183,7 @@ HOOK_EXPECT = {
     "clamp_per_page=5": "ORDERS_PER_PAGE_MAX",
     "ignore_filters": "inexact",  # a page loop over an arbitrary filter cannot judge its hits
     "error_200+faults": "ORDERS_LIST",
+    "zero_indexed_pages": "ORDERS_FIRST_PAGE",  # page 0 once per hook
 }
 
 
@@ -188,6 +222,24 @@ def test_hook_page_loops_end_and_are_exact_or_typed(
     assert _orders_requests(sb) <= budget * FAST.max_attempts
 
 
+def test_hook_page_loop_takes_a_refused_page_zero_as_one_based(sb: EshopboxSandbox) -> None:
+    """A 1-based server may answer page=0 with 400 instead of empty: no false alarm, the loop is exact."""
+    start, end = DEEP
+    truth = sb.truth_order_item_ids(start, end)
+    window = api.orders_window_filter(int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+    sb.faults.script("orders_list", [400])  # the first orders request is the page-0 guard's
+    sb.reset_stats()
+    hook = EshopboxHook(retry_policy=FAST)
+    try:
+        pages = list(hook.iter_order_pages(window))
+    finally:
+        sb.faults.clear()
+        hook.close()
+    assert {h["orderItemID"] for p in pages for h in p.hits} == truth
+    assert _orders_requests(sb) == 1 + math.ceil(len(truth) / api.ORDERS_PER_PAGE_MAX)
+    assert sb.stats()["by_status"]["400"] == 1
+
+
 # --- test_connection --------------------------------------------------------------------------------
 CONNECTION_EXPECT = {
     "none": True,
@@ -222,6 +274,9 @@ STATUS_EXPECT = {
     "ignore_filters": "order_status_filter",  # rows of other orders come back
     "clamp_per_page=20": "exact",  # one order's few items fit one clamped page
     "error_200+faults": "ORDERS_LIST",
+    "ignore_page": "exact",  # one order's few items fit page 1
+    "zero_indexed_pages": "ORDERS_FIRST_PAGE",  # page 1 is the server's second: page 0 once per hook
+    "bad_filter_200_empty": "exact",  # the status filter is understood
 }
 
 

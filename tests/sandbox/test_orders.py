@@ -92,7 +92,7 @@ def test_bad_input_400(
 
 def test_page_zero_and_base_one(sb: EshopboxSandbox, client: httpx.Client, headers: dict) -> None:
     r = _get(sb, client, headers, page=0, per_page=10)
-    assert (r.status_code, r.json()) == (200, {"hits": [], "hasNext": False})
+    assert (r.status_code, r.json()) == (200, {"hasNext": False})  # as the live-checked [T2] saw
     p1 = _get(sb, client, headers, page=1, per_page=10).json()["hits"]
     p2 = _get(sb, client, headers, page=2, per_page=10).json()["hits"]
     both = _get(sb, client, headers, page=1, per_page=20).json()["hits"]

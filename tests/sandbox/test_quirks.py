@@ -112,10 +112,7 @@ def test_zero_indexed_pages_start_at_page_zero(sb: EshopboxSandbox, client: http
     lo, hi = _window(sb)
     plain = _ids(_orders(sb, client, token, filters=_flt(lo, hi), per_page=10, page=1))
     second = _ids(_orders(sb, client, token, filters=_flt(lo, hi), per_page=10, page=2))
-    assert _orders(sb, client, token, filters=_flt(lo, hi), per_page=10, page=0).json() == {
-        "hits": [],
-        "hasNext": False,
-    }
+    assert _orders(sb, client, token, filters=_flt(lo, hi), per_page=10, page=0).json() == {"hasNext": False}
     sb.quirks.configure(zero_indexed_pages=True)
     assert _ids(_orders(sb, client, token, filters=_flt(lo, hi), per_page=10, page=0)) == plain
     assert _ids(_orders(sb, client, token, filters=_flt(lo, hi), per_page=10, page=1)) == second
@@ -152,7 +149,9 @@ def test_ignore_ids_products_and_returns(sb: EshopboxSandbox, client: httpx.Clie
     ignored = client.get(url, params={"ids": ",".join(skus)}, headers=ws_headers(token)).json()["data"]
     assert len(ignored) == 25 and {r["sku"] for r in ignored} != set(skus)
     number = sorted(sb.truth_returns())[0]
-    got = client.get(f"{sb.api_url}/api/v1/returns/{number}", headers=ws_headers(token))
+    got = client.get(
+        f"{sb.wms_url}/api/return-shipment/{number}", headers={"Authorization": f"Bearer {token}"}
+    )
     assert got.status_code == 200 and got.json()["customerReturnNumber"] != number
 
 

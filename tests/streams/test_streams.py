@@ -98,7 +98,9 @@ def test_returns_by_customer_return_number(conn, output_dir):
     wanted = sorted(sb.truth_returns())[:7]
     result, rows = land(output_dir, "returns", keys=",".join(wanted))
     assert result.state == "success", result.task_states
-    assert sorted(r["customerReturnNumber"] for r in rows) == wanted
+    # the documented get row, in key order: no list-only id or updated_at (api.RETURN_LIST_ONLY_FIELDS)
+    assert rows == [sb.truth_return_got(n) for n in wanted]
+    assert not {"id", "updated_at"} & {k for r in rows for k in r}
     assert sb.stats()["by_route"]["return_get"] == 7
     assert "returns_list" not in sb.stats()["by_route"]
 
