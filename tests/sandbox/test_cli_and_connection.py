@@ -82,9 +82,8 @@ def test_sandbox_process_kills_a_sandbox_that_outlasts_its_wait() -> None:
     # No wait at all: the sandbox cannot have stopped yet, so it is killed, and the block fails
     # saying so instead of leaving a process (holding all its rows) behind.
     sandbox = SandboxProcess("--orders", "50", "--seed", "3", stop_timeout=0)
-    with pytest.raises(RuntimeError, match=r"did not stop within 0 s of SIGTERM and was killed"):
-        with sandbox:
-            proc = sandbox._proc
+    with pytest.raises(RuntimeError, match=r"did not stop within 0 s of SIGTERM and was killed"), sandbox:
+        proc = sandbox._proc
     assert proc is not None and proc.returncode == -signal.SIGKILL
 
 
