@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from bench.report import headline
+
 TARGET_MS = 50.0
 MODULES = (
     "airflow_provider_eshopbox.operators.orders",
@@ -124,7 +126,9 @@ def main() -> int:
         print(f"{'cumulative ms':>14}{'self ms':>9}  module")
         for cum, own_us, name in _importtime(args.top):
             print(f"{cum / 1000:>14.1f}{own_us / 1000:>9.1f}  {name}")
-    return 0  # a timing target, reported, never an exit status (shared machines are noisy)
+    headline("provider import over airflow.sdk", f"{provider_ms:.1f} ms median (target < {TARGET_MS:.0f} ms)")
+    # The target has a wide margin (a few ms against 50): over it, a heavy import crept in.
+    return 0 if provider_ms < TARGET_MS else 1
 
 
 if __name__ == "__main__":
