@@ -60,7 +60,7 @@ BLOCKS: dict[str, Block] = {
     ),
     "slicing": Block(
         ("-m", "bench.slicing", "--rows", "20000", "--seeds", "7,8,9,10,11,12", "--rate", "50"),
-        "none: an in-memory search with fixed seeds, the same requests every run",
+        "a few requests per seed (fixed seeds and an in-memory search: only the simulated timing varies)",
     ),
     "load": Block(
         ("-m", "bench.load", "--rps", "0", "--server-rps", "12"),
