@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AIRFLOW_VERSION ?= 3.3.2
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: install demo test lint bench clean test-deploy deploy-deps test-ui test-scale
+.PHONY: install demo test lint bench bench-readme clean test-deploy deploy-deps test-ui test-scale
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,13 @@ test-deploy: deploy-deps
 
 bench: install
 	$(BIN)/python -m bench
+
+# Rewrites the README's Performance blocks (<!-- bench:NAME -->) from fresh runs, each block as its
+# bench ends; BENCH_NOTE says what else ran on the machine. The 5M-row case: BENCH_SLOW=--with-slow.
+BENCH_NOTE ?=
+BENCH_SLOW ?=
+bench-readme: install
+	$(BIN)/python -m bench.report --write README.md --note "$(BENCH_NOTE)" $(BENCH_SLOW)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,37 +1,10 @@
-"""``python -m bench``: run every benchmark in turn and print its table; non-zero exit if any failed."""
+"""``python -m bench`` (``make bench``): run every benchmark of ``make bench`` in turn, each in its own
+process, printing its tables, then one summary table of the headline numbers; non-zero exit if any
+bench failed a bound it states or could not finish. ``python -m bench.report`` also writes the README."""
 
 import sys
 
-from bench import imports, load, orders_sync, rss, slicing, tokens
-
-BENCHES = (
-    ("orders_sync", orders_sync.main),
-    ("slicing", slicing.main),
-    ("load", load.main),
-    ("rss", rss.main),
-    ("tokens", tokens.main),
-    ("imports", imports.main),
-)
-
-
-def main() -> int:
-    failed = []
-    for name, run in BENCHES:
-        print(f"\n===== bench.{name} =====", flush=True)
-        try:
-            code = run() or 0
-        except SystemExit as exc:  # a bench that cannot finish says why and stops only itself
-            code = exc.code if isinstance(exc.code, int) else 1
-            if not isinstance(exc.code, int) and exc.code is not None:
-                print(exc.code, file=sys.stderr)
-        if code:
-            failed.append(name)
-        sys.stdout.flush()
-    if failed:
-        print(f"\nbenchmarks with a broken invariant or error: {', '.join(failed)}")
-        return 1
-    return 0
-
+from bench.report import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["--make-bench", *sys.argv[1:]]))

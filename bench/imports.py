@@ -4,7 +4,9 @@ That is what every DAG file using them pays at parse time (target: under 50 ms).
 fresh interpreter: ``python -c "import airflow.sdk"`` alone, then the same plus the provider modules,
 timed in-process with ``time.perf_counter`` around the provider imports (after ``airflow.sdk`` is in),
 which is more precise than the process wall time (also shown). Medians of ``--runs`` samples.
-If the median is over the target, ``-X importtime`` names the heaviest modules the provider pulled in.
+Exit status 1 if the median CPU time of the provider imports is over the target (wall time
+moves with other jobs on the machine, CPU time hardly); then ``-X importtime`` names the heaviest
+modules the provider pulled in.
 
     python -m bench.imports [--runs 7] [--top 8]
 """
@@ -19,6 +21,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from bench.report import headline
 
 TARGET_MS = 50.0
 MODULES = (
@@ -40,11 +44,12 @@ mode = sys.argv[1]
 before = set(sys.modules)
 out = {"sdk_ms": (t1 - t0) * 1000}
 if mode == "provider":
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     for name in sys.argv[2:]:
         importlib.import_module(name)
-    t3 = time.perf_counter()
+    t3, c3 = time.perf_counter(), time.process_time()
     out["provider_ms"] = (t3 - t2) * 1000
+    out["provider_cpu_ms"] = (c3 - c2) * 1000
     out["new_modules"] = sorted(set(sys.modules) - before)
 print(json.dumps(out))
 """
@@ -95,6 +100,8 @@ def main() -> int:
 
     provider_ms = med(prov, "provider_ms")
     spread = [float(r["provider_ms"]) for r in prov]  # type: ignore[arg-type]
+    cpu = [float(r["provider_cpu_ms"]) for r in prov]  # type: ignore[arg-type]
+    cpu_ms = statistics.median(cpu)
     new = prov[-1]["new_modules"]
     assert isinstance(new, list)
     heavy = sorted({m.split(".")[0] for m in new if m.split(".")[0] in WATCH})
@@ -109,22 +116,28 @@ def main() -> int:
         ("  + provider modules (process wall)", [float(r["wall_ms"]) for r in prov]),
         ("import airflow.sdk (in-process)", [float(r["sdk_ms"]) for r in base]),
         ("provider modules after airflow.sdk (in-process)", spread),
+        ("  the same, CPU time (the bound: load hardly moves it)", cpu),
     ]
     for label, values in rows:
         print(f"{label:<52}{statistics.median(values):>10.1f}{min(values):>8.1f}{max(values):>8.1f}")
-    verdict = "OK" if provider_ms < TARGET_MS else "OVER TARGET"
+    verdict = "OK" if cpu_ms < TARGET_MS else "OVER TARGET"
     print(
-        f"\nprovider import cost: {provider_ms:.1f} ms median -> {verdict}; "
+        f"\nprovider import cost: {provider_ms:.1f} ms wall, {cpu_ms:.1f} ms CPU, median -> {verdict}; "
         f"{len(new)} modules newly imported ({len(own)} the provider's own, "
         f"{len(new) - len(own)} others: {', '.join(m for m in new if m not in own) or '-'}); "
         f"heavy third-party pulled in by the provider: {', '.join(heavy) or 'none'}"
     )
-    if provider_ms >= TARGET_MS or args.always_top:
+    if cpu_ms >= TARGET_MS or args.always_top:
         print(f"\n-X importtime, heaviest modules imported after airflow.sdk (top {args.top}):")
         print(f"{'cumulative ms':>14}{'self ms':>9}  module")
         for cum, own_us, name in _importtime(args.top):
             print(f"{cum / 1000:>14.1f}{own_us / 1000:>9.1f}  {name}")
-    return 0  # a timing target, reported, never an exit status (shared machines are noisy)
+    headline(
+        "provider import over airflow.sdk",
+        f"{provider_ms:.1f} ms wall, {cpu_ms:.1f} ms CPU, median (bound: CPU < {TARGET_MS:.0f} ms)",
+    )
+    # The bound is on CPU time, which other jobs on the machine hardly move (wall time they do).
+    return 0 if cpu_ms < TARGET_MS else 1
 
 
 if __name__ == "__main__":

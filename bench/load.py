@@ -50,6 +50,8 @@ from typing import Any
 
 import httpx
 
+from bench.report import headline
+
 REPO = Path(__file__).resolve().parent.parent
 DAG_ID = "eshopbox_orders_hourly"
 DAG_FILE = REPO / "example_dags" / f"{DAG_ID}.py"
@@ -273,6 +275,10 @@ def main() -> int:
         print(f"\nrun {r['name']} failed (exit {r['exit']}, states {r['run_states']}); log tail:")
         print(Path(r["log"]).read_text()[-2000:])
     broken = [label for label, _, ok in checks if not ok]
+    headline(
+        f"{args.runs} hourly runs, {args.parallel} at once",
+        f"{'exact' if not broken else 'BROKEN'}, {n429} of {requests} requests 429, {wall:.0f} s",
+    )
     if args.keep or broken:
         print(f"\nkept {root}")
     else:

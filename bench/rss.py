@@ -29,6 +29,8 @@ from typing import Any
 
 import httpx
 
+from bench.report import headline
+
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 BIG = 5_000_000  # rows of the opt-in case, bound by --big-bound-mb
 
@@ -155,11 +157,17 @@ def main() -> int:
     for rows in sizes:
         r = measure(rows, args.days, args.concurrency)
         grew = r["peak_mb"] - r["baseline_mb"]
-        broken |= not r["exact"] or grew > (args.big_bound_mb if rows >= BIG else args.bound_mb)
+        bound = args.big_bound_mb if rows >= BIG else args.bound_mb
+        broken |= not r["exact"] or grew > bound
         print(
             f"{r['rows']:>9}{'yes' if r['exact'] else 'NO':>7}{r['requests']:>9}{r['seconds']:>7.1f}"
             f"{r['baseline_mb']:>12.0f}{grew:>9.0f}{r['temp_disk_mb']:>13.0f}{r['output_mb']:>10.0f}",
             flush=True,
+        )
+        exact = "exact" if r["exact"] else "NOT EXACT"
+        headline(
+            f"resync of {rows:,} rows",
+            f"+{grew:.0f} MB peak RSS (bound +{bound:.0f}), {exact}, {r['seconds']:.0f} s",
         )
     return 1 if broken else 0
 

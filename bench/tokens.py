@@ -27,6 +27,8 @@ from typing import Any
 
 import httpx
 
+from bench.report import headline
+
 FILTER_ALL = (0, 2**42)
 
 
@@ -137,6 +139,9 @@ def main() -> int:
         "calls s = barrier release to the last call answered; total s = including process start "
         "(forkserver, hook module preloaded)"
     )
+    for mode, expected in modes.items():
+        exchanges = "/".join(str(int(r["exchanges"])) for r in measured[mode])
+        headline(f"token exchanges, {args.processes} processes, {mode}", f"{exchanges} (expected {expected})")
     if broken:
         print("INVARIANT BROKEN: " + "; ".join(broken))
         return 1

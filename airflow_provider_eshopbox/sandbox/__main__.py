@@ -248,4 +248,9 @@ def _serve(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The sandbox is stopped and its files removed: skip freeing every row object one by one at
+    # interpreter exit, which for a store of 5M rows (14 GB) outlasted SandboxProcess's wait.
+    os._exit(code)

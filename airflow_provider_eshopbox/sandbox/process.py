@@ -16,8 +16,11 @@ class SandboxProcess:
     ``origin`` and ``connection_json`` are read from what the CLI prints; ``echo`` receives each line.
     """
 
-    def __init__(self, *args: str, echo: bool = False, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, echo: bool = False, env: dict[str, str] | None = None, stop_timeout: float = 60.0
+    ) -> None:
         self.args = list(args)
+        self.stop_timeout = stop_timeout
         self.echo = echo
         self.env = env
         self.origin = ""
@@ -48,6 +51,19 @@ class SandboxProcess:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            self._proc.wait(timeout=30)
+        """SIGTERM, then wait; a sandbox that does not stop is killed (never left holding its rows)
+        and, like one that exits non-zero, fails the block unless it already failed."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            code = proc.wait(timeout=self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            problem = f"did not stop within {self.stop_timeout:.0f} s of SIGTERM and was killed"
+        else:
+            problem = f"exited with code {code}" if code else ""
+        if problem and exc_type is None:
+            raise RuntimeError(f"the sandbox (pid {proc.pid}) {problem}")

@@ -11,8 +11,10 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
+from airflow_provider_eshopbox.sandbox.process import SandboxProcess
 
 
 def test_cli_serves_until_sigterm() -> None:
@@ -66,6 +68,23 @@ def test_cli_serves_until_sigterm() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_sandbox_process_stops_its_sandbox_cleanly() -> None:
+    sandbox = SandboxProcess("--orders", "50", "--seed", "3")
+    with sandbox:
+        proc = sandbox._proc
+        assert httpx.get(sandbox.origin + "/__sandbox__/stats").status_code == 200
+    assert proc is not None and proc.returncode == 0
+
+
+def test_sandbox_process_kills_a_sandbox_that_outlasts_its_wait() -> None:
+    # No wait at all: the sandbox cannot have stopped yet, so it is killed, and the block fails
+    # saying so instead of leaving a process (holding all its rows) behind.
+    sandbox = SandboxProcess("--orders", "50", "--seed", "3", stop_timeout=0)
+    with pytest.raises(RuntimeError, match=r"did not stop within 0 s of SIGTERM and was killed"), sandbox:
+        proc = sandbox._proc
+    assert proc is not None and proc.returncode == -signal.SIGKILL
 
 
 def test_connection_json_and_uri_round_trip() -> None:
