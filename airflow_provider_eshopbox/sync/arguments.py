@@ -17,3 +17,10 @@ def check_max_concurrency(value: Any) -> int:
             field="max_concurrency",
         )
     return value
+
+
+def check_choice(value: Any, choices: tuple[str, ...], field: str) -> str:
+    """``value`` if it is one of ``choices``, else an error naming the field and the choices."""
+    if value not in choices:
+        raise EshopboxConfigError(f"{field} must be one of {', '.join(choices)}, got {value!r}", field=field)
+    return value
