@@ -66,7 +66,7 @@ class Column:
         if self.type == "object" and self.fields:
             return "struct<" + ", ".join(f"{f.name}: {f.arrow_type()}" for f in self.fields) + ">"
         if self.type == "array" and self.items is not None:
-            return f"list<element: {self.items.arrow_type()}>"
+            return f"list<item: {self.items.arrow_type()}>"
         if self.type == "map" and self.items is not None:
             return f"map<string, {self.items.arrow_type()}>"
         if self.type == "decimal":

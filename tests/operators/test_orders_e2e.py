@@ -30,7 +30,9 @@ def _ids(rows: list[dict]) -> list[str]:
 
 
 def _hourly_file(output_dir: Path, interval_start: datetime) -> Path:
-    return output_dir / "orders" / f"{interval_start:%Y%m%dT%H%M%S}.jsonl.gz"
+    return (
+        output_dir / "orders" / f"dt={interval_start:%Y-%m-%d}" / f"{interval_start:%Y%m%dT%H%M%S}.jsonl.gz"
+    )
 
 
 def test_hourly_window_below_the_cap_lands_exactly_the_truth(
