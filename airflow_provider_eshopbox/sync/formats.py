@@ -19,8 +19,9 @@ which feeds it the de-duplicated rows' JSON lines in file order and an open bina
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -41,12 +42,12 @@ ROW_GROUP_ROWS = 16_384
 _BATCH_ROWS = 2_048  # rows decoded to Python objects at a time, then columnar
 _WRITE_CHUNK = 1 << 20
 _INDEX = re.compile(r"\[\d+\]")
-#: The Python types of the values pyarrow takes as they are, per declared type (None: null).
-_AS_IS: dict[str, tuple[type, ...]] = {
-    "string": (str, type(None)),
-    "integer": (int, type(None)),  # not bool: type(True) is bool; too large: pyarrow refuses
-    "boolean": (bool, type(None)),
-}
+#: The Python type of the values pyarrow takes as they are, per declared type.
+_AS_IS: dict[str, type] = {
+    "string": str,
+    "integer": int,
+    "boolean": bool,
+}  # int: not bool; too large: refused
 
 
 class RowWriter(Protocol):
@@ -123,6 +124,7 @@ class ParquetWriter:
         self._encode = msgspec.json.Encoder(decimal_format="number", order="sorted").encode
         self._converters = {c.name: _converter(c, c.name) for c in schema.columns}
         self._names = frozenset(schema.names())
+        self._order = schema.names()
 
     def write(self, lines: Iterable[bytes], out: IO[bytes]) -> int:
         import pyarrow as pa
@@ -165,9 +167,10 @@ class ParquetWriter:
                 raise self._error(row, _Misfit("", row, "is not a JSON object"))
         extras: list[dict[str, Any] | None] = [None] * len(rows)
         arrays = []
-        for column, field in zip(self.schema.columns, schema, strict=False):
-            values = [row.get(column.name) for row in rows]
-            array = self._fast(column, field, values, extras, pa)
+        for column, field, values in zip(
+            self.schema.columns, schema, _pluck(rows, self._order), strict=False
+        ):
+            array = self._fast(column, field.type, values, extras, column.name)
             arrays.append(array if array is not None else self._slow(column, field, values, rows, extras, pa))
         for index, row in enumerate(rows):
             unknown = row.keys() - self._names
@@ -183,35 +186,74 @@ class ParquetWriter:
         arrays.append(pa.array(texts, type=pa.string()))
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
-    @staticmethod
     def _fast(
-        column: Column, field: Any, values: list[Any], extras: list[dict[str, Any] | None], pa: Any
+        self,
+        column: Column,
+        arrow: Any,
+        values: Sequence[Any],
+        extras: list[dict[str, Any] | None],
+        path: str,
     ) -> Any:
-        """The column as pyarrow converts it, when its values need no conversion; else None."""
-        allowed = _AS_IS.get(column.type)
-        if column.type == "object" and column.fields and all(f.type == "string" for f in column.fields):
-            allowed = (dict, type(None))
-        if allowed is None or not {type(v) for v in values} <= set(allowed):
-            return None
+        """The column converted by pyarrow, a whole batch at once, when every value is of the JSON type
+        it takes; None when one is not (or pyarrow refuses one): the value-by-value path decides."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        kinds = set(map(type, values)) - {type(None)}
+        kind, array = column.type, None
         try:
-            array = pa.array(values, type=field.type)
+            if kind in _AS_IS and kinds <= {_AS_IS[kind]}:
+                array = pa.array(values, type=arrow)
+            elif kind == "flag" and kinds <= {str, int, bool} and set(values) <= _FLAG_VALUES:
+                array = pa.array([None if v is None else _FLAGS[v] for v in values], type=arrow)
+            elif kind == "decimal" and kinds <= {Decimal}:
+                array = pa.array(values, type=arrow)  # refuses a value needing rounding or more digits
+            elif kind == "timestamp" and column.zone == api.TIME_EPOCH_MS and kinds <= {int}:
+                array = pc.multiply_checked(pa.array(values, type=pa.int64()), 1000).cast(arrow)
+            elif kind == "timestamp" and column.zone == api.TIME_NAIVE_UTC and kinds <= {str}:
+                if all(len(v) == 19 for v in values if v is not None):
+                    naive = pc.strptime(pa.array(values, pa.string()), format=api.WMS_TIME_FORMAT, unit="us")
+                    array = naive.cast(arrow)  # a zone-less instant taken as UTC
+            elif kind == "timestamp" and column.zone == api.TIME_ISO_OFFSET and kinds <= {str}:
+                array = pa.array(values, pa.string()).cast(arrow)  # a string without offset is refused
+            elif kind == "object" and column.fields and kinds <= {dict}:
+                array = self._fast_struct(column, arrow, values, extras, path)
         except (pa.ArrowException, OverflowError):
             return None
-        if array.null_count and not column.nullable:
+        if array is not None and array.null_count and not column.nullable:
             return None
-        if column.fields:  # undeclared keys of a struct go to _extra
-            known = frozenset(f.name for f in column.fields)
-            for index, value in enumerate(values):
-                if value and value.keys() - known:
-                    extra = extras[index] = extras[index] or {}
-                    extra.update({f"{column.name}.{k}": value[k] for k in value.keys() - known})
         return array
+
+    def _fast_struct(
+        self,
+        column: Column,
+        arrow: Any,
+        values: Sequence[Any],
+        extras: list[dict[str, Any] | None],
+        path: str,
+    ) -> Any:
+        import pyarrow as pa
+
+        known = frozenset(f.name for f in column.fields)
+        for index, value in enumerate(values):
+            if value and value.keys() - known:  # undeclared keys go to _extra
+                extra = extras[index] = extras[index] or {}
+                extra.update({f"{path}.{k}": value[k] for k in value.keys() - known})
+        children = []
+        names = tuple(f.name for f in column.fields)
+        for field, child, got in zip(column.fields, arrow, _pluck(values, names), strict=True):
+            array = self._fast(field, child.type, got, extras, f"{path}.{field.name}")
+            if array is None:
+                return None
+            children.append(array)
+        mask = pa.array([v is None for v in values], type=pa.bool_())
+        return pa.StructArray.from_arrays(children, fields=list(arrow), mask=mask)
 
     def _slow(
         self,
         column: Column,
         field: Any,
-        values: list[Any],
+        values: Sequence[Any],
         rows: list[Any],
         extras: list[dict[str, Any] | None],
         pa: Any,
@@ -341,6 +383,19 @@ def schema_fingerprint(schema: StreamSchema) -> str:
     return hashlib.sha256(f"{text}\n{EXTRA_COLUMN}: string".encode()).hexdigest()[:16]
 
 
+def _pluck(rows: Sequence[Any], names: tuple[str, ...]) -> list[Sequence[Any]]:
+    """The values of each key over ``rows`` (objects, or None for a null struct): one C call per row
+    when every row has every key, else a lookup per value (a missing key is null)."""
+    getter = operator.itemgetter(*names)
+    try:
+        plucked = [getter(row) for row in rows]
+    except (KeyError, TypeError):
+        return [[None if row is None else row.get(name) for row in rows] for name in names]
+    if len(names) == 1:
+        return [plucked]
+    return list(zip(*plucked, strict=True)) if plucked else [() for _ in names]  # type: ignore[arg-type]
+
+
 class _Misfit(Exception):
     def __init__(self, path: str, value: Any, reason: str) -> None:
         self.path, self.value, self.reason = path, value, reason
@@ -348,6 +403,7 @@ class _Misfit(Exception):
 
 Convert = Callable[[Any, dict[str, Any]], Any]
 _FLAGS = {"1": True, "0": False, 1: True, 0: False}
+_FLAG_VALUES = {*_FLAGS, None}
 _INT64 = 1 << 63
 
 
