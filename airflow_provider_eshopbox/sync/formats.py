@@ -38,8 +38,8 @@ FORMATS = ("jsonl", "parquet")
 PARQUET_SUFFIX = ".parquet"
 EXTRA_COLUMN = "_extra"
 #: Rows per Parquet row group (DuckDB and Spark split work by row group).
-ROW_GROUP_ROWS = 16_384
-_BATCH_ROWS = 2_048  # rows decoded to Python objects at a time, then columnar
+ROW_GROUP_ROWS = 4_096
+_BATCH_ROWS = 512  # rows decoded to Python objects at a time, then columnar
 _WRITE_CHUNK = 1 << 20
 _INDEX = re.compile(r"\[\d+\]")
 #: The Python type of the values pyarrow takes as they are, per declared type.
