@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,6 +32,7 @@ CONN_EXTRA_FIELDS: tuple[str, ...] = (
     "token_cache",
     "ca_bundle",
     "verify",
+    "allow_plain_http",
 )
 SECRET_EXTRA_FIELDS: tuple[str, ...] = ("refresh_token",)
 # What the connection form calls each field (messages name both; a test keeps these equal to the form).
@@ -48,6 +51,7 @@ FIELD_LABELS: dict[str, str] = {
     "token_cache": "Token cache",
     "ca_bundle": "CA bundle (PEM file)",
     "verify": "Verify TLS certificates",
+    "allow_plain_http": "Allow plain http",
 }
 # The UI's Test button tests a copy of the form under a random 8-letter id, exported as an env var.
 _TRANSIENT_TEST_ID_RE = re.compile(r"^(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9]{8}$")
@@ -80,6 +84,21 @@ class EshopboxConnectionConfig:
     token_cache: TokenCacheMode = "shared"
     #: TLS: True (the system's CAs), a PEM bundle's path (a corporate proxy's or a sandbox's CA), or False
     verify: bool | str = True
+
+    @property
+    def insecure(self) -> dict[str, str]:
+        """Settings that let the credentials travel unprotected, by field: what each means (the hook
+        logs each once per task)."""
+        found: dict[str, str] = {}
+        if self.verify is False:
+            found["verify"] = "false: TLS certificates are not checked, so a machine on the path can read "
+            found["verify"] += "the client secret and tokens; never for production"
+        for name in ("auth_url", "api_url", "wms_url"):
+            url = getattr(self, name)
+            if urlsplit(url).scheme == "http" and not _loopback(url):
+                found[name] = f"{url} is plain http (allowed by allow_plain_http): the client secret and "
+                found[name] += "tokens travel unencrypted"
+        return found
 
     def base_url(self, host: api.HostKind) -> str:
         """Base URL for a host kind; the auth 'base' is the full token URL."""
@@ -125,12 +144,37 @@ def _extra(extra: Mapping[str, Any], name: str) -> Any:
     return None
 
 
-def _url(conn_id: str, name: str, value: Any, default: str, workspace: str) -> str:
+def _loopback(url: str) -> bool:
+    """Whether a URL's host is this machine's loopback (plain http to it never leaves the machine)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url(conn_id: str, name: str, value: Any, default: str, workspace: str, plain_http: bool) -> str:
     raw = default if value is None else value
     if not isinstance(raw, str):
         raise _fail(conn_id, name, f"must be a string URL, got {type(raw).__name__}", "give an http(s) URL")
     url = raw.replace("{workspace}", workspace).rstrip("/")
     parts = urlsplit(url)
+    if "@" in parts.netloc:  # the URL is not quoted: it may hold a password
+        raise _fail(
+            conn_id,
+            name,
+            "holds a user name or password before '@'",
+            "put credentials only in their own fields",
+        )
+    if parts.scheme == "http" and parts.hostname and not plain_http and not _loopback(url):
+        raise _fail(
+            conn_id,
+            name,
+            f"is plain http to {parts.hostname}, which would send the client secret and tokens unencrypted",
+            "use https, or set the extra allow_plain_http to true ('Allow plain http') to accept that",
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _fail(
             conn_id,
@@ -161,25 +205,30 @@ def _required(conn_id: str, name: str, value: Any, fix: str) -> str:
     return value.strip()
 
 
+def _flag(conn_id: str, extra: Mapping[str, Any], name: str, default: bool) -> bool:
+    flag = _extra(extra, name)
+    if flag is None:
+        return default
+    text = str(flag).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise _fail(conn_id, name, f"must be true or false, got {flag!r}", f"leave it empty for {default}")
+    return text in ("true", "1", "yes")
+
+
 def _verify(conn_id: str, extra: Mapping[str, Any]) -> bool | str:
     """TLS verification from the ``ca_bundle`` (a PEM file) and ``verify`` (a bool) extras."""
     bundle = _extra(extra, "ca_bundle")
-    flag = _extra(extra, "verify")
-    if flag is not None:
-        text = str(flag).strip().lower()
-        if text not in ("true", "false", "1", "0", "yes", "no"):
-            raise _fail(conn_id, "verify", f"must be true or false, got {flag!r}", "leave it empty to verify")
-        if text in ("false", "0", "no"):
-            return False
+    if not _flag(conn_id, extra, "verify", True):
+        return False
     if bundle is None:
         return True
+    fix = "give the path of a PEM file holding the CA certificates to trust"
     if not isinstance(bundle, str) or not os.path.isfile(bundle):
-        raise _fail(
-            conn_id,
-            "ca_bundle",
-            f"{bundle!r} is not a readable file on this worker",
-            "give the path of a PEM file holding the CA certificates to trust",
-        )
+        raise _fail(conn_id, "ca_bundle", f"{bundle!r} is not a readable file on this worker", fix)
+    try:  # what the client will do with it: a file that is not PEM certificates fails here, not mid-task
+        ssl.create_default_context().load_verify_locations(cafile=bundle)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise _fail(conn_id, "ca_bundle", f"{bundle!r} holds no PEM CA certificate ({exc})", fix) from None
     return bundle
 
 
@@ -222,15 +271,16 @@ def parse_connection(
             "use 'shared', 'process' or 'deployment'",
         )
     channel = _extra(extra, "external_channel_id")
+    plain = _flag(conn_id, extra, "allow_plain_http", False)
     return EshopboxConnectionConfig(
         conn_id=conn_id,
         client_id=client_id,
         client_secret=client_secret,
         refresh_token=refresh_token,
         workspace=workspace,
-        auth_url=_url(conn_id, "auth_url", _extra(extra, "auth_url"), api.DEFAULT_AUTH_URL, workspace),
-        api_url=_url(conn_id, "api_url", _extra(extra, "api_url"), api.DEFAULT_API_URL, workspace),
-        wms_url=_url(conn_id, "wms_url", _extra(extra, "wms_url"), api.DEFAULT_WMS_URL, workspace),
+        auth_url=_url(conn_id, "auth_url", _extra(extra, "auth_url"), api.DEFAULT_AUTH_URL, workspace, plain),
+        api_url=_url(conn_id, "api_url", _extra(extra, "api_url"), api.DEFAULT_API_URL, workspace, plain),
+        wms_url=_url(conn_id, "wms_url", _extra(extra, "wms_url"), api.DEFAULT_WMS_URL, workspace, plain),
         external_channel_id=None if channel is None else str(channel),
         max_requests_per_second=_positive(
             conn_id, "max_requests_per_second", _extra(extra, "max_requests_per_second"), None

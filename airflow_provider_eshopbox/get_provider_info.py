@@ -108,6 +108,12 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Leave on. Off disables certificate checks entirely (never for production).",
         "schema": {"type": ["boolean", "null"], "default": True},
     },
+    "allow_plain_http": {
+        "label": "Allow plain http",
+        "description": "Leave off. An http:// URL off loopback is refused, as it would send the client "
+        "secret and tokens unencrypted; on allows it, with a warning in every task's log.",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
 }
 
 

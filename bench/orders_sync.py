@@ -10,8 +10,12 @@ the rate, not latency, decides: the operator told the limit (``max_requests_per_
 connection) and not told, beside an hourly pager paced to the limit and the floor
 ``ceil(rows / per_page) / rate``, with requests, 429s and seconds.
 
-    python -m bench.orders_sync [--rows 20000] [--latency-ms 50] [--concurrency 16] [--limits 5,10,20]
-        [--rss-rows 20000,200000]
+Each window size (``--rows``) gets both tables; beside the operator, a plain ``httpx.AsyncClient``
+loop makes as many requests at the same concurrency, for the client CPU per request, and the
+``guards`` column is what the contract checks (issue 22) cost, median share of requests.
+
+    python -m bench.orders_sync [--rows 2000,20000] [--latency-ms 50] [--concurrency 16]
+        [--limits 5,10,20] [--rss-rows 20000,200000] [--json]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import math
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,7 +78,14 @@ def _limit(origin: str, latency_ms: float, rps: float | None) -> None:
 
 
 def _child(
-    kind: str, conn: str, concurrency: int, origin: str, *, client_rps: float | None = None, pace: float = 0
+    kind: str,
+    conn: str,
+    concurrency: int,
+    origin: str,
+    *,
+    client_rps: float | None = None,
+    pace: float = 0,
+    requests: int = 0,
 ) -> dict[str, Any]:
     if client_rps is not None:
         parsed = json.loads(conn)
@@ -87,7 +99,7 @@ def _child(
     )
     command = [sys.executable, "-m", "bench.orders_sync", "--child", kind, "--concurrency", str(concurrency)]
     out = subprocess.run(
-        [*command, "--pace", str(pace)],
+        [*command, "--pace", str(pace), "--requests", str(requests)],
         env=env,
         capture_output=True,
         text=True,
@@ -133,6 +145,7 @@ def _run_operator(concurrency: int, destination: Path) -> dict[str, Any]:
         "seconds": seconds,
         "cpu_seconds": time.process_time() - cpu,
         "baseline_mb": baseline,
+        "read_cpu_seconds": spent[0].read_cpu if spent else 0.0,
         "spent": dict(spent[0].spent) if spent else {},
         "held": dict(spent[0].held) if spent else {},
     }
@@ -146,7 +159,9 @@ def _capture_slice_stats() -> list[Any]:
     read = slicing.WindowReader.read
 
     async def capturing(self: Any, start_ms: int, end_ms: int) -> Any:
+        cpu = time.process_time()
         captured.append(await read(self, start_ms, end_ms))
+        captured[-1].read_cpu = time.process_time() - cpu  # the read alone, without the write
         return captured[-1]
 
     slicing.WindowReader.read = capturing  # type: ignore[method-assign]
@@ -228,22 +243,85 @@ def _run_pager(windowed: bool, destination: Path, pace: float = 0) -> dict[str, 
     return {"rows": len(ids), "seconds": seconds, "baseline_mb": baseline}
 
 
-def child(kind: str, concurrency: int, pace: float) -> None:
+def _run_httpx(concurrency: int, requests: int) -> dict[str, Any]:
+    """A plain ``httpx.AsyncClient`` loop: ``requests`` GETs of the whole window's pages 1..10 (full
+    pages of 100 hits, as most of the operator's are), ``concurrency`` at a time, each body parsed
+    with ``response.json()``: the HTTP client's own CPU per request, for comparison."""
+    import asyncio
+
+    from airflow_provider_eshopbox import api
+    from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+
+    config = EshopboxHook().get_config()
+    token = httpx.post(
+        config.auth_url,
+        json=api.token_request_body(config.client_id, config.client_secret, config.refresh_token),
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}", api.PROXY_HOST_HEADER: config.workspace}
+    url = f"{config.api_url}/{api.ORDERS_LIST.path}"
+    window = api.orders_window_filter(
+        int(START.timestamp() * 1000), int((START + timedelta(days=DAYS)).timestamp() * 1000)
+    )
+    pages = api.ORDERS_HIT_CAP // api.ORDERS_PER_PAGE_MAX
+    rows = 0
+
+    async def loop() -> None:
+        nonlocal rows
+        async with httpx.AsyncClient(headers=headers, timeout=30) as client:
+            numbers = iter(range(requests))
+
+            async def worker() -> None:
+                nonlocal rows
+                for n in numbers:
+                    params = {"filters": window, "page": n % pages + 1, "per_page": api.ORDERS_PER_PAGE_MAX}
+                    response = await client.get(url, params=params)
+                    response.raise_for_status()
+                    rows += len(response.json()["hits"])
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    baseline = _rss_mb()
+    began, cpu = time.monotonic(), time.process_time()
+    asyncio.run(loop())
+    cpu = time.process_time() - cpu
+    return {"rows": rows, "seconds": time.monotonic() - began, "cpu_seconds": cpu, "baseline_mb": baseline}
+
+
+def child(kind: str, concurrency: int, pace: float, requests: int = 0) -> None:
     """One measurement; both readers write the same kind of file, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="eshopbox-bench-orders-") as out:
         destination = Path(out) / "orders.jsonl.gz"
         if kind == "operator":
             result = _run_operator(concurrency, destination)
+        elif kind == "httpx":
+            result = _run_httpx(concurrency, requests)
         else:
             result = _run_pager(kind == "pager-hourly", destination, pace)
     result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
 
-def _median_run(kind: str, origin: str, conn: str, concurrency: int, repeat: int) -> dict[str, Any]:
-    """``repeat`` runs of one reader; the run with the median time, with its request count."""
-    runs = [_counted(kind, origin, conn, concurrency) for _ in range(repeat)]
-    return sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
+def _median_run(
+    kind: str, origin: str, conn: str, concurrency: int, repeat: int, **extra: Any
+) -> dict[str, Any]:
+    """``repeat`` runs of one reader; the run with the median time, with its request count, and
+    the median over all runs of its CPU per request and of the guards' share of its requests."""
+    runs = [_counted(kind, origin, conn, concurrency, **extra) for _ in range(repeat)]
+    return _median_of(runs)
+
+
+def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    median = dict(sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2])
+    median["cpu_ms"] = statistics.median(
+        1000 * r.get("cpu_seconds", 0.0) / max(1, r["requests"]) for r in runs
+    )
+    median["read_cpu_ms"] = statistics.median(
+        1000 * r.get("read_cpu_seconds", 0.0) / max(1, r["requests"]) for r in runs
+    )
+    median["guards_share"] = statistics.median(
+        r.get("spent", {}).get("guards", 0) / max(1, r["requests"]) for r in runs
+    )
+    return median
 
 
 def _counted(kind: str, origin: str, conn: str, concurrency: int, **extra: Any) -> dict[str, Any]:
@@ -278,37 +356,109 @@ def rate_limited(
                 extra = {"pace": rps} if kind != "operator" else {"client_rps": rps if told else None}
                 runs[label].append(_counted(kind, origin, conn, args.concurrency, **extra))
         for label, _, _ in variants:
-            ordered = sorted(runs[label], key=lambda r: r["seconds"])
-            out.append((rps, label, ordered[(len(ordered) - 1) // 2]))
+            out.append((rps, label, _median_of(runs[label])))
     _limit(origin, args.latency_ms, None)
     return out
 
 
-def print_rate_limited(results: list[tuple[float, str, dict[str, Any]]], args: argparse.Namespace) -> None:
-    pages = math.ceil(args.rows / 100)
+def print_rate_limited(
+    results: list[tuple[float, str, dict[str, Any]]], args: argparse.Namespace, rows: int
+) -> None:
+    pages = math.ceil(rows / 100)
     print(
-        f"\nOrders sync under a server rate limit (sandbox token bucket, burst {BURST}), {args.rows} rows "
+        f"\nOrders sync under a server rate limit (sandbox token bucket, burst {BURST}), {rows} rows "
         f"over {DAYS} days, {args.latency_ms:.0f} ms added latency, max_concurrency={args.concurrency}, "
         f"median of {args.rate_repeat}; floor = {pages} pages / rate"
     )
     print(
-        f"{'limit/s':>8}  {'reader':<32}{'rows':>7}{'requests':>9}{'429s':>6}{'429 %':>7}{'s':>7}"
-        f"{'vs floor':>9}"
+        f"{'limit/s':>8}  {'reader':<32}{'rows':>7}{'requests':>9}{'req/page':>9}{'429s':>6}{'429 %':>7}"
+        f"{'s':>7}{'vs floor':>9}{'guards':>8}"
     )
     for rps, label, r in results:
         floor = pages / rps
         share = r["throttled"] / max(1, r["requests"])
         print(
-            f"{rps:>8g}  {label:<32}{r['rows']:>7}{r['requests']:>9}{r['throttled']:>6}{share:>7.0%}"
-            f"{r['seconds']:>7.1f}{r['seconds'] / floor:>8.2f}x"
+            f"{rps:>8g}  {label:<32}{r['rows']:>7}{r['requests']:>9}{r['requests'] / pages:>9.2f}"
+            f"{r['throttled']:>6}{share:>7.0%}{r['seconds']:>7.1f}{r['seconds'] / floor:>8.2f}x"
+            f"{_guards(r):>8}"
         )
     for rps in sorted({rps for rps, _, _ in results}):
-        print(f"{rps:>8g}  {'floor':<32}{'':>7}{pages:>9}{0:>6}{'':>7}{pages / rps:>7.1f}{1:>8.2f}x")
+        print(f"{rps:>8g}  {'floor':<32}{'':>7}{pages:>9}{1:>9.2f}{0:>6}{'':>7}{pages / rps:>7.1f}{1:>8.2f}x")
+
+
+def _guards(r: dict[str, Any]) -> str:
+    """The contract checks' requests in a run (SliceStats.spent['guards']) and their median share."""
+    if "guards_share" not in r or not r.get("spent"):
+        return "-"
+    return f"{r['spent'].get('guards', 0)} {r['guards_share']:.1%}"
+
+
+def no_limit(origin: str, conn: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The operator, a plain httpx loop making as many requests, and the two pagers; medians."""
+    # One uncounted run first: the sandbox encodes each row's JSON on first serving it and
+    # caches it (a real server's cost is inside its latency); the readers then meet it warm.
+    _child("operator", conn, args.concurrency, origin)
+    operator = _median_run("operator", origin, conn, args.concurrency, args.repeat)
+    plain = _median_run("httpx", origin, conn, args.concurrency, args.repeat, requests=operator["requests"])
+    return [
+        operator,
+        plain,
+        _median_run("pager-hourly", origin, conn, args.concurrency, 1),
+        _median_run("pager-single", origin, conn, args.concurrency, args.repeat),
+    ]
+
+
+_LABELS = {
+    "operator": "EshopboxOrdersToStorageOperator",
+    "httpx": "plain httpx.AsyncClient loop",
+    "pager-hourly": "HttpHook pager, hourly windows",
+    "pager-single": "HttpHook pager, one window",
+}
+
+
+def print_no_limit(rows_out: list[dict[str, Any]], args: argparse.Namespace, rows: int) -> None:
+    latency = args.latency_ms / 1000
+    pages = math.ceil(rows / 100)
+    ideal = pages * latency / args.concurrency
+    base = next(r for r in rows_out if r["kind"] == "pager-hourly")
+    print(
+        f"\nOrders sync, {rows} order-item rows over {DAYS} days, "
+        f"{args.latency_ms:.0f} ms added latency, max_concurrency={args.concurrency}, "
+        f"median of {args.repeat}; "
+        f"ideal = {pages} pages x latency / concurrency = {ideal:.2f} s"
+    )
+    print(
+        f"{'reader':<34}{'rows':>7}{'lost':>7}{'requests':>9}{'req/page':>9}{'s':>7}{'rows/s':>8}"
+        f"{'vs pager':>9}{'of ideal':>9}{'in flight':>10}{'CPU/req':>9}{'read CPU':>9}{'guards':>9}"
+        f"{'RSS +MB':>8}"
+    )
+    for r in rows_out:
+        rate = r["rows"] / r["seconds"]
+        ratio = rate / (base["rows"] / base["seconds"])
+        operator = r["kind"] == "operator"
+        measured = r["kind"] in ("operator", "httpx")
+        # of ideal: the ideal over the whole task time; in flight: how busy the concurrency slots
+        # were (requests actually made x latency / concurrency / task time).
+        of_ideal = f"{ideal / r['seconds']:.0%}" if operator else "-"
+        in_flight = f"{r['requests'] * latency / args.concurrency / r['seconds']:.0%}" if measured else "-"
+        # The client's own CPU per request (median over runs): the whole task (decode, HTTP, spool,
+        # the sorted gzip write), and the read alone (without the write), beside a plain httpx loop.
+        cpu = f"{r['cpu_ms']:.1f} ms" if measured else "-"
+        read_cpu = f"{r['read_cpu_ms']:.1f} ms" if operator else "-"
+        lost = rows - r["rows"] if r["kind"] != "httpx" else 0
+        print(
+            f"{_LABELS[r['kind']]:<34}{r['rows']:>7}{lost:>7}{r['requests']:>9}"
+            f"{r['requests'] / pages:>9.2f}{r['seconds']:>7.2f}{rate:>8.0f}{ratio:>8.1f}x{of_ideal:>9}"
+            f"{in_flight:>10}{cpu:>9}{read_cpu:>9}{_guards(r):>9}"
+            f"{r['peak_mb'] - r['baseline_mb']:>8.0f}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument(
+        "--rows", default="2000,20000", help="comma-separated window sizes, rows over the 7 days"
+    )
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
@@ -319,65 +469,44 @@ def main() -> None:
     )
     parser.add_argument("--limits", default="5,10,20", help="comma-separated server limits, requests/s")
     parser.add_argument("--rate-repeat", type=int, default=1, help="runs per reader and limit (median)")
-    parser.add_argument("--child", choices=["operator", "pager-hourly", "pager-single"])
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of headline numbers")
+    parser.add_argument("--child", choices=["operator", "httpx", "pager-hourly", "pager-single"])
     parser.add_argument("--pace", type=float, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--requests", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.concurrency, args.pace)
+        child(args.child, args.concurrency, args.pace, args.requests)
         return
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    with sandbox(args.rows, args.latency_ms) as (origin, conn):
-        # One uncounted run first: the sandbox encodes each row's JSON on first serving it and
-        # caches it (a real server's cost is inside its latency); both readers then meet it warm.
-        _child("operator", conn, args.concurrency, origin)
-        rows_out = [
-            _median_run("operator", origin, conn, args.concurrency, args.repeat),
-            _median_run("pager-hourly", origin, conn, args.concurrency, 1),
-            _median_run("pager-single", origin, conn, args.concurrency, args.repeat),
-        ]
-        limits = [float(n) for n in args.limits.split(",") if n.strip()]
-        limited = rate_limited(origin, conn, args, limits) if limits else []
-    latency = args.latency_ms / 1000
-    pages = math.ceil(args.rows / 100)
-    ideal = pages * latency / args.concurrency
-    base = next(r for r in rows_out if r["kind"] == "pager-hourly")
-    print(
-        f"\nOrders sync, {args.rows} order-item rows over {DAYS} days, "
-        f"{args.latency_ms:.0f} ms added latency, max_concurrency={args.concurrency}, "
-        f"median of {args.repeat}; "
-        f"ideal = {pages} pages x latency / concurrency = {ideal:.2f} s"
-    )
-    print(
-        f"{'reader':<34}{'rows':>7}{'lost':>7}{'requests':>9}{'req/page':>9}{'s':>7}{'rows/s':>8}"
-        f"{'vs pager':>9}{'of ideal':>9}{'in flight':>10}{'CPU/req':>9}{'RSS +MB':>8}"
-    )
-    labels = {
-        "operator": "EshopboxOrdersToStorageOperator",
-        "pager-hourly": "HttpHook pager, hourly windows",
-        "pager-single": "HttpHook pager, one window",
-    }
-    for r in rows_out:
-        rate = r["rows"] / r["seconds"]
-        ratio = rate / (base["rows"] / base["seconds"])
-        operator = r["kind"] == "operator"
-        # of ideal: the ideal over the whole task time; in flight: how busy the concurrency slots
-        # were (requests actually made x latency / concurrency / task time).
-        of_ideal = f"{ideal / r['seconds']:.0%}" if operator else "-"
-        in_flight = f"{r['requests'] * latency / args.concurrency / r['seconds']:.0%}" if operator else "-"
-        # The client's own CPU (decode, HTTP, spool, gzip) per request: at 16 in flight and 50 ms a
-        # response arrives every ~3 ms, so this is what keeps the slots from staying full.
-        cpu = f"{r['cpu_seconds'] / r['requests'] * 1000:.1f} ms" if operator else "-"
-        print(
-            f"{labels[r['kind']]:<34}{r['rows']:>7}{args.rows - r['rows']:>7}{r['requests']:>9}"
-            f"{r['requests'] / pages:>9.2f}{r['seconds']:>7.2f}{rate:>8.0f}{ratio:>8.1f}x{of_ideal:>9}"
-            f"{in_flight:>10}{cpu:>9}"
-            f"{r['peak_mb'] - r['baseline_mb']:>8.0f}"
+    headline: dict[str, Any] = {}
+    limits = [float(n) for n in args.limits.split(",") if n.strip()]
+    for rows in [int(n) for n in args.rows.split(",") if n.strip()]:
+        with sandbox(rows, args.latency_ms) as (origin, conn):
+            rows_out = no_limit(origin, conn, args)
+            limited = rate_limited(origin, conn, args, limits) if limits else []
+        print_no_limit(rows_out, args, rows)
+        if limited:
+            print_rate_limited(limited, args, rows)
+        operator, plain = rows_out[0], rows_out[1]
+        breakdown = [("no limit", operator)]
+        breakdown += [(f"{rps:g}/s {label[10:]}", r) for rps, label, r in limited if r.get("spent")]
+        print_breakdown(breakdown)
+        pages = math.ceil(rows / 100)
+        headline.update(
+            {
+                f"requests_per_page_{rows}": round(operator["requests"] / pages, 3),
+                f"cpu_ms_per_request_{rows}": round(operator["cpu_ms"], 2),
+                f"read_cpu_ms_per_request_{rows}": round(operator["read_cpu_ms"], 2),
+                f"httpx_cpu_ms_per_request_{rows}": round(plain["cpu_ms"], 2),
+                f"guards_share_{rows}": round(operator["guards_share"], 4),
+            }
         )
-    if limited:
-        print_rate_limited(limited, args)
-    breakdown = [("no limit", next(r for r in rows_out if r["kind"] == "operator"))]
-    breakdown += [(f"{rps:g}/s {label[10:]}", r) for rps, label, r in limited if r.get("spent")]
-    print_breakdown(breakdown)
+        for rps, label, r in limited:
+            if label.startswith("operator"):
+                told = "told" if "not told" not in label else "not_told"
+                headline[f"x_floor_{rps:g}rps_{told}_{rows}"] = round(r["seconds"] / (pages / rps), 3)
+                headline[f"requests_per_page_{rps:g}rps_{told}_{rows}"] = round(r["requests"] / pages, 3)
+                headline[f"guards_share_{rps:g}rps_{told}_{rows}"] = round(r["guards_share"], 4)
     sizes = [int(n) for n in args.rss_rows.split(",") if n.strip()]
     if sizes:
         print("\nPeak RSS of the operator, no added latency (rows are spooled to disk, not held in memory)")
@@ -389,6 +518,8 @@ def main() -> None:
             f"{result['rows']:>8}{result['baseline_mb']:>13.0f}"
             f"{result['peak_mb'] - result['baseline_mb']:>10.0f}{result['seconds']:>7.1f}"
         )
+    if args.json:
+        print(json.dumps(headline))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ backfill and the sensor runs left.
    truth for those 24 hours, one token exchange for every run together (host-wide token cache);
 2. both deferrable sensors observed ``deferred``, released by a change made in the sandbox, finished
    by the triggerer;
-3. the secret-leak scan (issue 13, defect 8): successful and deliberately failing runs through the
+3. the retries test: errors that cannot heal fail on try 1 despite retries=2, five 503s are retried;
+4. the secret-leak scan (issue 13, defect 8): successful and deliberately failing runs through the
    real task runner and triggerer, with the sandbox quoting credentials in its error replies; then
    every task log file, every component log, the api-server's task-log endpoint, every row of the
    metadata DB, the DB file's raw bytes and every output file are searched for each secret whole and
@@ -175,6 +176,38 @@ def test_sensors_defer_and_complete_through_the_triggerer(
         f"sensors: both deferred after {deferred_after:.0f} s, completed by the triggerer "
         f"{time.monotonic() - began:.0f} s after trigger (order {con} shipped, {sku} restocked to 250)"
     )
+
+
+# ------------------------------------------------------------------------------------------- retries
+RETRIES = "deploytest_retries"
+# task -> (state, try it ended on, what its last log must say)
+RETRY_EXPECT = {
+    "config_error": ("failed", 1, "EshopboxConfigError"),
+    "credentials_rejected": ("failed", 1, "EshopboxCredentialsRejectedError"),
+    "contract_broken": ("failed", 1, "EshopboxContractError"),
+    "transient_503": ("success", 2, ""),
+}
+
+
+def test_errors_that_cannot_heal_fail_on_try_1_and_a_503_is_retried(
+    deployment: Deployment, sandbox: EshopboxSandbox
+) -> None:
+    """The real task runner and scheduler (dag.test() never retries): every task has retries=2."""
+    d = deployment
+    d.unpause(RETRIES)
+    sandbox.quirks.configure(ignore_filters=True)  # orders filters ignored: a contract error, not a retry
+    sandbox.faults.script("inventory_list", [503] * 5)  # the hook's 5 attempts of try 1, all 503
+    try:
+        run_id = _run(d, RETRIES, "failed")
+    finally:
+        sandbox.quirks.clear()
+        sandbox.faults.clear()
+    got = {ti["task_id"]: (ti["state"], ti["try_number"]) for ti in d.task_instances(RETRIES, run_id)}
+    assert got == {task: want[:2] for task, want in RETRY_EXPECT.items()}, got
+    for task, (_state, tries, error) in RETRY_EXPECT.items():
+        assert error in d.task_log(RETRIES, run_id, task, tries), task
+    assert "HTTP 503" in d.task_log(RETRIES, run_id, "transient_503", 1)
+    report(f"retries: {got} (retries=2 each; non-healing errors failed on try 1, the 503s healed on try 2)")
 
 
 # --------------------------------------------------------------------------------------- leak scan

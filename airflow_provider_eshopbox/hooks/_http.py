@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import random
 import ssl
 import threading
@@ -47,6 +48,7 @@ _LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=16)
 #: httpx's timeouts bound each connect, read and write; one attempt as a whole gets this many times
 #: the connection's timeout, so a server that trickles bytes cannot hold a request for ever.
 DEADLINE_FACTOR = 3
+LONG_WAIT_S = 5.0  # a wait longer than this gets its own log line
 REDACTED = "***"
 
 
@@ -210,17 +212,25 @@ def classify_response(spec: RequestSpec, response: httpx.Response, secrets: Iter
 def classify_exception(spec: RequestSpec, exc: Exception) -> Exception:
     """The exception to raise for a transport failure: _Retry, ambiguity, or a final API error."""
     text = f"{type(exc).__name__}: {exc}"[:200]
+    host = _host(spec.url)
     if _certificate_refused(exc):  # final: asking again will not make the certificate trusted
-        return EshopboxApiError(None, spec.label, f"TLS failed ({text}); {_TLS_HINT}")
+        return EshopboxApiError(None, spec.label, f"TLS to {host} failed ({text}); {_TLS_HINT}")
     if isinstance(exc, _NEVER_SENT):
-        return _Retry(EshopboxApiError(None, spec.label, f"could not connect ({text})"))
+        return _Retry(EshopboxApiError(None, spec.label, f"could not connect to {host} ({text})"))
     if isinstance(exc, (*_MAYBE_SENT, TimeoutError)):
         if not spec.idempotent:
             return EshopboxAmbiguousWriteError(
                 None, spec.label, f"{text}; the write may or may not have been applied"
             )
-        return _Retry(EshopboxApiError(None, spec.label, text))
-    return EshopboxApiError(None, spec.label, text)
+        return _Retry(EshopboxApiError(None, spec.label, f"{host}: {text}"))
+    return EshopboxApiError(None, spec.label, f"{host}: {text}")
+
+
+def _host(url: str) -> str:
+    """``host:port`` of a request URL for messages: the connection's URLs carry no userinfo (the
+    parser refuses it) and the query string is left out."""
+    parts = httpx.URL(url)
+    return f"{parts.host}:{parts.port}" if parts.port else parts.host
 
 
 def _certificate_refused(exc: BaseException | None) -> bool:
@@ -289,17 +299,24 @@ class HttpClient:
         return client
 
     async def _attempt(self, spec: RequestSpec) -> Reply:
-        await self.limiter.acquire()
-        self.summary.maybe_log()
         client = self._client()
+        deadline = self.timeout * DEADLINE_FACTOR
+        sending = False
         try:
-            async with asyncio.timeout(self.timeout * DEADLINE_FACTOR):
+            async with asyncio.timeout(deadline):  # the limiter's wait counts: a hold cannot hang a call
+                if await self.limiter.acquire(self.summary.hold):
+                    self.summary.waits += 1
+                sending = True
+                self.summary.maybe_log()
                 response = await client.request(
                     spec.endpoint.method, spec.url, params=spec.params, json=spec.json, headers=spec.headers
                 )
         except (TimeoutError, httpx.HTTPError, ssl.SSLError) as exc:
+            if not sending:  # never sent, so safe to retry for every method
+                why = f"not sent: the client-side rate limit held it back past the attempt's {deadline:g} s"
+                raise _Retry(EshopboxApiError(None, spec.label, f"{why} ({self.limiter.reason()})")) from None
             if isinstance(exc, asyncio.TimeoutError):
-                exc = httpx.ReadTimeout(f"no complete reply within {self.timeout * DEADLINE_FACTOR:g} s")
+                exc = httpx.ReadTimeout(f"no complete reply within {deadline:g} s")
             raise classify_exception(spec, exc) from None
         try:
             reply = classify_response(spec, response, self.secrets)
@@ -340,6 +357,8 @@ class HttpClient:
                 )
             if exc.error.status != 429:
                 self.summary.retried += 1
+            asked = "server asked: Retry-After" if exc.retry_after is not None else "backoff after an error"
+            self.summary.tell(delay, f"{asked}, {exc.error.endpoint}")
             log.debug("Eshopbox request retry %d in %.2f s: %s", state.attempt_number, delay, exc)
             return delay
 
@@ -365,33 +384,53 @@ class HttpClient:
 
 class ThrottleSummary:
     """Throttling and retries told in the task log as one line every ``every`` s at most, with
-    counts, instead of a line per wait that would bury the progress lines."""
+    counts, instead of a line per wait that would bury the progress lines; and a line for each wait
+    longer than ``LONG_WAIT_S``, so that a user sees a throttled task is alive."""
 
     def __init__(self, limiter: RateLimiter, every: float = 30.0) -> None:
         self.limiter = limiter
         self.every = every
         self.throttled = 0  # 429s
         self.retried = 0  # errors retried
-        self._told = (0, 0, 0, 0.0)  # throttled, retried, limiter waits, limiter seconds: as last logged
+        self.waits = 0  # requests the limiter held back
+        self.waited = 0.0  # wall time in which at least one was held back (not a sum over requests)
+        self._held_until = self._told_until = -math.inf
+        self._told = (0, 0, 0, 0.0)  # throttled, retried, waits, waited: as last logged
         self._last = time.monotonic()
+
+    def hold(self, seconds: float) -> None:
+        """The limiter holds a request for ``seconds``: add what it adds to the wall time waiting."""
+        now = time.monotonic()
+        self.waited += max(0.0, now + seconds - max(now, self._held_until))
+        self._held_until = max(self._held_until, now + seconds)
+        if seconds > LONG_WAIT_S:
+            self.tell(seconds, self.limiter.reason())
+
+    def tell(self, seconds: float, why: str) -> None:
+        """Log a long wait once, however many requests share it."""
+        until = time.monotonic() + seconds
+        if seconds > LONG_WAIT_S and until > self._told_until + 1.0:
+            self._told_until = until
+            log.info("Eshopbox requests waiting %.0f s (%s)", seconds, why)
 
     def maybe_log(self, *, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last < self.every:
             return
-        counts = (self.throttled, self.retried, self.limiter.waits, self.limiter.waited)
+        waited = self.waited - max(0.0, self._held_until - now)  # the part of holds already past
+        counts = (self.throttled, self.retried, self.waits, waited)
         throttled, retried, waits, waited = (a - b for a, b in zip(counts, self._told, strict=True))
         if not (throttled or retried or waits):
             return
         log.info(
-            "Eshopbox throttling in the last %.0f s: %d requests held back by the rate limit (%.1f s in "
-            "all), %d answered 429, %d retried after errors; current rate %.1f requests/s",
+            "Eshopbox requests in the last %.0f s: %d held back for %.1f s of wall time by %s; "
+            "%d answered 429, %d retried after errors",
             now - self._last,
             waits,
             waited,
+            self.limiter.reason(),
             throttled,
             retried,
-            self.limiter.rate(),
         )
         self._told, self._last = counts, now
 

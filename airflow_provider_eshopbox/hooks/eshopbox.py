@@ -25,6 +25,7 @@ from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.connection import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
+    FIELD_LABELS,
     EshopboxConnectionConfig,
     config_from_connection,
 )
@@ -308,6 +309,7 @@ class EshopboxHook(BaseHook):
 
     _rotated_refresh_tokens: ClassVar[dict[str, str]] = {}
     _masked_digests: ClassVar[set[str]] = set()
+    _warned_insecure: ClassVar[set[tuple[str, str]]] = set()  # (conn id, field): once per task process
     _mask_guard: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
@@ -344,6 +346,16 @@ class EshopboxHook(BaseHook):
             verify=config.verify,
             secrets=config.secrets,
         )
+        for name, why in config.insecure.items():
+            if (config.conn_id, name) not in self._warned_insecure:
+                self._warned_insecure.add((config.conn_id, name))
+                self.log.warning(
+                    "Eshopbox connection %r, form field %r (%s): %s",
+                    config.conn_id,
+                    FIELD_LABELS[name],
+                    name,
+                    why,
+                )
         host = FileTokenStore() if config.token_cache != "process" else None
         self._cache = TokenCache(DeploymentTokenStore(host) if config.token_cache == "deployment" else host)
         self._config = config

@@ -196,7 +196,7 @@ class MemoryRateState:
         """A 429 was learned from (only a deployment-wide state passes it on)."""
 
 
-class FileRateState:
+class FileRateState(MemoryRateState):
     """The state of one connection for every process of the host: a small 0600 file under flock.
 
     The file holds ``RateState`` packed in a fixed binary layout and stays open, so a request costs
@@ -208,10 +208,9 @@ class FileRateState:
     _LAYOUT = struct.Struct(f"<d?dddd{BUCKETS}id")
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
-        self._memory = MemoryRateState()
         self._broken = False
-        self._lock = threading.Lock()
         self._fd: int | None = None
         self._pid = 0
 
@@ -247,7 +246,7 @@ class FileRateState:
                     finally:
                         with contextlib.suppress(OSError):
                             fcntl.flock(fd, fcntl.LOCK_UN)
-        with self._memory.locked() as state:
+        with super().locked() as state:
             yield state
 
     @classmethod
@@ -259,21 +258,11 @@ class FileRateState:
 
     @classmethod
     def unpack(cls, data: bytes) -> RateState:
-        """The state in ``data``; a fresh one for an empty, short or nonsensical file."""
+        """The state in ``data`` (``sanitize`` judges its values); a fresh one for an empty or short file."""
         if len(data) != cls._LAYOUT.size:
             return RateState()
         values = cls._LAYOUT.unpack(data)
-        state = RateState(*values[:6], successes=list(values[6:-1]), bucket_start=values[-1])
-        numbers = (state.next_slot, state.rate, state.w_max, state.since, state.bucket_start)
-        if not all(map(math.isfinite, numbers)) or state.rate <= 0 or min(state.successes) < 0:
-            return RateState()
-        return state
-
-    def ceiling(self, configured: float | None, now: float) -> float | None:
-        return configured
-
-    def note_throttle(self, state: RateState, now: float) -> None:
-        """Nothing to pass on beyond the host."""
+        return RateState(*values[:6], successes=list(values[6:-1]), bucket_start=values[-1])
 
     def _fall_back(self, exc: OSError) -> None:
         self._broken = True
@@ -483,8 +472,6 @@ class RateLimiter:
         self.ceiling = ceiling
         self.state = state or MemoryRateState()
         self.clock = clock
-        self.waits = 0  # requests held back, and for how long: summarised in the task log
-        self.waited = 0.0
         self._warned = False
 
     @contextlib.contextmanager
@@ -500,15 +487,6 @@ class RateLimiter:
     def _ceiling(self, now: float) -> float | None:
         """The configured ceiling, or this host's share of the deployment's (or learned) rate."""
         return self.state.ceiling(self.ceiling, now)
-
-    @property
-    def interval(self) -> float:
-        """Seconds between request starts at the current rate (0: no limit in force)."""
-        now = self.clock()
-        ceiling = self._ceiling(now)
-        with self._locked(now) as state:
-            rate = current_rate(state, now, ceiling)
-        return 0.0 if rate >= UNLIMITED_RATE and not ceiling else 1.0 / rate
 
     def rate(self) -> float:
         """Requests per second allowed now (for log lines)."""
@@ -546,13 +524,26 @@ class RateLimiter:
             self.state.note_throttle(state, now)
         return pause
 
-    async def acquire(self) -> None:
-        """Wait (without blocking the loop) until this caller may send."""
+    def reason(self) -> str:
+        """What sets the pace now, for log lines: the configured limit, a learned rate, or the ramp."""
+        now = self.clock()
+        ceiling = self._ceiling(now)
+        with self._locked(now) as state:
+            rate, ramp = current_rate(state, now, ceiling), state.slow_start
+        if ceiling and rate >= ceiling:
+            return f"configured limit {rate:.3g} requests/s"
+        if ramp:
+            return f"the client's own start-up ramp, now {rate:.3g} requests/s; no server limit met"
+        return f"learned rate {rate:.3g} requests/s"
+
+    async def acquire(self, on_wait: Callable[[float], None]) -> bool:
+        """Wait (without blocking the loop) until this caller may send; ``on_wait`` hears of each
+        sleep. The caller bounds the whole (``_http`` counts it against the attempt's deadline)."""
         import asyncio
 
-        started = self.clock()
+        waited = False
         while delay := self.claim():
+            waited = True
+            on_wait(delay)
             await asyncio.sleep(min(delay, MAX_HOLD_S))  # sanitize() keeps it there; belt and braces
-        if (waited := self.clock() - started) > 0:
-            self.waits += 1
-            self.waited += waited
+        return waited

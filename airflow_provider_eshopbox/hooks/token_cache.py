@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -163,16 +163,6 @@ class FileTokenStore:
             _close(fd)
             raise
         return fd
-
-    @contextlib.contextmanager
-    def locked(self, key: str) -> Iterator[None]:
-        """Hold the key's exclusive flock (blocking)."""
-        fd = self._open_lock(key)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            _close(fd)  # closing the descriptor releases the flock
 
     @contextlib.asynccontextmanager
     async def alocked(self, key: str) -> AsyncIterator[None]:
@@ -337,11 +327,9 @@ class DeploymentTokenStore:
         self,
         host: FileTokenStore | None = None,
         variables: VariableBackend | None = None,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.host = host
         self.variables = variables or TaskSdkVariables()
-        self.sleep = sleep
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{random.getrandbits(32):08x}"
 
     @staticmethod
@@ -406,10 +394,6 @@ class DeploymentTokenStore:
         _record, token = self.read(key)
         if token is not None and token.access_token == access_token:
             self.variables.delete(self.name(key))
-
-
-class _Unavailable(Exception):
-    """The deployment level failed (wraps the cause); the cache falls back to its host level."""
 
 
 class TokenCache:
@@ -483,19 +467,8 @@ class TokenCache:
             CACHE_DIR_ENV,
         )
 
-    def _lock(self, stack: contextlib.ExitStack, key: str) -> bool:
-        """Enter the key's file lock on ``stack``; False if the host-wide level is unusable."""
-        if (store := self._shared()) is None:
-            return False
-        try:
-            stack.enter_context(store.locked(key))
-        except OSError as exc:
-            self._disable(exc)
-            return False
-        return True
-
     async def _alock(self, stack: contextlib.AsyncExitStack, key: str) -> bool:
-        """Async ``_lock``."""
+        """Enter the key's file lock on ``stack``; False if the host-wide level is unusable."""
         if (store := self._shared()) is None:
             return False
         try:
@@ -534,21 +507,9 @@ class TokenCache:
             self._memory[key] = token
         return token
 
-    def get(self, key: str, mint: Callable[[], CachedToken]) -> CachedToken:
-        """A usable token for ``key``; at most one ``mint`` runs at a time per key on this host."""
-        if token := self._fresh(key):
-            return token
-        with self._thread_lock(key):
-            if token := self._fresh(key):
-                return token
-            with contextlib.ExitStack() as stack:
-                locked = self._lock(stack, key)
-                if locked and (token := self._load(key)):
-                    return token
-                return self._keep(key, self._via_deployment(key, mint), locked)
-
     async def aget(self, key: str, mint: Callable[[], Awaitable[CachedToken]]) -> CachedToken:
-        """Async ``get``: coroutines queue on an asyncio.Lock, threads and processes on the others."""
+        """A usable token for ``key``; at most one ``mint`` runs at a time per key on this host: coroutines
+        queue on an asyncio.Lock, threads (other loops) and processes on the others."""
         if token := self._fresh(key):
             return token
         async with self._loop_lock(key):
@@ -568,7 +529,7 @@ class TokenCache:
             finally:
                 thread_lock.release()
 
-    def invalidate(self, key: str, access_token: str) -> None:
+    async def ainvalidate(self, key: str, access_token: str) -> None:
         """Drop ``access_token`` everywhere, but keep a newer token another caller already stored.
 
         Its digest is remembered, so a file that cannot be removed is never read back.
@@ -580,21 +541,17 @@ class TokenCache:
             current = self._memory.get(key)
             if current is not None and current.access_token == access_token:
                 del self._memory[key]
-        if (store := self._shared()) is not None:
-            try:
-                with store.locked(key):
+        async with contextlib.AsyncExitStack() as stack:
+            if await self._alock(stack, key) and (store := self._shared()) is not None:
+                try:
                     store.delete_if(key, access_token)
-            except OSError as exc:
-                self._disable(exc)
+                except OSError as exc:
+                    self._disable(exc)
         if (deployment := self._deployment()) is not None:
             try:
-                deployment.delete_if(key, access_token)
+                await asyncio.to_thread(deployment.delete_if, key, access_token)
             except Exception as exc:
                 self._disable_deployment(deployment, key, exc)
-
-    async def ainvalidate(self, key: str, access_token: str) -> None:
-        """Async ``invalidate`` (file and Variable work in a thread)."""
-        await asyncio.to_thread(self.invalidate, key, access_token)
 
     # --- the deployment level: every error from it ends in _disable_deployment, never in the caller
     def _deployment(self) -> DeploymentTokenStore | None:
@@ -619,102 +576,37 @@ class TokenCache:
             str(exc)[:200],
         )
 
-    def _flow(
-        self, deployment: DeploymentTokenStore, key: str
-    ) -> Generator[tuple[str, float], Any, CachedToken | None]:
-        """The cross-host protocol as steps for a sync or async driver: it yields ``("read", 0)``
-        and is sent ``(record, token)``, or yields ``("claim"|"mint"|"sleep", seconds)``; it returns
-        the usable token read back (StopIteration value) once it has one, or after the ``mint``."""
-        give_up = self.clock() + 2 * _LEASE_S
-        while True:
-            record, token = yield ("read", 0.0)
-            now = self.clock()
-            if token is not None and token.usable(now) and _digest(token.access_token) not in self._revoked:
-                return token
-            if record is not None and record.lease_owner and record.lease_until > now and now < give_up:
-                if record.lease_owner == deployment.owner:
-                    yield ("mint", 0.0)  # our lease survived: we mint, the others wait for it
-                    return None
-                yield ("sleep", min(_LEASE_POLL_S, record.lease_until - now))
-                continue
-            if now >= give_up:
-                yield ("mint", 0.0)
-                return None
-            yield ("claim", 0.0)
-            yield ("sleep", deployment.settle_time())
-
-    def _via_deployment(self, key: str, mint: Callable[[], CachedToken]) -> CachedToken:
-        """A token from the deployment Variable, or minted once for every host and published there."""
-        if (deployment := self._deployment()) is None:
-            return mint()
-        flow = self._flow(deployment, key)
-        reply: Any = None
-        try:
-            while True:
-                action, seconds = flow.send(reply)
-                reply = None
-                try:
-                    if action == "read":
-                        reply = deployment.read(key)
-                    elif action == "claim":
-                        deployment.claim(key, self.clock())
-                    elif action == "sleep":
-                        deployment.sleep(seconds)
-                except Exception as exc:
-                    raise _Unavailable() from exc
-                if action == "mint":
-                    return self._publish(deployment, key, self._release_on_error(deployment, key, mint))
-        except StopIteration as done:
-            assert isinstance(done.value, CachedToken)
-            return done.value
-        except _Unavailable as unavailable:
-            assert unavailable.__cause__ is not None
-            self._disable_deployment(deployment, key, unavailable.__cause__)
-            return mint()
-
     async def _avia_deployment(self, key: str, mint: Callable[[], Awaitable[CachedToken]]) -> CachedToken:
-        """Async ``_via_deployment``: Variable calls in a thread (a triggerer's comms need that)."""
+        """A token from the deployment Variable, or minted once for every host and published there
+        (Variable calls in a thread: a triggerer's comms need that). The cross-host protocol: read
+        the record; a usable token ends it; a live lease of ours means we mint, another's means we
+        poll; no lease means we write ours and read back after the settle time (last writer mints)."""
         if (deployment := self._deployment()) is None:
             return await mint()
-        flow = self._flow(deployment, key)
-        reply: Any = None
+        give_up = self.clock() + 2 * _LEASE_S
         try:
             while True:
-                action, seconds = flow.send(reply)
-                reply = None
-                if action == "sleep":
-                    await asyncio.sleep(seconds)
+                record, token = await asyncio.to_thread(deployment.read, key)
+                now = self.clock()
+                if token and token.usable(now) and _digest(token.access_token) not in self._revoked:
+                    return token
+                leased = record.lease_until - now if record and record.lease_owner else 0.0
+                if now >= give_up or (leased > 0 and record and record.lease_owner == deployment.owner):
+                    break
+                if leased > 0:
+                    await asyncio.sleep(min(_LEASE_POLL_S, leased))
                     continue
-                if action == "mint":
-                    try:
-                        token = await mint()
-                    except BaseException:
-                        await asyncio.to_thread(self._release, deployment, key)
-                        raise
-                    return await asyncio.to_thread(self._publish, deployment, key, token)
-                try:
-                    if action == "read":
-                        reply = await asyncio.to_thread(deployment.read, key)
-                    else:
-                        await asyncio.to_thread(deployment.claim, key, self.clock())
-                except Exception as exc:
-                    raise _Unavailable() from exc
-        except StopIteration as done:
-            assert isinstance(done.value, CachedToken)
-            return done.value
-        except _Unavailable as unavailable:
-            assert unavailable.__cause__ is not None
-            self._disable_deployment(deployment, key, unavailable.__cause__)
+                await asyncio.to_thread(deployment.claim, key, now)
+                await asyncio.sleep(deployment.settle_time())
+        except Exception as exc:  # the Variable cannot be reached: this host mints alone
+            self._disable_deployment(deployment, key, exc)
             return await mint()
-
-    def _release_on_error(
-        self, deployment: DeploymentTokenStore, key: str, mint: Callable[[], CachedToken]
-    ) -> CachedToken:
         try:
-            return mint()
+            token = await mint()
         except BaseException:
-            self._release(deployment, key)
+            await asyncio.to_thread(self._release, deployment, key)
             raise
+        return await asyncio.to_thread(self._publish, deployment, key, token)
 
     def _release(self, deployment: DeploymentTokenStore, key: str) -> None:
         """End our lease after a failed exchange, so that other hosts try at once (best effort)."""

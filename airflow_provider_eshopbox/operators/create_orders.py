@@ -125,7 +125,7 @@ class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
 
         from airflow_provider_eshopbox.exceptions import EshopboxError
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
-        from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
+        from airflow_provider_eshopbox.sync.arguments import check_max_concurrency, pace
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
 
         # Everything local is checked before the first request.
@@ -141,11 +141,11 @@ class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
         to_create = _check_rows(rows, config.external_channel_id, outcome)
         self.log.info(
             "%d orders read from the source: %d pass local validation, %d rejected before any request; "
-            "pushing with up to %d requests in flight",
+            "pushing %s",
             len(rows),
             len(to_create),
             len(outcome.rejects),
-            self.max_concurrency,
+            pace(self.max_concurrency, config.max_requests_per_second),
         )
         asyncio.run(self._push(hook, to_create, outcome))
 

@@ -75,7 +75,7 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
         import time
 
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
-        from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
+        from airflow_provider_eshopbox.sync.arguments import check_max_concurrency, pace
         from airflow_provider_eshopbox.sync.formats import resolve_output
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
         from airflow_provider_eshopbox.sync.storage import RowSpool
@@ -88,13 +88,13 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
         output = resolve_output(self.destination, self.format, "orders")
         destination = output.destination
         hook = EshopboxHook(eshopbox_conn_id=self.eshopbox_conn_id)
-        hook.get_config()
+        config = hook.get_config()
         self.log.info(
-            "Syncing orders updated in [%s, %s) to %s with up to %d requests in flight",
+            "Syncing orders updated in [%s, %s) to %s, %s",
             window.start.isoformat(),
             window.end.isoformat(),
             destination,
-            self.max_concurrency,
+            pace(self.max_concurrency, config.max_requests_per_second),
         )
 
         started = time.monotonic()
@@ -165,8 +165,10 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
         def on_rows(rows: list[Row]) -> None:
             spool.extend((row, row[2]) for row in rows)
 
-        def on_progress(stats: SliceStats, regions: int) -> None:
-            progress.update(stats.rows, slices_done=stats.slices, regions=regions, requests=stats.requests)
+        def on_progress(stats: SliceStats) -> None:
+            progress.update(
+                stats.rows, window_read=stats.done, slices_done=stats.slices, requests=stats.requests
+            )
 
         reader = WindowReader(
             fetch_guarded,
@@ -186,9 +188,7 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
             # than a progress interval, so the log is told the request count all the same.
             while True:
                 await asyncio.sleep(_PROGRESS_EVERY)
-                progress.update(
-                    reader.stats.rows, slices_done=reader.stats.slices, requests=reader.stats.requests
-                )
+                on_progress(reader.stats)
 
         beat = asyncio.ensure_future(heartbeat())
         try:
@@ -196,7 +196,9 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
         finally:
             beat.cancel()
             await hook.aclose()
-        progress.update(stats.rows, force=True, slices_done=stats.slices, requests=stats.requests)
+        progress.update(
+            stats.rows, force=True, window_read=stats.done, slices_done=stats.slices, requests=stats.requests
+        )
         return stats
 
 

@@ -217,6 +217,8 @@ class EshopboxSandbox(StreamsSandboxMixin):
             "api_url": self.api_url,
             "wms_url": self.wms_url,
         }
+        if not self.tls and not is_loopback(self.host):  # a LAN sandbox: its throw-away secrets in clear
+            extra["allow_plain_http"] = "true"
         if self.tls:
             if self.ca_bundle is None:
                 raise RuntimeError("a tls=True sandbox makes its CA at start-up: start it first")

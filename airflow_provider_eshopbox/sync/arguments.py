@@ -24,3 +24,14 @@ def check_choice(value: Any, choices: tuple[str, ...], field: str) -> str:
     if value not in choices:
         raise EshopboxConfigError(f"{field} must be one of {', '.join(choices)}, got {value!r}", field=field)
     return value
+
+
+def pace(max_concurrency: int, max_requests_per_second: float | None) -> str:
+    """The limits a sync runs under, for its start line: the connection's rate limit when one is set
+    (it, not the concurrency, then bounds the pace), and the requests allowed in flight."""
+    if max_requests_per_second:
+        return (
+            f"at most {max_requests_per_second:g} requests/s (the connection's Max requests per second), "
+            f"up to {max_concurrency} in flight"
+        )
+    return f"up to {max_concurrency} requests in flight, at the rate the server allows (no limit set)"

@@ -108,6 +108,17 @@ GOOD = {"refresh_token": REFRESH_TOKEN, "workspace": "acme"}
         ("ca_bundle", CLIENT_ID, CLIENT_SECRET, {**GOOD, "ca_bundle": "/nonexistent/ca.pem"}),
         ("ca_bundle", CLIENT_ID, CLIENT_SECRET, {**GOOD, "ca_bundle": "/"}),
         ("verify", CLIENT_ID, CLIENT_SECRET, {**GOOD, "verify": "perhaps"}),
+        ("allow_plain_http", CLIENT_ID, CLIENT_SECRET, {**GOOD, "allow_plain_http": "perhaps"}),
+        # Plain http off loopback would send the secret in clear; userinfo in a URL is a secret in a URL.
+        ("api_url", CLIENT_ID, CLIENT_SECRET, {**GOOD, "api_url": "http://eshopbox.example.com/ws"}),
+        (
+            "auth_url",
+            CLIENT_ID,
+            CLIENT_SECRET,
+            {**GOOD, "auth_url": f"https://u:{CLIENT_SECRET}@a.example/t"},
+        ),
+        ("wms_url", CLIENT_ID, CLIENT_SECRET, {**GOOD, "wms_url": "https://a@wms.example"}),
+        ("ca_bundle", CLIENT_ID, CLIENT_SECRET, {**GOOD, "ca_bundle": __file__}),  # a file, not PEM
     ],
 )
 def test_bad_connection_fails_before_any_network_call(monkeypatch, field, login, password, extra):
@@ -147,9 +158,10 @@ async def test_aget_config_reads_connection_once(monkeypatch):
     assert first.workspace == "acme"
 
 
-def test_tls_settings_from_the_extras(tmp_path):
-    bundle = tmp_path / "ca.pem"
-    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+def test_tls_settings_from_the_extras():
+    import certifi
+
+    bundle = certifi.where()  # a real PEM bundle: the parser loads it as the client will
 
     def verify(**extra: object) -> object:
         return parse_connection("c", login=CLIENT_ID, password=CLIENT_SECRET, extra={**GOOD, **extra}).verify
@@ -158,3 +170,34 @@ def test_tls_settings_from_the_extras(tmp_path):
     assert verify(ca_bundle=str(bundle)) == str(bundle)
     assert verify(verify=False) is False and verify(verify="false") is False
     assert verify(verify=True, ca_bundle=str(bundle)) == str(bundle)
+
+
+def test_insecure_settings_are_refused_or_named_once_per_task(monkeypatch, capfd):
+    """http off loopback needs allow_plain_http; then it, and verify=false, each log one warning naming
+    the field however many hooks the task makes. Loopback http (the sandbox) stays quiet."""
+    plain = {**GOOD, "api_url": "http://eshopbox.example.com/ws", "allow_plain_http": "true"}
+    message = "refused without allow_plain_http"
+    with pytest.raises(EshopboxConfigError, match="'Allow plain http'") as info:
+        parse_connection(
+            "c", login=CLIENT_ID, password=CLIENT_SECRET, extra={**plain, "allow_plain_http": None}
+        )
+    assert info.value.field == "api_url" and "http to eshopbox.example.com" in str(info.value), message
+    EshopboxHook._warned_insecure.clear()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ESHOPBOX_DEFAULT",
+        json.dumps({"conn_type": "eshopbox", "login": CLIENT_ID, "password": CLIENT_SECRET,
+                    "extra": {**plain, "verify": "false", "wms_url": "http://127.0.0.1:9/wms"}}),
+    )  # fmt: skip
+    for _ in range(3):
+        EshopboxHook().get_config()
+    out = capfd.readouterr().out  # the hook's own logger (airflow.task.hooks) writes there, not to caplog
+    warned = [line.split("[warning  ] ", 1)[1].split(" [airflow.task", 1)[0] for line in out.splitlines()
+              if "[warning  ] Eshopbox connection" in line]  # fmt: skip
+    assert warned == [
+        "Eshopbox connection 'eshopbox_default', form field 'Verify TLS certificates' (verify): false: TLS "
+        "certificates are not checked, so a machine on the path can read the client secret and tokens; "
+        "never for production",
+        "Eshopbox connection 'eshopbox_default', form field 'Workspace API base URL' (api_url): "
+        "http://eshopbox.example.com/ws is plain http (allowed by allow_plain_http): the client secret and "
+        "tokens travel unencrypted",
+    ], warned

@@ -4,6 +4,7 @@ The real thing, through the Task SDK on a Celery deployment, is in scale_tests/.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import multiprocessing
@@ -72,13 +73,13 @@ def _pod(root: str, n: int, start: float, results: multiprocessing.Queue) -> Non
     base = Path(root)
     cache = TokenCache(DeploymentTokenStore(FileTokenStore(base / f"pod-{n}"), FileVariables(base / "vars")))
 
-    def mint() -> CachedToken:
+    async def mint() -> CachedToken:
         count = _count(base / "exchanges")
-        time.sleep(0.2)  # a real exchange takes a round trip or two
+        await asyncio.sleep(0.2)  # a real exchange takes a round trip or two
         return CachedToken.from_lifetime(f"access-token-{count}", 3600, time.time())
 
     time.sleep(max(0.0, start - time.time()))  # all pods start cold in the same instant
-    results.put(cache.get(KEY, mint).access_token)
+    results.put(asyncio.run(cache.aget(KEY, mint)).access_token)
 
 
 def test_cold_pods_started_together_make_one_exchange_and_the_variable_holds_no_plain_token(
@@ -102,26 +103,28 @@ def test_cold_pods_started_together_make_one_exchange_and_the_variable_holds_no_
     assert "access-token" not in text and "ab" * 32 not in text  # sealed; not even the cache key
 
 
-def test_pods_without_the_deployment_level_each_exchange(tmp_path: Path) -> None:
+async def test_pods_without_the_deployment_level_each_exchange(tmp_path: Path) -> None:
     """The control: fresh directories and no Variable mean one exchange per pod (the test can fail)."""
     exchanges = 0
 
-    def mint() -> CachedToken:
+    async def mint() -> CachedToken:
         nonlocal exchanges
         exchanges += 1
         return CachedToken.from_lifetime(f"t{exchanges}", 3600, time.time())
 
     for n in range(3):
         TokenCache.clear_process_cache()
-        TokenCache(FileTokenStore(tmp_path / f"pod-{n}")).get(KEY, mint)
+        await TokenCache(FileTokenStore(tmp_path / f"pod-{n}")).aget(KEY, mint)
     assert exchanges == 3
 
 
-def test_a_pod_reads_the_token_another_minted_and_a_revoked_one_is_replaced_once(tmp_path: Path) -> None:
+async def test_a_pod_reads_the_token_another_minted_and_a_revoked_one_is_replaced_once(
+    tmp_path: Path,
+) -> None:
     variables = FileVariables(tmp_path / "vars")
     minted: list[str] = []
 
-    def mint() -> CachedToken:
+    async def mint() -> CachedToken:
         minted.append(f"t{len(minted) + 1}")
         return CachedToken.from_lifetime(minted[-1], 3600, time.time())
 
@@ -129,16 +132,16 @@ def test_a_pod_reads_the_token_another_minted_and_a_revoked_one_is_replaced_once
         TokenCache.clear_process_cache()
         return TokenCache(DeploymentTokenStore(FileTokenStore(tmp_path / f"pod-{n}"), variables))
 
-    assert pod(1).get(KEY, mint).access_token == "t1"
-    assert pod(2).get(KEY, mint).access_token == "t1"
-    pod(3).invalidate(KEY, "t1")  # a 401: dropped for the deployment too
-    assert pod(4).get(KEY, mint).access_token == "t2"
-    pod(5).invalidate(KEY, "t1")  # a late 401 of the old token keeps the new one
-    assert pod(6).get(KEY, mint).access_token == "t2"
+    assert (await pod(1).aget(KEY, mint)).access_token == "t1"
+    assert (await pod(2).aget(KEY, mint)).access_token == "t1"
+    await pod(3).ainvalidate(KEY, "t1")  # a 401: dropped for the deployment too
+    assert (await pod(4).aget(KEY, mint)).access_token == "t2"
+    await pod(5).ainvalidate(KEY, "t1")  # a late 401 of the old token keeps the new one
+    assert (await pod(6).aget(KEY, mint)).access_token == "t2"
     # Other credentials (another cache key) cannot read the record: they mint their own.
     TokenCache.clear_process_cache()
     other = TokenCache(DeploymentTokenStore(FileTokenStore(tmp_path / "pod-7"), variables))
-    assert other.get("eshopbox_default:" + "cd" * 32, mint).access_token == "t3"
+    assert (await other.aget("eshopbox_default:" + "cd" * 32, mint)).access_token == "t3"
     assert minted == ["t1", "t2", "t3"]
 
 
@@ -161,21 +164,21 @@ async def test_async_path_and_a_failed_exchange_releases_the_lease(tmp_path: Pat
     assert time.monotonic() - began < 5, "waited for the lease of the failed exchange"
 
 
-def test_without_the_task_sdk_the_host_level_carries_on_with_one_warning(
+async def test_without_the_task_sdk_the_host_level_carries_on_with_one_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     TokenCache.clear_process_cache()
     cache = TokenCache(DeploymentTokenStore(FileTokenStore(tmp_path / "host"), Broken()))
     minted = []
 
-    def mint() -> CachedToken:
+    async def mint() -> CachedToken:
         minted.append(1)
         return CachedToken.from_lifetime("t1", 3600, time.time())
 
     with caplog.at_level(logging.WARNING):
-        assert cache.get(KEY, mint).access_token == "t1"
-        cache.invalidate(KEY, "t1")
-        assert cache.get(KEY, mint).access_token == "t1"
+        assert (await cache.aget(KEY, mint)).access_token == "t1"
+        await cache.ainvalidate(KEY, "t1")
+        assert (await cache.aget(KEY, mint)).access_token == "t1"
     assert len(minted) == 2
     warnings = [r for r in caplog.records if "deployment-wide" in r.getMessage()]
     assert len(warnings) == 1, caplog.text

@@ -8,6 +8,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,7 +51,7 @@ def test_an_absurd_state_gives_a_normal_call_and_is_rewritten_sane(tmp_path, cap
 
     async def calls() -> None:
         for _ in range(REQUESTS):
-            await limiter.acquire()
+            await limiter.acquire(lambda _seconds: None)
             limiter.succeeded()
 
     started = time.monotonic()
@@ -126,3 +127,51 @@ def test_a_cached_token_with_absurd_stamps_is_not_used(expires_at, refresh_at, u
     now = time.time()
     assert CachedToken("t", now + expires_at, now + refresh_at).usable(now) is usable
     assert CachedToken.from_lifetime("t", 1e12, now).usable(now)  # a server's huge expires_in is capped
+
+
+def _hold(seconds: float) -> None:
+    """Leave the default connection's host-wide rate state holding every request for ``seconds``."""
+    import hashlib
+
+    from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+    from airflow_provider_eshopbox.hooks.token_cache import default_cache_dir
+
+    digest = hashlib.sha256(EshopboxHook().get_config().cache_key.encode()).hexdigest()[:40]
+    now = host_clock()
+    default_cache_dir().mkdir(mode=0o700, parents=True, exist_ok=True)
+    _write(default_cache_dir() / f"{digest}.rate", RateState(next_slot=now + seconds, bucket_start=now))
+
+
+def _orders(attempts: int) -> Any:
+    from airflow_provider_eshopbox import api
+    from airflow_provider_eshopbox.hooks._http import RetryPolicy
+    from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+
+    hook = EshopboxHook(retry_policy=RetryPolicy(max_attempts=attempts, backoff_base=0.2, backoff_max=0.2))
+    return asyncio.wait_for(hook.afetch_orders_page(api.orders_window_filter(0, 1)), timeout=60)  # hang guard
+
+
+def test_a_limiter_hold_past_the_attempt_deadline_fails_the_attempt_and_is_retried(live, monkeypatch, caplog):
+    """A legal but long hold (30 s, under MAX_HOLD_S) with a 0.2 s timeout: each attempt's deadline
+    (3 x 0.2 s) ends the wait, the attempt counts as failed and unsent, and the call gives up bounded."""
+    from airflow_provider_eshopbox.exceptions import EshopboxApiError
+
+    monkeypatch.setenv("AIRFLOW_CONN_ESHOPBOX_DEFAULT", live.connection_json(timeout=0.2))
+    _hold(30.0)
+    with pytest.raises(EshopboxApiError) as info:
+        asyncio.run(_orders(attempts=3))
+    message = str(info.value)
+    assert "not sent: the client-side rate limit held it back past the attempt's 0.6 s" in message, message
+    assert "gave up after 3 attempts" in message and "token" in message, message
+    assert live.exchanges() == 0  # nothing reached the server
+    (told,) = [r.getMessage() for r in caplog.records if "requests waiting" in r.getMessage()]
+    assert told.startswith("Eshopbox requests waiting 30 s (")  # said once, not per attempt
+
+
+def test_a_limiter_hold_shorter_than_two_attempts_ends_in_a_normal_call(live, monkeypatch):
+    """A 1 s hold with a 0.6 s attempt deadline: the first attempt times out unsent, the retry waits
+    out the rest of the hold and goes through (the normal retry path, not a failure of the call)."""
+    monkeypatch.setenv("AIRFLOW_CONN_ESHOPBOX_DEFAULT", live.connection_json(timeout=0.2))
+    _hold(1.0)
+    page = asyncio.run(_orders(attempts=5))
+    assert live.exchanges() == 1 and page is not None

@@ -16,7 +16,7 @@ import os
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -49,19 +49,16 @@ class Clock:
 
 
 class Minter:
-    """``mint`` for TokenCache.get: a new token per call, counted."""
+    """``mint`` for TokenCache.aget: a new token per call, counted."""
 
     def __init__(self, clock: Callable[[], float] | None = None) -> None:
         self.clock = clock or Clock()
         self.count = 0
 
-    def __call__(self) -> CachedToken:
+    async def __call__(self) -> CachedToken:
+        await asyncio.sleep(0)
         self.count += 1
         return CachedToken.from_lifetime(f"{TOKEN_PREFIX}minted-{self.count}", 3600, self.clock())
-
-    async def amint(self) -> CachedToken:
-        await asyncio.sleep(0)
-        return self()
 
 
 def paths(store: FileTokenStore) -> tuple[Path, Path]:
@@ -137,13 +134,14 @@ def disable_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [m for m in (r.getMessage() for r in ours) if CACHE_DIR_ENV in m]
 
 
-def finish(call: Callable[[], Any], timeout: float = 30) -> Any:
-    """Run ``call`` in a thread and fail, instead of hanging the suite, if it does not return."""
+def finish(call: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:
+    """Run ``call()`` on a loop in a thread and fail, instead of hanging the suite (a blocking
+    syscall would stop a loop's own timeout), if it does not return."""
     box: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            box["value"] = call()
+            box["value"] = asyncio.run(call())
         except BaseException as exc:
             box["error"] = exc
 
@@ -225,11 +223,11 @@ def test_a_hostile_directory_never_fails_a_call(hostile, cache_dir, monkeypatch,
     cache, other = TokenCache(FileTokenStore(cache_dir), clock), TokenCache(FileTokenStore(cache_dir), clock)
     hostile(cache_dir, monkeypatch)
 
-    first = finish(lambda: cache.get(KEY, mint))
+    first = finish(lambda: cache.aget(KEY, mint))
     assert (first.access_token, mint.count) == (f"{TOKEN_PREFIX}minted-1", 1)
-    assert finish(lambda: other.get(KEY, mint)) == first  # the process level still works
-    finish(lambda: other.invalidate(KEY, first.access_token))
-    second = finish(lambda: cache.get(KEY, mint))
+    assert finish(lambda: other.aget(KEY, mint)) == first  # the process level still works
+    finish(lambda: other.ainvalidate(KEY, first.access_token))
+    second = finish(lambda: cache.aget(KEY, mint))
     assert (second.access_token, mint.count) == (f"{TOKEN_PREFIX}minted-2", 2)
 
     assert not list(cache_dir.parent.glob("lock-target*"))  # a symlinked lock is not followed
@@ -244,10 +242,10 @@ async def test_async_path_falls_back_too(hostile, cache_dir, monkeypatch, caplog
     mint = Minter()
     cache = TokenCache(FileTokenStore(cache_dir), mint.clock)
     hostile(cache_dir, monkeypatch)
-    tokens = await asyncio.gather(*(cache.aget(KEY, mint.amint) for _ in range(10)))
+    tokens = await asyncio.gather(*(cache.aget(KEY, mint) for _ in range(10)))
     assert {t.access_token for t in tokens} == {f"{TOKEN_PREFIX}minted-1"} and mint.count == 1
     await cache.ainvalidate(KEY, tokens[0].access_token)
-    assert (await cache.aget(KEY, mint.amint)).access_token == f"{TOKEN_PREFIX}minted-2"
+    assert (await cache.aget(KEY, mint)).access_token == f"{TOKEN_PREFIX}minted-2"
     assert len(disable_warnings(caplog)) == 1
 
 
@@ -257,7 +255,7 @@ def test_threads_still_single_flight_on_a_broken_directory(cache_dir, monkeypatc
     started, minting = threading.Barrier(8), threading.Condition()
     mints: list[int] = []
 
-    def mint() -> CachedToken:
+    async def mint() -> CachedToken:  # each thread runs its own loop: blocking here holds only that one
         with minting:  # a second concurrent mint would wake this wait at once
             mints.append(1)
             minting.notify_all()
@@ -266,28 +264,33 @@ def test_threads_still_single_flight_on_a_broken_directory(cache_dir, monkeypatc
 
     def worker() -> str:
         started.wait(timeout=30)
-        return cache.get(KEY, mint).access_token
+        return asyncio.run(cache.aget(KEY, mint)).access_token
 
-    with ThreadPoolExecutor(8) as pool:
-        tokens = finish(lambda: list(pool.map(lambda _: worker(), range(8))))
+    async def threads() -> list[str]:
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(lambda _: worker(), range(8)))
+
+    tokens = finish(threads)
     assert set(tokens) == {f"{TOKEN_PREFIX}single"} and len(mints) == 1
 
 
-def test_a_revoked_token_in_a_file_that_cannot_be_removed_is_never_read_back(cache_dir, monkeypatch, caplog):
+async def test_a_revoked_token_in_a_file_that_cannot_be_removed_is_never_read_back(
+    cache_dir, monkeypatch, caplog
+):
     clock = Clock()
     mint = Minter(clock)
     cache = TokenCache(FileTokenStore(cache_dir), clock)
-    stale = cache.get(KEY, mint)  # written to the file while the directory was writable
+    stale = await cache.aget(KEY, mint)  # written to the file while the directory was writable
     TokenCache.clear_process_cache()  # a new task process ...
     inject(monkeypatch, cache_dir, errno.EACCES, "create", "unlink", "replace")  # ... on a 0500 dir
 
-    assert cache.get(KEY, mint) == stale and mint.count == 1  # read from the file
-    cache.invalidate(KEY, stale.access_token)  # the server said 401; the file stays
-    fresh = cache.get(KEY, mint)
+    assert await cache.aget(KEY, mint) == stale and mint.count == 1  # read from the file
+    await cache.ainvalidate(KEY, stale.access_token)  # the server said 401; the file stays
+    fresh = await cache.aget(KEY, mint)
     assert fresh != stale and mint.count == 2
-    cache.invalidate(KEY, fresh.access_token)  # revoked again; the directory is tried again later
+    await cache.ainvalidate(KEY, fresh.access_token)  # revoked again; the directory is tried again later
     clock.now += 3600 - 121  # the stale file still looks usable
-    again = cache.get(KEY, mint)
+    again = await cache.aget(KEY, mint)
     assert again.access_token not in {stale.access_token, fresh.access_token} and mint.count == 3
     assert len(disable_warnings(caplog)) == 1
 
@@ -334,27 +337,25 @@ GARBAGE = {
 
 
 @pytest.mark.parametrize("data", GARBAGE.values(), ids=GARBAGE.keys())
-def test_a_garbage_token_file_is_replaced_not_used(data, cache_dir, caplog):
+async def test_a_garbage_token_file_is_replaced_not_used(data, cache_dir, caplog):
     store = FileTokenStore(cache_dir)
     plant(paths(store)[0], data)
     mint = Minter()
     cache = TokenCache(store, mint.clock)
-    token = cache.get(KEY, mint)
+    token = await cache.aget(KEY, mint)
     assert token.access_token == f"{TOKEN_PREFIX}minted-1" and mint.count == 1
-    with store.locked(KEY):
-        assert store.read(KEY) == token  # the shared level still works
+    assert store.read(KEY) == token  # the shared level still works
     assert not disable_warnings(caplog)
 
 
 @pytest.mark.parametrize(("uid", "mode"), [(54321, 0o600), (os.getuid(), 0o644)], ids=["foreign", "0644"])
-def test_a_foreign_or_readable_token_file_is_ignored_and_replaced(uid, mode, cache_dir):
+async def test_a_foreign_or_readable_token_file_is_ignored_and_replaced(uid, mode, cache_dir):
     store = FileTokenStore(cache_dir)
     plant(paths(store)[0], entry(), mode)
     os.chown(paths(store)[0], uid, uid)
     mint = Minter()
-    assert TokenCache(store, mint.clock).get(KEY, mint).access_token != PLANTED
-    with store.locked(KEY):
-        assert store.read(KEY).access_token == f"{TOKEN_PREFIX}minted-1"
+    assert (await TokenCache(store, mint.clock).aget(KEY, mint)).access_token != PLANTED
+    assert store.read(KEY).access_token == f"{TOKEN_PREFIX}minted-1"
 
 
 def test_no_usable_temp_dir_does_not_fail_the_store(monkeypatch):

@@ -130,21 +130,25 @@ def test_second_401_is_a_clear_auth_error():
     assert "client_id/client_secret/refresh_token" in msg
 
 
-def test_invalidate_keeps_a_fresher_token_from_another_process(tmp_path):
+async def test_invalidate_keeps_a_fresher_token_from_another_process(tmp_path):
     store = FileTokenStore(tmp_path / "c")
     cache = TokenCache(store)
     key = "conn:abc"
     now = time.time()
-    old = cache.get(key, lambda: CachedToken.from_lifetime("at-SECRET-old", 3600, now))
-    with store.locked(key):  # another process already replaced it
-        store.write(key, CachedToken.from_lifetime("at-SECRET-new", 3600, now))
-    cache.invalidate(key, old.access_token)
-    with store.locked(key):
-        assert store.read(key).access_token == "at-SECRET-new"
-    assert cache.get(key, lambda: pytest.fail("must not mint")).access_token == "at-SECRET-new"
-    cache.invalidate(key, "at-SECRET-new")
-    with store.locked(key):
-        assert store.read(key) is None
+
+    async def minted(token: str) -> CachedToken:
+        return CachedToken.from_lifetime(token, 3600, now)
+
+    async def must_not_mint() -> CachedToken:
+        raise AssertionError("must not mint")
+
+    old = await cache.aget(key, lambda: minted("at-SECRET-old"))
+    store.write(key, CachedToken.from_lifetime("at-SECRET-new", 3600, now))  # another process replaced it
+    await cache.ainvalidate(key, old.access_token)
+    assert store.read(key).access_token == "at-SECRET-new"
+    assert (await cache.aget(key, must_not_mint)).access_token == "at-SECRET-new"
+    await cache.ainvalidate(key, "at-SECRET-new")
+    assert store.read(key) is None
 
 
 def test_file_store_is_private_and_holds_no_credentials(tmp_path, monkeypatch):

@@ -53,7 +53,8 @@ def test_under_sustained_throttling_progress_lines_keep_coming_and_summaries_sta
     assert {row["orderItemID"] for row in read_jsonl(destination)} == sandbox.truth_order_item_ids(start, end)
     assert sandbox.stats()["by_status"].get("429", 0) > 0, "the server should have throttled"
     progress = when("orders: ")
-    summaries = [r.created for r in caplog.records if r.getMessage().startswith("Eshopbox throttling")]
+    told = [r for r in caplog.records if r.getMessage().startswith("Eshopbox requests in the last")]
+    summaries = [r.created for r in told]
     (began,), (wrote,) = when("Syncing orders"), when("Wrote ")
     assert wrote - began > 3 * 30.0 / SCALE, "the read should outlast several summary intervals"
     marks = [began, *progress]
@@ -61,3 +62,11 @@ def test_under_sustained_throttling_progress_lines_keep_coming_and_summaries_sta
     # At most one summary per "30 s"; the last, on closing, tells what is left.
     assert len(summaries) >= 2
     assert all(b - a >= 30.0 / SCALE * 0.99 for a, b in itertools.pairwise(summaries[:-1]))
+    # The summaries name the server's limit, once it is learned (not the client's own ramp).
+    assert "answered 429" in told[-1].getMessage() and " by learned rate " in told[-1].getMessage()
+    # Progress lines say how much of the window is read, never an internal word.
+    shares = [int(m.group(1)) for _, msg in log if (m := re.search(r"window read (\d+)%", msg))]
+    assert len(shares) == len(progress) and shares == sorted(shares) and shares[-1] == 100, shares
+    assert not [msg for _, msg in log if "regions" in msg]
+    (start_line,) = [msg for _, msg in log if msg.startswith("Syncing orders")]
+    assert ", up to 16 requests in flight, at the rate the server allows (no limit set)" in start_line

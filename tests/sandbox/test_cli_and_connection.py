@@ -90,3 +90,18 @@ def test_connection_json_and_uri_round_trip() -> None:
     assert conn.login == sb.client_id
     assert conn.password == sb.client_secret
     assert conn.extra_dejson == data["extra"]
+
+
+def test_a_sandbox_off_loopback_gives_a_connection_the_parser_accepts() -> None:
+    """Plain http off loopback is refused unless allow_plain_http says so: a LAN sandbox's connection
+    says so (its secrets are throw-away), a loopback one needs not."""
+    from airflow_provider_eshopbox.connection import parse_connection
+
+    for host, allowed in (("0.0.0.0", "true"), ("127.0.0.1", None)):
+        with EshopboxSandbox(orders=5, seed=1, host=host) as sb:
+            conn = json.loads(sb.connection_json())
+            assert conn["extra"].get("allow_plain_http") == allowed
+            config = parse_connection(
+                "c", login=conn["login"], password=conn["password"], extra=conn["extra"]
+            )
+            assert config.api_url.startswith(f"http://{host}:")

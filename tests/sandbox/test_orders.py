@@ -191,21 +191,22 @@ def test_set_order_status(sb: EshopboxSandbox, client: httpx.Client, headers: di
         sb.set_order_status("SHOP-NOPE", "new")
 
 
-def test_page_latency_is_small_on_a_big_store() -> None:
-    import time
-
+def test_later_pages_of_a_big_store_are_served_from_the_ranked_query() -> None:
+    """A page is a slice of the cached ranking, not a re-sort (what keeps the sandbox fast at 60k rows).
+    Counted, not timed: the store's ranking runs once for six pages of one filter."""
     with EshopboxSandbox(order_items=60000, seed=2) as big, httpx.Client() as c:
         from .conftest import mint, ws_headers
 
+        rankings = []
+        candidates = big.store._candidates
+        big.store._candidates = lambda flt: rankings.append(flt) or candidates(flt)  # type: ignore[method-assign]
         h = ws_headers(mint(big, c))
         flt = f"updatedAt >= {START} AND updatedAt < {START + 3 * DAY}"
-        c.get(big.api_url + "/api/v1/orders/erp", params={"filters": flt, "per_page": 100}, headers=h)
-        t = time.perf_counter()
-        for page in range(2, 7):
+        for page in range(1, 7):
             r = c.get(
                 big.api_url + "/api/v1/orders/erp",
                 params={"filters": flt, "per_page": 100, "page": page},
                 headers=h,
             )
             assert len(r.json()["hits"]) == 100
-        assert (time.perf_counter() - t) / 5 < 0.05  # cached result: a page is a slice, not a re-sort
+        assert len(rankings) == 1

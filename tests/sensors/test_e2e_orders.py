@@ -44,7 +44,9 @@ def test_deferred_timeout_fails_with_timeout_message(sandbox, capfd):
         f"AirflowSensorTimeout: Timed out waiting for Eshopbox order(s) ['{con}'] to reach "
         "['shipped', 'delivered']: deadline passed" in result.log
     )
-    assert route_count(sandbox, "orders_list") >= 3  # the sensor's look + trigger polls until the deadline
+    # The sensor's look + the trigger's: a deadline already passed still gets one look (triggers/base.py),
+    # and how many more fit in the second depends on the machine's load.
+    assert route_count(sandbox, "orders_list") >= 2
 
 
 def test_nonexistent_order_fails_fast(sandbox, capfd):
