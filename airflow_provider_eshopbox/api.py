@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 HostKind = Literal["workspace", "wms", "auth"]
@@ -512,6 +512,54 @@ TRACKING_IDS_MAX = 50  # documented (§3.6 [TR1])
 # §3.6: [TR1] documents ``trackingDetails``, [T2] saw ``trackingDetailList``; both are accepted.
 TRACKING_LIST_KEYS = ("trackingDetails", "trackingDetailList")
 TRACKING_ID_FIELD = "trackingId"
+
+
+# How each declared timestamp column (schemas.py) is sent; format="parquet" converts every one of them
+# to an instant, timestamp[us, tz=UTC] (sync/formats.py).
+TIME_EPOCH_MS = "epoch-ms"  # an integer of milliseconds since 1970-01-01 UTC
+TIME_NAIVE_UTC = "naive-utc"  # 'YYYY-MM-DD HH:MM:SS' with no zone, read as UTC
+TIME_ISO_OFFSET = "iso-offset"  # ISO-8601 with its offset ('Z' or '+05:30'); naive is refused
+# ASSUMPTION (eshopbox-api.md §3.1, §8.2 [T1]): the orders list's updatedAt is epoch milliseconds.
+# guard: parse_time (a value not in its declared encoding fails the Parquet write, naming the row)
+ORDER_UPDATED_AT_TIME = TIME_EPOCH_MS
+# ASSUMPTION (eshopbox-api.md §3.2, §9): orderDate (orderDetails.orderDate) is a naive
+# 'YYYY-MM-DD HH:MM:SS' in UTC, not IST. No source names its zone; the §9 sample order has orderDate
+# 10:15:00 and created_at 10:16:02, one minute apart, so it is read in created_at's zone, which the WMS
+# stamps below are taken to be. Were it IST, every orderDate in Parquet would be 5 h 30 min late:
+# correct this line (and TIME_NAIVE_UTC's reading) then.
+# guard: parse_time
+ORDER_DATE_TIME = TIME_NAIVE_UTC
+# ASSUMPTION (eshopbox-api.md §3.2, §3.6, §9): every other WMS stamp (shipments' and returns' created_at,
+# status_updated_at, status_log values, return_request_date, tracking dateTime and
+# expectedDeliveryDate) is sent like updated_at (SHIPMENT_UPDATED_AT_FIELD): naive, in UTC.
+# guard: parse_time
+WMS_TIME = TIME_NAIVE_UTC
+# ASSUMPTION (eshopbox-api.md §5, §9 sample "2024-06-01T08:00:00.000Z"): products' createdAt and
+# updatedAt are ISO-8601 with an offset.
+# guard: parse_time
+PRODUCT_TIME = TIME_ISO_OFFSET
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def parse_time(value: Any, encoding: str) -> int:
+    """Microseconds since the epoch (UTC) of a stamp sent in ``encoding`` (a ``TIME_*`` constant);
+    ValueError saying what the value is otherwise."""
+    if encoding == TIME_EPOCH_MS:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value * 1000
+        raise ValueError(f"is {_describe(value)}, not epoch milliseconds")
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if encoding == TIME_NAIVE_UTC and parsed is not None and len(value) == 19 and value[10] == " ":
+            return (parsed.replace(tzinfo=timezone.utc) - _EPOCH) // _MICROSECOND
+        if encoding == TIME_ISO_OFFSET and parsed is not None and parsed.tzinfo is not None:
+            return (parsed - _EPOCH) // _MICROSECOND
+    want = "'YYYY-MM-DD HH:MM:SS' (UTC)" if encoding == TIME_NAIVE_UTC else "ISO-8601 with an offset"
+    raise ValueError(f"is {_describe(value)}, not {want}")
 
 
 def list_per_page_param(endpoint: Endpoint) -> str:

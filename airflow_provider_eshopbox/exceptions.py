@@ -55,6 +55,11 @@ class EshopboxIncompleteReadError(EshopboxError):
     """A window could not be read exactly (rows beyond the search cap, or never stable); nothing written."""
 
 
+class EshopboxDataError(EshopboxError, AirflowFailException):
+    """A row's value does not fit the column its stream declares (schemas.py) in a typed format: the
+    same rows fail the same way on a retry, so the task fails at once; nothing is written."""
+
+
 class EshopboxDeadlineError(EshopboxError):
     """The caller's deadline (a sensor's timeout, say) passed before Eshopbox answered."""
 

@@ -6,9 +6,11 @@ many order-item rows over 30 days (no added latency), checks the file against th
 imports and one connection test, as in bench.orders_sync), the spool's peak temporary disk use and
 the output size. Exit status 1 if a file is not exact or the RSS bound is exceeded: +50 MB, or
 +60 MB from 5M rows up (issue 23; memory must stay flat in rows). ``--with-5m`` adds the 5M case,
-opt-in as it takes several minutes.
+opt-in as it takes several minutes. ``--format jsonl,parquet`` writes each size both ways (``.jsonl.gz``,
+then typed ``.parquet``), a row each, under the same bound; ``write s`` is the spool's sorted write alone.
 
     python -m bench.rss [--rows 200000,1000000] [--with-5m] [--days 30] [--bound-mb 50] [--big-bound-mb 60]
+                        [--format jsonl,parquet]
 """
 
 from __future__ import annotations
@@ -52,18 +54,30 @@ def child(days: int, concurrency: int, destination: Path) -> dict[str, Any]:
     from airflow_provider_eshopbox.sync import storage
 
     del airflow_provider_eshopbox.sync.slicing  # imported for the baseline only
+    if destination.name.endswith(".parquet"):  # pyarrow's libraries load once, whatever the rows: baseline
+        import pyarrow.compute
+        import pyarrow.parquet  # noqa: F401
     get_listener_manager()
     ok, message = EshopboxHook().test_connection()
     if not ok:
         raise SystemExit(message)
     disk: list[int] = []
-    close = storage.RowSpool.close
+    writing: list[float] = []
+    close, write_to = storage.RowSpool.close, storage.RowSpool.write_to
 
     def recording_close(self: storage.RowSpool) -> None:
         disk.append(self.disk_bytes)
         close(self)
 
+    def timed_write_to(self: storage.RowSpool, *args: Any) -> int:
+        began = time.monotonic()
+        try:
+            return write_to(self, *args)
+        finally:
+            writing.append(time.monotonic() - began)
+
     storage.RowSpool.close = recording_close  # type: ignore[method-assign]
+    storage.RowSpool.write_to = timed_write_to  # type: ignore[method-assign]
     op = EshopboxOrdersToStorageOperator(
         task_id="bench_rss",
         destination=f"file://{destination}",
@@ -78,6 +92,7 @@ def child(days: int, concurrency: int, destination: Path) -> dict[str, Any]:
         "rows": manifest["rows"],
         "requests": manifest["requests"],
         "seconds": time.monotonic() - began,
+        "write_seconds": sum(writing),
         "baseline_mb": baseline,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "temp_disk_mb": (disk[0] if disk else 0) / 1e6,
@@ -85,7 +100,7 @@ def child(days: int, concurrency: int, destination: Path) -> dict[str, Any]:
     }
 
 
-def measure(rows: int, days: int, concurrency: int) -> dict[str, Any]:
+def measure(rows: int, days: int, concurrency: int, fmt: str = "jsonl") -> dict[str, Any]:
     """A sandbox with ``rows`` rows, the resync in a child, and the exactness check."""
     from airflow_provider_eshopbox.sandbox.process import SandboxProcess
 
@@ -94,7 +109,7 @@ def measure(rows: int, days: int, concurrency: int) -> dict[str, Any]:
         SandboxProcess(*args) as sandbox,
         tempfile.TemporaryDirectory(prefix="eshopbox-bench-rss-") as work,
     ):
-        destination = Path(work) / "orders.jsonl.gz"
+        destination = Path(work) / ("orders.parquet" if fmt == "parquet" else "orders.jsonl.gz")
         env = dict(
             os.environ,
             AIRFLOW_CONN_ESHOPBOX_DEFAULT=sandbox.connection_json,
@@ -118,8 +133,13 @@ def measure(rows: int, days: int, concurrency: int) -> dict[str, Any]:
             params={"start": START.isoformat(), "end": end.isoformat()},
             timeout=120,
         ).json()
-        with gzip.open(destination, "rt") as fh:
-            ids = [json.loads(line)["orderItemID"] for line in fh]
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            ids = pq.read_table(destination, columns=["orderItemID"]).column(0).to_pylist()
+        else:
+            with gzip.open(destination, "rt") as fh:
+                ids = [json.loads(line)["orderItemID"] for line in fh]
     result["exact"] = len(ids) == len(set(ids)) and set(ids) == set(truth["orderItemIDs"])
     result["truth"] = truth["count"]
     return result
@@ -135,6 +155,7 @@ def main() -> int:
         "--big-bound-mb", type=float, default=60.0, help=f"the bound from {BIG:,} rows up (--with-5m)"
     )
     parser.add_argument("--with-5m", action="store_true", help=f"add the {BIG:,}-row case (several minutes)")
+    parser.add_argument("--format", default="jsonl", help="comma-separated: jsonl (.jsonl.gz), parquet")
     parser.add_argument("--child", metavar="DESTINATION")
     args = parser.parse_args()
     if args.child:
@@ -147,28 +168,30 @@ def main() -> int:
         f"+{args.big_bound_mb:.0f} MB from {BIG:,} rows"
     )
     print(
-        f"{'rows':>9}{'exact':>7}{'requests':>9}{'s':>7}{'baseline MB':>12}{'peak +MB':>9}"
-        f"{'temp disk MB':>13}{'output MB':>10}"
+        f"{'rows':>9}{'format':>8}{'exact':>7}{'requests':>9}{'s':>7}{'write s':>8}{'baseline MB':>12}"
+        f"{'peak +MB':>9}{'temp disk MB':>13}{'output MB':>10}"
     )
     broken = False
     sizes = [int(n) for n in args.rows.split(",") if n.strip()]
     if args.with_5m and BIG not in sizes:
         sizes.append(BIG)
     for rows in sizes:
-        r = measure(rows, args.days, args.concurrency)
-        grew = r["peak_mb"] - r["baseline_mb"]
-        bound = args.big_bound_mb if rows >= BIG else args.bound_mb
-        broken |= not r["exact"] or grew > bound
-        print(
-            f"{r['rows']:>9}{'yes' if r['exact'] else 'NO':>7}{r['requests']:>9}{r['seconds']:>7.1f}"
-            f"{r['baseline_mb']:>12.0f}{grew:>9.0f}{r['temp_disk_mb']:>13.0f}{r['output_mb']:>10.0f}",
-            flush=True,
-        )
-        exact = "exact" if r["exact"] else "NOT EXACT"
-        headline(
-            f"resync of {rows:,} rows",
-            f"+{grew:.0f} MB peak RSS (bound +{bound:.0f}), {exact}, {r['seconds']:.0f} s",
-        )
+        for fmt in [f.strip() for f in args.format.split(",") if f.strip()]:
+            r = measure(rows, args.days, args.concurrency, fmt)
+            grew = r["peak_mb"] - r["baseline_mb"]
+            bound = args.big_bound_mb if rows >= BIG else args.bound_mb
+            broken |= not r["exact"] or grew > bound
+            print(
+                f"{r['rows']:>9}{fmt:>8}{'yes' if r['exact'] else 'NO':>7}{r['requests']:>9}"
+                f"{r['seconds']:>7.1f}{r['write_seconds']:>8.1f}{r['baseline_mb']:>12.0f}{grew:>9.0f}"
+                f"{r['temp_disk_mb']:>13.0f}{r['output_mb']:>10.0f}",
+                flush=True,
+            )
+            exact = "exact" if r["exact"] else "NOT EXACT"
+            headline(
+                f"resync of {rows:,} rows ({fmt})",
+                f"+{grew:.0f} MB peak RSS (bound +{bound:.0f}), {exact}, {r['seconds']:.0f} s",
+            )
     return 1 if broken else 0
 
 

@@ -1,6 +1,8 @@
 """Daily fulfilment mart: the day's orders, shipments (with tracking) and returns, and the catalogue.
 
-Each run lands four files under ``mart/<day>/`` and updates one Asset per stream; the
+Each run lands four files, ``mart/<stream>/dt=<day>/<stream>.jsonl.gz`` (Hive-style partitions:
+``read_json('mart/orders/*/*.jsonl.gz', hive_partitioning=true)`` has a ``dt`` column), and updates one
+Asset per stream; the
 ``eshopbox_fulfilment_summary`` DAG runs when shipments and returns have landed. A re-run of a day
 rewrites its files with the same bytes (if Eshopbox has not changed since). Shipments and returns
 cannot be filtered by update time, so their tasks read the whole lists (see
@@ -22,7 +24,13 @@ from airflow_provider_eshopbox.operators.streams import (
 )
 
 OUTPUT = os.environ.get("ESHOPBOX_DEMO_OUTPUT", "file:///tmp/eshopbox")
-MART = OUTPUT + "/mart/{{ data_interval_start | ds }}"
+DAY = "dt={{ data_interval_start | ds }}"
+
+
+def _mart(stream: str) -> str:
+    return f"{OUTPUT}/mart/{stream}/{DAY}/{stream}.jsonl.gz"
+
+
 ORDERS = Asset("eshopbox_mart_orders")
 SHIPMENTS = Asset("eshopbox_mart_shipments")
 RETURNS = Asset("eshopbox_mart_returns")
@@ -37,13 +45,9 @@ with DAG(
     default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
     tags=["eshopbox", "example", "mart"],
 ) as dag:
-    EshopboxOrdersToStorageOperator(task_id="orders", destination=MART + "/orders.jsonl.gz", outlets=[ORDERS])
+    EshopboxOrdersToStorageOperator(task_id="orders", destination=_mart("orders"), outlets=[ORDERS])
     EshopboxShipmentsToStorageOperator(
-        task_id="shipments", destination=MART + "/shipments.jsonl.gz", outlets=[SHIPMENTS]
+        task_id="shipments", destination=_mart("shipments"), outlets=[SHIPMENTS]
     )
-    EshopboxReturnsToStorageOperator(
-        task_id="returns", destination=MART + "/returns.jsonl.gz", outlets=[RETURNS]
-    )
-    EshopboxProductsToStorageOperator(
-        task_id="products", destination=MART + "/products.jsonl.gz", outlets=[PRODUCTS]
-    )
+    EshopboxReturnsToStorageOperator(task_id="returns", destination=_mart("returns"), outlets=[RETURNS])
+    EshopboxProductsToStorageOperator(task_id="products", destination=_mart("products"), outlets=[PRODUCTS])

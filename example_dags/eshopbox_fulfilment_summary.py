@@ -2,7 +2,7 @@
 
 Reads the files named in the assets' latest events (the manifests of ``eshopbox_fulfilment_mart``),
 joins shipments to returns on the shipment and to the day's orders on the order number, and writes
-``summary/<day>/couriers.csv`` and a bar chart ``couriers.svg`` (drawn by hand: no plotting
+``summary/dt=<day>/couriers.csv`` and a bar chart ``couriers.svg`` (drawn by hand: no plotting
 library needed).
 """
 
@@ -105,7 +105,7 @@ with DAG(
             }
             for name, c in sorted(per_courier.items())
         ]
-        folder = ObjectStoragePath(f"{OUTPUT}/summary/{day}")
+        folder = ObjectStoragePath(f"{OUTPUT}/summary/dt={day}")
         folder.mkdir(parents=True, exist_ok=True)
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=list(table[0]) if table else ["day"], lineterminator="\n")

@@ -1,8 +1,8 @@
 """Stock snapshot every 15 minutes: one JSON Lines row per (ESIN, warehouse) of the whole catalog.
 
-Each run writes ``inventory/<data interval end>.jsonl.gz`` (a re-run replaces it). Trigger with
-``{"mode": "changed"}`` to land only the ESINs whose stock changed in the run's data interval (or in
-an explicit ``start``/``end``), e.g. to feed a channel's availability update cheaply.
+Each run writes ``inventory/dt=<day>/<mode>-<data interval end>.jsonl.gz`` (a re-run replaces it).
+Trigger with ``{"mode": "changed"}`` to land only the ESINs whose stock changed in the run's data
+interval (or in an explicit ``start``/``end``), e.g. to feed a channel's availability update cheaply.
 
 A snapshot triggered by hand without a logical date (no data interval) snapshots the stock now and
 is named after the moment it was triggered; ``changed`` then needs ``start`` and ``end``.
@@ -21,9 +21,9 @@ from airflow_provider_eshopbox.params import conn_id_param
 OUTPUT = os.environ.get("ESHOPBOX_DEMO_OUTPUT", "file:///tmp/eshopbox")
 INVENTORY_ASSET = Asset("eshopbox_inventory")
 # The quarter-hour a scheduled snapshot closes; for a manual run without a data interval, its trigger time.
-SNAPSHOT_STAMP = (
-    "{{ (data_interval_end if data_interval_end is defined else dag_run.run_after) | ts_nodash }}"
-)
+SNAPSHOT_AT = "(data_interval_end if data_interval_end is defined else dag_run.run_after)"
+SNAPSHOT_STAMP = "{{ " + SNAPSHOT_AT + " | ts_nodash }}"
+SNAPSHOT_DAY = "{{ " + SNAPSHOT_AT + " | ds }}"  # Hive-style partition: dt=YYYY-MM-DD
 
 with DAG(
     dag_id="eshopbox_inventory_snapshot",
@@ -47,7 +47,12 @@ with DAG(
         mode="{{ params.mode }}",
         start="{{ params.start or '' }}",
         end="{{ params.end or '' }}",
-        destination=OUTPUT + "/inventory/{{ params.mode }}-" + SNAPSHOT_STAMP + ".jsonl.gz",
+        destination=OUTPUT
+        + "/inventory/dt="
+        + SNAPSHOT_DAY
+        + "/{{ params.mode }}-"
+        + SNAPSHOT_STAMP
+        + ".jsonl.gz",
         outlets=[INVENTORY_ASSET],
         eshopbox_conn_id="{{ params.conn_id }}",
     )

@@ -21,6 +21,8 @@ OUTPUT = os.environ.get("ESHOPBOX_DEMO_OUTPUT", "file:///tmp/eshopbox")
 ORDERS_ASSET = Asset("eshopbox_orders")
 # Renders even for a run without a data interval, so the operator can fail it clearly and at once.
 INTERVAL_START = "{{ data_interval_start | ts_nodash if data_interval_start is defined else 'no-interval' }}"
+# Hive-style day partition (``dt=YYYY-MM-DD``): DuckDB, Spark and Athena read it as a column.
+DAY = "{{ data_interval_start | ds if data_interval_start is defined else 'no-interval' }}"
 
 with DAG(
     dag_id="eshopbox_orders_hourly",
@@ -35,7 +37,7 @@ with DAG(
 ) as dag:
     EshopboxOrdersToStorageOperator(
         task_id="sync_orders",
-        destination=OUTPUT + "/orders/" + INTERVAL_START + ".jsonl.gz",
+        destination=OUTPUT + "/orders/dt=" + DAY + "/" + INTERVAL_START + ".jsonl.gz",
         lookback=timedelta(minutes=0),
         max_concurrency=8,
         outlets=[ORDERS_ASSET],

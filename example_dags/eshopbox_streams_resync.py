@@ -27,7 +27,10 @@ with DAG(
         "keys": Param(None, type=["null", "string"], title="Return numbers or SKUs, comma-separated"),
         "fields": Param(None, type=["null", "string"], title="Columns to keep, comma-separated"),
         "name": Param(
-            "latest.jsonl.gz", type="string", pattern=r"^[\w.-]+\.jsonl(\.gz)?$", title="File name"
+            "latest.jsonl.gz",
+            type="string",
+            pattern=r"^[\w.-]+\.(jsonl(\.gz)?|parquet)$",
+            title="File name (.parquet: typed Parquet, needs the [parquet] extra)",
         ),
         "conn_id": conn_id_param(),
     },

@@ -46,7 +46,9 @@ def test_inventory_snapshot_snapshots_now(sandbox, output_dir, capfd) -> None:
     result = run_dag("eshopbox_inventory_snapshot", capfd, logical_date=None)
     assert result.state == "success", result.log[-3000:]
     run_after = result.dag_run.run_after
-    landed = output_dir / "inventory" / f"snapshot-{run_after:%Y%m%dT%H%M%S}.jsonl.gz"
+    landed = (
+        output_dir / "inventory" / f"dt={run_after:%Y-%m-%d}" / f"snapshot-{run_after:%Y%m%dT%H%M%S}.jsonl.gz"
+    )
     assert landed.exists(), sorted(output_dir.rglob("*"))
     assert result.returns["snapshot_inventory"]["rows"] > 0
 

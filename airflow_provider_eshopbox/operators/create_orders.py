@@ -23,6 +23,20 @@ class _Outcome:
     rejects: list[dict[str, Any]] = field(default_factory=list)
     ambiguous: list[dict[str, Any]] = field(default_factory=list)
 
+    def counts(self) -> dict[str, int]:
+        return {
+            "created": self.created,
+            "existing": self.existing,
+            "rejected": len(self.rejects),
+            "ambiguous": len(self.ambiguous),
+        }
+
+    def summary(self) -> str:
+        return (
+            f"{self.created} created, {self.existing} already existed, "
+            f"{len(self.rejects)} rejected, {len(self.ambiguous)} ambiguous"
+        )
+
 
 class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
     """Create every order of ``source`` in Eshopbox; a row that cannot be created goes to ``rejects``.
@@ -113,28 +127,11 @@ class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.sync.arguments import check_max_concurrency, pace
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
-        from airflow_provider_eshopbox.sync.storage import resolve_destination
 
         # Everything local is checked before the first request.
         max_rejected = _non_negative_int(self.max_rejected, "max_rejected")
         check_max_concurrency(self.max_concurrency)
-        rejects_path = resolve_destination(self.rejects, field="rejects")
-        if self.ambiguous is None or (isinstance(self.ambiguous, str) and not self.ambiguous.strip()):
-            ambiguous_path = _beside(rejects_path, "ambiguous")
-        else:
-            ambiguous_path = resolve_destination(self.ambiguous, field="ambiguous")
-        source_path = (
-            None
-            if isinstance(self.source, (list, tuple))
-            else resolve_destination(self.source, field="source")
-        )
-        _refuse_aliases(
-            [
-                ("source", source_path),
-                ("rejects", rejects_path),
-                ("ambiguous" if self.ambiguous else "ambiguous (derived from rejects)", ambiguous_path),
-            ]
-        )
+        source_path, rejects_path, ambiguous_path = self._resolve_paths()
         rows = list(self.source) if source_path is None else _read_source(source_path)
         hook = EshopboxHook(eshopbox_conn_id=self.eshopbox_conn_id)
         config = hook.get_config()
@@ -155,27 +152,16 @@ class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
         _write_entries(rejects_path, outcome.rejects)
         _write_entries(ambiguous_path, outcome.ambiguous)
         manifest = {
-            "created": outcome.created,
-            "existing": outcome.existing,
-            "rejected": len(outcome.rejects),
-            "ambiguous": len(outcome.ambiguous),
+            **outcome.counts(),
             "rejects_path": str(rejects_path),
             "ambiguous_path": str(ambiguous_path),
         }
         self.log.info(
-            "Orders: %d created, %d already existed, %d rejected (written to %s), "
-            "%d ambiguous (written to %s) in %.1f s",
-            outcome.created,
-            outcome.existing,
-            len(outcome.rejects),
+            "Orders: %s (rejects in %s, ambiguous in %s) in %.1f s",
+            outcome.summary(),
             rejects_path,
-            len(outcome.ambiguous),
             ambiguous_path,
             time.monotonic() - started,
-        )
-        counts = (
-            f"{outcome.created} created, {outcome.existing} already existed, "
-            f"{len(outcome.rejects)} rejected, {len(outcome.ambiguous)} ambiguous"
         )
         unconfirmed = (
             f"{len(outcome.ambiguous)} of {len(to_create)} valid orders could not be confirmed by Eshopbox "
@@ -188,14 +174,38 @@ class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
             _push_manifest(context, manifest)
             raise AirflowFailException(
                 f"{len(outcome.rejects)} of {len(rows)} orders were rejected (max_rejected={max_rejected}); "
-                f"{counts}; reasons are in {rejects_path}" + (f". {unconfirmed}" if outcome.ambiguous else "")
+                f"{outcome.summary()}; reasons are in {rejects_path}"
+                + (f". {unconfirmed}" if outcome.ambiguous else "")
             )
         if outcome.ambiguous:
             # Retryable on purpose: Airflow's own retries re-run the push once Eshopbox has caught up.
             _push_manifest(context, manifest)
-            raise EshopboxError(f"{unconfirmed}. {counts}")
+            raise EshopboxError(f"{unconfirmed}. {outcome.summary()}")
         attach_to_outlet_events(self, context, manifest)
         return manifest
+
+    def _resolve_paths(self) -> tuple[ObjectStoragePath | None, ObjectStoragePath, ObjectStoragePath]:
+        """``source`` (None for a list of orders), ``rejects`` and ``ambiguous``: three different files."""
+        from airflow_provider_eshopbox.sync.storage import resolve_destination
+
+        rejects_path = resolve_destination(self.rejects, field="rejects")
+        if self.ambiguous is None or (isinstance(self.ambiguous, str) and not self.ambiguous.strip()):
+            ambiguous_path = _beside(rejects_path, "ambiguous")
+        else:
+            ambiguous_path = resolve_destination(self.ambiguous, field="ambiguous")
+        source_path = (
+            None
+            if isinstance(self.source, (list, tuple))
+            else resolve_destination(self.source, field="source")
+        )
+        _refuse_aliases(
+            [
+                ("source", source_path),
+                ("rejects", rejects_path),
+                ("ambiguous" if self.ambiguous else "ambiguous (derived from rejects)", ambiguous_path),
+            ]
+        )
+        return source_path, rejects_path, ambiguous_path
 
     async def _push(
         self, hook: EshopboxHook, orders: list[tuple[int, dict[str, Any]]], outcome: _Outcome
@@ -204,14 +214,6 @@ class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
 
         from airflow_provider_eshopbox.exceptions import EshopboxApiError
         from airflow_provider_eshopbox.sync.progress import ProgressLog
-
-        def counters() -> dict[str, int]:
-            return {
-                "created": outcome.created,
-                "existing": outcome.existing,
-                "rejected": len(outcome.rejects),
-                "ambiguous": len(outcome.ambiguous),
-            }
 
         progress = ProgressLog(self.log, "orders pushed")
         gate = asyncio.Semaphore(self.max_concurrency)
@@ -251,7 +253,7 @@ class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
                     else:
                         outcome.existing += 1
             done += 1
-            progress.update(done, **counters())
+            progress.update(done, **outcome.counts())
 
         try:
             if orders:
@@ -278,7 +280,7 @@ class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
                     ) from first
         finally:
             await hook.aclose()
-        progress.update(done, force=True, **counters())
+        progress.update(done, force=True, **outcome.counts())
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""EshopboxInventoryToStorageOperator: land stock as one JSON Lines row per (ESIN, warehouse)."""
+"""EshopboxInventoryToStorageOperator: land stock as one row per (ESIN, warehouse), JSONL or Parquet."""
 
 from __future__ import annotations
 
@@ -55,7 +55,10 @@ class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
     are a derived aggregate the API may refresh separately, so one stale total should not stop a
     15-minute stock feed. ``on_totals_mismatch="fail"`` makes it an error (nothing is written).
 
-    :param destination: object-storage URL or ``ObjectStoragePath`` (``.jsonl`` or ``.jsonl.gz``). Templated.
+    :param destination: object-storage URL or ``ObjectStoragePath`` (``.jsonl``, ``.jsonl.gz`` or
+        ``.parquet``). Templated.
+    :param format: ``jsonl`` or ``parquet`` (extra ``[parquet]``); default: ``parquet`` for a
+        ``.parquet`` destination, else ``jsonl``. Templated.
     :param mode: ``snapshot`` (default) or ``changed``. Templated.
     :param start: window start for ``changed``; default ``data_interval_start``. Templated.
     :param end: window end (exclusive) for ``changed``; default ``data_interval_end``. Templated.
@@ -65,13 +68,14 @@ class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
     :param eshopbox_conn_id: the Eshopbox connection. Templated (e.g. ``"{{ params.conn_id }}"``).
     """
 
-    template_fields: Sequence[str] = ("destination", "mode", "start", "end", "eshopbox_conn_id")
+    template_fields: Sequence[str] = ("destination", "format", "mode", "start", "end", "eshopbox_conn_id")
     ui_color = "#e8fff0"
 
     def __init__(
         self,
         *,
         destination: str | ObjectStoragePath,
+        format: str | None = None,
         mode: str = "snapshot",
         start: Any = None,
         end: Any = None,
@@ -83,6 +87,7 @@ class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.destination = destination
+        self.format = format
         self.mode = mode
         self.start = start
         self.end = end
@@ -93,108 +98,79 @@ class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         import asyncio
-        import itertools
         import time
 
-        from airflow_provider_eshopbox.exceptions import EshopboxConfigError, EshopboxIncompleteReadError
+        from airflow_provider_eshopbox.exceptions import EshopboxIncompleteReadError
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
-        from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
+        from airflow_provider_eshopbox.sync.arguments import check_choice, check_max_concurrency
+        from airflow_provider_eshopbox.sync.formats import resolve_output
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
-        from airflow_provider_eshopbox.sync.progress import ProgressLog
-        from airflow_provider_eshopbox.sync.storage import RowSpool, resolve_destination
         from airflow_provider_eshopbox.sync.window import resolve_window
 
         # Everything local is checked before the first request.
-        if self.mode not in MODES:
-            raise EshopboxConfigError(
-                f"mode must be one of {', '.join(MODES)}, got {self.mode!r}", field="mode"
-            )
-        if self.on_totals_mismatch not in ON_TOTALS_MISMATCH:
-            raise EshopboxConfigError(
-                f"on_totals_mismatch must be one of {', '.join(ON_TOTALS_MISMATCH)}, "
-                f"got {self.on_totals_mismatch!r}",
-                field="on_totals_mismatch",
-            )
+        check_choice(self.mode, MODES, "mode")
+        check_choice(self.on_totals_mismatch, ON_TOTALS_MISMATCH, "on_totals_mismatch")
         check_max_concurrency(self.max_concurrency)
         window = None
         if self.mode == "changed":
             window = resolve_window(self.start, self.end, self.lookback, context)
-        destination = resolve_destination(self.destination)
-        snapshot_at = _snapshot_at(context)
+        output = resolve_output(self.destination, self.format, "inventory")
         hook = EshopboxHook(eshopbox_conn_id=self.eshopbox_conn_id)
         hook.get_config()
-        self.log.info(
-            "Reading %s to %s%s",
-            "the full stock snapshot" if window is None else "stock changed",
-            destination,
-            "" if window is None else f" in [{window.start.isoformat()}, {window.end.isoformat()})",
-        )
-        if window is not None and window.end.timestamp() > time.time():
-            self.log.warning(
-                "The window ends in the future (%s): an ESIN whose stock changes during the read stays "
-                "inside it and may be missed; read windows that are over",
-                window.end.isoformat(),
-            )
+        self._log_start(window, output.destination)
 
         started = time.monotonic()
-        progress = ProgressLog(self.log, "inventory")
-        reads = itertools.count()  # version of a row: later reads of an ESIN win
-        esins: set[str] = set()
-        mismatches: list[str] = []
-        spool = RowSpool(
-            key=lambda row: f"{row['esin']}\x00{row['warehouse']}",
-            version=lambda _row: next(reads),
-            sort_key=lambda row: (row["esin"], row["warehouse"]),
-        )
-
-        def add(esin: str, value: dict[str, Any]) -> None:
-            esins.add(esin)
-            rows, mismatch = flatten_esin(esin, value, snapshot_at)
-            if mismatch:
-                mismatches.append(esin)
-                self.log.warning("Stock totals of ESIN %s disagree: %s", esin, mismatch)
-            for row in rows:
-                spool.add(row)
-
-        with spool:
+        with _StockSpool(_snapshot_at(context), self.log) as stock:
             if window is None:
-                requests = self._read_snapshot(
-                    hook, add, lambda n: progress.update(len(spool), esins=len(esins), requests=n)
-                )
+                requests = self._read_snapshot(hook, stock.add, stock.progress)
             else:
-                requests = asyncio.run(
-                    self._read_changed(
-                        hook, window, add, lambda n: progress.update(len(spool), esins=len(esins), requests=n)
-                    )
-                )
-            if mismatches and self.on_totals_mismatch == "fail":
+                requests = asyncio.run(self._read_changed(hook, window, stock.add, stock.progress))
+            if stock.mismatches and self.on_totals_mismatch == "fail":
                 raise EshopboxIncompleteReadError(
-                    f"{len(mismatches)} ESIN(s) have warehouse buckets that do not add up to their "
-                    f"inventories totals (first: {', '.join(sorted(mismatches)[:10])}); nothing written"
+                    f"{len(stock.mismatches)} ESIN(s) have warehouse buckets that do not add up to their "
+                    f"inventories totals (first: {', '.join(sorted(stock.mismatches)[:10])}); nothing written"
                 )
-            rows_written = spool.write_to(destination)
-        progress.update(rows_written, force=True, esins=len(esins), requests=requests)
+            rows = stock.spool.write_to(output.destination, output.writer)
+            stock.progress(requests, rows=rows)
         manifest: dict[str, Any] = {
-            "path": str(destination),
-            "rows": rows_written,
-            "esins": len(esins),
+            **output.manifest(rows),
+            "esins": len(stock.esins),
             "mode": self.mode,
             **(window.as_manifest() if window is not None else {}),
-            "snapshot_at": snapshot_at,
-            "totals_mismatches": len(mismatches),
+            "snapshot_at": stock.snapshot_at,
+            "totals_mismatches": len(stock.mismatches),
             "requests": requests,
             "seconds": round(time.monotonic() - started, 3),
         }
         self.log.info(
             "Wrote %d rows (%d ESINs) to %s (%d requests, %d totals mismatches)",
-            rows_written,
-            len(esins),
-            destination,
+            rows,
+            len(stock.esins),
+            output.destination,
             requests,
-            len(mismatches),
+            len(stock.mismatches),
         )
         attach_to_outlet_events(self, context, manifest)
         return manifest
+
+    def _log_start(self, window: Window | None, destination: ObjectStoragePath) -> None:
+        import time
+
+        if window is None:
+            self.log.info("Reading the full stock snapshot to %s", destination)
+            return
+        self.log.info(
+            "Reading stock changed in [%s, %s) to %s",
+            window.start.isoformat(),
+            window.end.isoformat(),
+            destination,
+        )
+        if window.end.timestamp() > time.time():
+            self.log.warning(
+                "The window ends in the future (%s): an ESIN whose stock changes during the read stays "
+                "inside it and may be missed; read windows that are over",
+                window.end.isoformat(),
+            )
 
     @staticmethod
     def _read_snapshot(
@@ -309,6 +285,50 @@ class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
         finally:
             await hook.aclose()
         return requests
+
+
+class _StockSpool:
+    """The run's rows, one per (ESIN, warehouse), spooled as each ESIN arrives; counts ESINs, totals
+    mismatches (logged as warnings) and reports progress."""
+
+    def __init__(self, snapshot_at: str, log: Any) -> None:
+        import itertools
+
+        from airflow_provider_eshopbox.sync.progress import ProgressLog
+        from airflow_provider_eshopbox.sync.storage import RowSpool
+
+        reads = itertools.count()  # version of a row: later reads of an ESIN win
+        self.spool = RowSpool(
+            key=lambda row: f"{row['esin']}\x00{row['warehouse']}",
+            version=lambda _row: next(reads),
+            sort_key=lambda row: (row["esin"], row["warehouse"]),
+        )
+        self.snapshot_at = snapshot_at
+        self.esins: set[str] = set()
+        self.mismatches: list[str] = []
+        self._log = log
+        self._progress = ProgressLog(log, "inventory")
+
+    def add(self, esin: str, value: dict[str, Any]) -> None:
+        self.esins.add(esin)
+        rows, mismatch = flatten_esin(esin, value, self.snapshot_at)
+        if mismatch:
+            self.mismatches.append(esin)
+            self._log.warning("Stock totals of ESIN %s disagree: %s", esin, mismatch)
+        for row in rows:
+            self.spool.add(row)
+
+    def progress(self, requests: int, *, rows: int | None = None) -> None:
+        done = rows is not None
+        self._progress.update(
+            len(self.spool) if rows is None else rows, force=done, esins=len(self.esins), requests=requests
+        )
+
+    def __enter__(self) -> _StockSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.spool.close()
 
 
 # One ESIN of a reply as the changed-mode reader handles it: (ESIN, stand-in stamp in ms, value).

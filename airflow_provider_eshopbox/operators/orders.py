@@ -1,4 +1,4 @@
-"""EshopboxOrdersToStorageOperator: land every order-item row updated in ``[start, end)`` as JSON Lines."""
+"""EshopboxOrdersToStorageOperator: land the order-item rows updated in ``[start, end)``, JSONL or Parquet."""
 
 from __future__ import annotations
 
@@ -25,12 +25,15 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
     The window defaults to the run's data interval, widened by ``lookback``. Rows are read in time
     slices that each fit one page (see ``slicing``), ``max_concurrency`` at a time within the
     connection's rate limit, de-duplicated on ``orderItemID`` (newest ``updatedAt`` wins), sorted,
-    and written atomically: nothing appears at ``destination`` unless every row was read. Each
-    line is the row's JSON exactly as the API sent it (re-encoded only if it spanned lines). Returns a
-    small manifest; with ``outlets=[Asset(...)]`` the manifest also rides on the asset event.
+    and written atomically: nothing appears at ``destination`` unless every row was read. In JSON
+    Lines each line is the row's JSON exactly as the API sent it (re-encoded only if it spanned lines);
+    in Parquet the columns are typed from ``schemas.py`` (``sync/formats.py``). Returns a small
+    manifest; with ``outlets=[Asset(...)]`` the manifest also rides on the asset event.
 
     :param destination: object-storage URL or ``ObjectStoragePath`` of the output file
-        (``.jsonl`` or ``.jsonl.gz``). Templated.
+        (``.jsonl``, ``.jsonl.gz`` or ``.parquet``). Templated.
+    :param format: ``jsonl`` or ``parquet`` (extra ``[parquet]``); default: ``parquet`` for a
+        ``.parquet`` destination, else ``jsonl``. Templated.
     :param start: window start, ISO-8601 or datetime; default ``data_interval_start``. Templated.
     :param end: window end (exclusive); default ``data_interval_end``. Templated.
     :param lookback: extra time before ``start`` (timedelta or seconds) for late updates.
@@ -40,13 +43,14 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
     :param eshopbox_conn_id: the Eshopbox connection. Templated (e.g. ``"{{ params.conn_id }}"``).
     """
 
-    template_fields: Sequence[str] = ("destination", "start", "end", "fields", "eshopbox_conn_id")
+    template_fields: Sequence[str] = ("destination", "format", "start", "end", "fields", "eshopbox_conn_id")
     ui_color = "#e8f4ff"
 
     def __init__(
         self,
         *,
         destination: str | ObjectStoragePath,
+        format: str | None = None,
         start: Any = None,
         end: Any = None,
         lookback: timedelta | float | None = None,
@@ -57,6 +61,7 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.destination = destination
+        self.format = format
         self.start = start
         self.end = end
         self.lookback = lookback
@@ -71,16 +76,17 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
 
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.sync.arguments import check_max_concurrency, pace
+        from airflow_provider_eshopbox.sync.formats import resolve_output
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
-        from airflow_provider_eshopbox.sync.storage import RowSpool, check_writable, resolve_destination
+        from airflow_provider_eshopbox.sync.storage import RowSpool
         from airflow_provider_eshopbox.sync.window import resolve_window
 
         # Everything local is checked before the first request.
         window = resolve_window(self.start, self.end, self.lookback, context)
-        destination = resolve_destination(self.destination)
         fields = _resolve_fields(self.fields)
         check_max_concurrency(self.max_concurrency)
-        check_writable(destination)
+        output = resolve_output(self.destination, self.format, "orders")
+        destination = output.destination
         hook = EshopboxHook(eshopbox_conn_id=self.eshopbox_conn_id)
         config = hook.get_config()
         self.log.info(
@@ -101,10 +107,9 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
         )
         with spool:
             stats = asyncio.run(self._read(hook, window, fields, spool))
-            rows = spool.write_to(destination)
+            rows = spool.write_to(destination, output.writer)
         manifest = {
-            "path": str(destination),
-            "rows": rows,
+            **output.manifest(rows),
             **window.as_manifest(),
             "requests": stats.requests,
             "slices": stats.slices,

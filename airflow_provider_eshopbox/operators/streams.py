@@ -1,4 +1,4 @@
-"""Land the shipments, returns and product catalogue streams as JSON Lines, exactly and atomically.
+"""Land the shipments, returns and product catalogue streams (JSONL or Parquet), exactly and atomically.
 
 One operator over the stream catalogue (``sync/streams.py``), and one named subclass per stream.
 """
@@ -15,6 +15,8 @@ from airflow_provider_eshopbox.lineage import EshopboxLineageMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
+
+    from airflow_provider_eshopbox.sync.formats import Output
 
 
 class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
@@ -38,11 +40,15 @@ class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
     by SKU (``api.PRODUCTS_IDS_MAX`` per request), written in key order. A key that does not exist fails.
 
     Rows are de-duplicated on the stream's identity, sorted (``schemas.py``: file order) and written
-    atomically; a re-run over the same data writes the same bytes. Lines are the rows as the API sent
-    them, unless ``fields`` keeps fewer columns or the operator adds ``tracking``.
+    atomically; a re-run over the same data writes the same bytes. JSON Lines are the rows as the API
+    sent them, unless ``fields`` keeps fewer columns or the operator adds ``tracking``; Parquet has the
+    stream's declared column types (``schemas.py``, ``sync/formats.py``).
 
     :param stream: ``shipments``, ``returns`` or ``products`` (fixed by the named subclasses). Templated.
-    :param destination: object-storage URL or ``ObjectStoragePath`` (``.jsonl`` or ``.jsonl.gz``). Templated.
+    :param destination: object-storage URL or ``ObjectStoragePath`` (``.jsonl``, ``.jsonl.gz`` or
+        ``.parquet``). Templated.
+    :param format: ``jsonl`` or ``parquet`` (extra ``[parquet]``); default: ``parquet`` for a
+        ``.parquet`` destination, else ``jsonl``. Templated.
     :param start: window start, ISO-8601 or datetime; default ``data_interval_start``. Templated.
     :param end: window end (exclusive); default ``data_interval_end``. Templated.
     :param lookback: extra time before ``start`` (timedelta or seconds).
@@ -55,6 +61,7 @@ class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
     template_fields: Sequence[str] = (
         "stream",
         "destination",
+        "format",
         "start",
         "end",
         "fields",
@@ -68,6 +75,7 @@ class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
         self,
         *,
         destination: str | ObjectStoragePath,
+        format: str | None = None,
         stream: str | None = None,
         start: Any = None,
         end: Any = None,
@@ -81,6 +89,7 @@ class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
         super().__init__(**kwargs)
         self.stream = stream or type(self).stream
         self.destination = destination
+        self.format = format
         self.start = start
         self.end = end
         self.lookback = lookback
@@ -101,8 +110,8 @@ class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.schemas import resolve_fields, schema_of
         from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
+        from airflow_provider_eshopbox.sync.formats import resolve_output
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
-        from airflow_provider_eshopbox.sync.storage import check_writable, resolve_destination
         from airflow_provider_eshopbox.sync.streams import STREAMS
         from airflow_provider_eshopbox.sync.window import resolve_window
 
@@ -124,8 +133,7 @@ class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
         if stream.time_field is not None and not keys:
             window = resolve_window(self.start, self.end, self.lookback, context)
         check_max_concurrency(self.max_concurrency)
-        destination = resolve_destination(self.destination)
-        check_writable(destination)
+        output = resolve_output(self.destination, self.format, stream.name)
         hook = EshopboxHook(eshopbox_conn_id=self.eshopbox_conn_id)
         self.lineage_workspace = hook.get_config().workspace
         if keys:
@@ -134,13 +142,12 @@ class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
             what = f"updated in [{window.start.isoformat()}, {window.end.isoformat()})"
         else:
             what = "snapshot"
-        self.log.info("Landing %s (%s) to %s", stream.name, what, destination)
+        self.log.info("Landing %s (%s) to %s", stream.name, what, output.destination)
         started = time.monotonic()
-        counts = asyncio.run(self._read_and_write(hook, stream, window, keys, fields, destination))
+        counts = asyncio.run(self._read_and_write(hook, stream, window, keys, fields, output))
         manifest: dict[str, Any] = {
-            "path": str(destination),
+            **output.manifest(counts["rows"]),
             "stream": stream.name,
-            "rows": counts["rows"],
             **(window.as_manifest() if window is not None else {}),
             **({"keys": len(keys)} if keys else {}),
             **{k: v for k, v in counts.items() if k != "rows"},
@@ -150,7 +157,7 @@ class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
             "Wrote %d %s rows to %s (%d requests; file order %s)",
             counts["rows"],
             stream.name,
-            destination,
+            output.destination,
             counts["requests"],
             schema.order,
         )
@@ -164,7 +171,7 @@ class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
         window: Any,
         keys: list[str],
         fields: list[str] | None,
-        destination: ObjectStoragePath,
+        output: Output,
     ) -> dict[str, int]:
         """Read the rows, add tracking, then spool, sort and write them; returns the counts."""
         import json
@@ -232,7 +239,7 @@ class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
                     line = encode(row).encode()
                 batch.append(((str(identity), place, seq), line))
             spool.extend(batch)
-            counts["rows"] = await _to_thread(spool.write_to, destination)
+            counts["rows"] = await _to_thread(spool.write_to, output.destination, output.writer)
         return counts
 
 

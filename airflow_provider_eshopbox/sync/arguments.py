@@ -19,6 +19,13 @@ def check_max_concurrency(value: Any) -> int:
     return value
 
 
+def check_choice(value: Any, choices: tuple[str, ...], field: str) -> str:
+    """``value`` if it is one of ``choices``, else an error naming the field and the choices."""
+    if value not in choices:
+        raise EshopboxConfigError(f"{field} must be one of {', '.join(choices)}, got {value!r}", field=field)
+    return value
+
+
 def pace(max_concurrency: int, max_requests_per_second: float | None) -> str:
     """The limits a sync runs under, for its start line: the connection's rate limit when one is set
     (it, not the concurrency, then bounds the pace), and the requests allowed in flight."""

@@ -1,10 +1,10 @@
-"""Atomic, idempotent JSON Lines output to any ``ObjectStoragePath`` (shared by the *ToStorage operators).
+"""Atomic, idempotent output to any ``ObjectStoragePath`` (shared by the *ToStorage operators).
 
 Rows are spooled to a local temporary file (so memory stays flat however many rows arrive),
 de-duplicated on a key keeping the newest version, sorted, and written to a hidden temporary
-object beside the destination, ``.<name>.tmp-<32 hex>``, which is moved into place only after the
-last row. A re-run of the same input writes the same bytes. A reader never sees a partial object
-at the destination's name:
+object beside the destination, ``.<name>.tmp-<32 hex>``, in the operator's format
+(``sync/formats.py``), which is moved into place only after the last row. A re-run of the same
+input writes the same bytes. A reader never sees a partial object at the destination's name:
 
 - local disk (``file://``): the move is ``os.replace`` within one directory, an atomic rename; a
   reader sees the previous file or the new one, whole.
@@ -38,7 +38,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeGuard
@@ -48,13 +47,14 @@ from airflow_provider_eshopbox.exceptions import EshopboxConfigError
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
+    from airflow_provider_eshopbox.sync.formats import RowWriter
+
 log = logging.getLogger(__name__)
 
 #: A destination's temporary unchanged for this long was left by a killed run: the next write removes it.
 STALE_TEMPORARY_SECONDS = 3600.0
 _NAME_MAX = 255  # bytes in a file name on local file systems (ext4, xfs, apfs)
 _GZIP_SUFFIXES = (".gz", ".gzip")
-_WRITE_CHUNK = 1 << 20
 #: Index entries held in memory before they are sorted and spilled to a run file (about 20 MB).
 RUN_ENTRIES = 65_536
 _RUN_BATCH = 1024  # entries per pickled batch of a run file
@@ -241,31 +241,6 @@ def atomic_open(destination: ObjectStoragePath) -> Iterator[IO[bytes]]:
         raise
 
 
-class _WriteBehind:
-    """Hands each write to one thread, one chunk at a time: gzip compresses there (zlib releases the
-    GIL) while the next chunk's rows are merged and read back here, instead of one after the other."""
-
-    def __init__(self, out: IO[bytes]) -> None:
-        self._out = out
-        self._thread = ThreadPoolExecutor(1, "eshopbox-write")
-        self._pending: Future[Any] | None = None
-
-    def write(self, data: bytes) -> None:
-        if self._pending is not None:
-            self._pending.result()  # one chunk in flight at most; its error surfaces here
-        self._pending = self._thread.submit(self._out.write, data)
-
-    def __enter__(self) -> _WriteBehind:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if self._pending is not None:
-                self._pending.result()
-        finally:
-            self._thread.shutdown()
-
-
 class RowSpool:
     """Collect JSON rows on local disk, keeping for each key only the newest version.
 
@@ -428,29 +403,27 @@ class RowSpool:
         self._runs = []
         self._pending = []
 
-    def write_to(self, destination: ObjectStoragePath) -> int:
+    def write_to(self, destination: ObjectStoragePath, writer: RowWriter | None = None) -> int:
         """Write the de-duplicated rows, sorted, atomically to ``destination``; return the row count.
 
-        Call it once: it consumes the index. Rows are read back with pread, not mmap: mapped pages
-        would count against the task's memory.
+        ``writer`` is the format (``sync/formats.py``; default JSON Lines, the lines as spooled). Call
+        it once: it consumes the index. Nothing appears at ``destination`` if the writer fails.
         """
-        self._file.flush()
-        descriptor = self._file.fileno()
-        count = 0
-        with atomic_open(destination) as out, _WriteBehind(out) as writer:
-            chunk: list[bytes] = []
-            size = 0
-            for _sort_key, offset, length in self._sorted():
-                chunk.append(os.pread(descriptor, length, offset))
-                count += 1
-                size += length
-                if size >= _WRITE_CHUNK:  # few large writes: each write through fsspec costs
-                    writer.write(b"".join(chunk))
-                    chunk, size = [], 0
-            writer.write(b"".join(chunk))
+        from airflow_provider_eshopbox.sync.formats import JsonLinesWriter
+
+        with atomic_open(destination) as out:
+            count = (writer or JsonLinesWriter()).write(self._lines(), out)
         self._written = count
         self.superseded = self.received - count
         return count
+
+    def _lines(self) -> Iterator[bytes]:
+        """The newest version of each row's line, in output order. Read back with pread, not mmap:
+        mapped pages would count against the task's memory."""
+        self._file.flush()
+        descriptor = self._file.fileno()
+        for _sort_key, offset, length in self._sorted():
+            yield os.pread(descriptor, length, offset)
 
     def close(self) -> None:
         self._file.close()

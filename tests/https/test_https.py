@@ -64,7 +64,7 @@ def test_orders_sync_over_https_lands_exactly_the_truth(
     result = run_dag("eshopbox_orders_hourly", logical_date=RUN_AT)
     assert result.state == "success"
     start = RUN_AT - timedelta(hours=1)
-    path = output_dir / "orders" / f"{start:%Y%m%dT%H%M%S}.jsonl.gz"
+    path = output_dir / "orders" / f"dt={start:%Y-%m-%d}" / f"{start:%Y%m%dT%H%M%S}.jsonl.gz"
     import gzip
 
     with gzip.open(path, "rt") as fh:

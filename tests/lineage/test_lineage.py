@@ -86,7 +86,7 @@ def test_the_mart_emits_every_stream(conn, output_dir, lineage_events):
         assert len(complete) == 1, task_id
         assert list(_datasets(complete[0], "inputs")) == [(f"eshopbox://{sb.workspace}", stream)]
         (output,) = complete[0]["outputs"]
-        assert output["name"].endswith(f"/mart/2026-11-02/{task_id}.jsonl.gz")
+        assert output["name"].endswith(f"/mart/{task_id}/dt=2026-11-02/{task_id}.jsonl.gz")
         assert output["outputFacets"]["outputStatistics"]["rowCount"] == result.returns[task_id]["rows"]
 
 

@@ -30,7 +30,9 @@ def _ids(rows: list[dict]) -> list[str]:
 
 
 def _hourly_file(output_dir: Path, interval_start: datetime) -> Path:
-    return output_dir / "orders" / f"{interval_start:%Y%m%dT%H%M%S}.jsonl.gz"
+    return (
+        output_dir / "orders" / f"dt={interval_start:%Y-%m-%d}" / f"{interval_start:%Y%m%dT%H%M%S}.jsonl.gz"
+    )
 
 
 def test_hourly_window_below_the_cap_lands_exactly_the_truth(
@@ -55,7 +57,10 @@ def test_hourly_window_below_the_cap_lands_exactly_the_truth(
     assert manifest["rows"] == len(truth)
     assert manifest["window_start"] == start.isoformat()
     assert manifest["window_end"] == end.isoformat()
-    assert set(manifest) == {"path", "rows", "window_start", "window_end", "requests", "slices", "seconds"}
+    assert set(manifest) == {
+        *("path", "rows", "format", "window_start", "window_end", "requests", "slices", "seconds")
+    }
+    assert manifest["format"] == "jsonl"  # the default: the rows' bytes as the API sent them
     assert manifest["requests"] >= manifest["slices"] >= 1
     assert len(json.dumps(manifest)) < 400  # a manifest, not data
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temporary left behind

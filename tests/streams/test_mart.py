@@ -24,17 +24,20 @@ def test_mart_lands_the_day_and_the_summary_joins_it(conn, output_dir):
     sb = conn
     result = run_dag("eshopbox_fulfilment_mart", logical_date=RUN_AT)
     assert result.state == "success", result.task_states
-    day = output_dir / "mart" / "2026-11-03"
-    assert {r["orderItemID"] for r in _rows(day / "orders.jsonl.gz")} == sb.truth_order_item_ids(*DAY)
-    shipments = _rows(day / "shipments.jsonl.gz")
+
+    def day(stream):  # Hive-style: mart/<stream>/dt=<day>/<stream>.jsonl.gz
+        return output_dir / "mart" / stream / "dt=2026-11-03" / f"{stream}.jsonl.gz"
+
+    assert {r["orderItemID"] for r in _rows(day("orders"))} == sb.truth_order_item_ids(*DAY)
+    shipments = _rows(day("shipments"))
     assert {r["id"] for r in shipments} == sb.truth_shipments(*DAY)
-    assert {r["customerReturnNumber"] for r in _rows(day / "returns.jsonl.gz")} == sb.truth_returns(*DAY)
-    assert {r["esin"] for r in _rows(day / "products.jsonl.gz")} == sb.truth_products()
+    assert {r["customerReturnNumber"] for r in _rows(day("returns"))} == sb.truth_returns(*DAY)
+    assert {r["esin"] for r in _rows(day("products"))} == sb.truth_products()
 
     summary = run_dag("eshopbox_fulfilment_summary")
     assert summary.state == "success", summary.task_states
     assert summary.returns["summarise"]["day"] == "2026-11-03"
-    folder = output_dir / "summary" / "2026-11-03"
+    folder = output_dir / "summary" / "dt=2026-11-03"
     with open(folder / "couriers.csv") as handle:
         table = {row["courier"]: row for row in csv.DictReader(handle)}
 

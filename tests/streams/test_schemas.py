@@ -10,7 +10,14 @@ from airflow_provider_eshopbox.exceptions import EshopboxConfigError
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
 from airflow_provider_eshopbox.schemas import SCHEMAS, markdown, resolve_fields
 
-PY_TYPES = {"string": str, "integer": int, "number": (int, float), "object": dict, "array": list}
+PY_TYPES = {
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "object": dict,
+    "array": list,
+}
 
 
 def test_docs_page_is_generated_from_the_schemas():
@@ -41,7 +48,8 @@ def test_sandbox_rows_have_the_declared_columns_and_types():
                 if value is None:
                     assert column.nullable, (stream, column.name)
                 else:
-                    assert isinstance(value, PY_TYPES[column.type]), (stream, column.name, value)
+                    wanted = tuple(PY_TYPES[t] for t in column.json_types())
+                    assert isinstance(value, wanted), (stream, column.name, value)
 
 
 def test_fields_are_checked_against_the_schema():

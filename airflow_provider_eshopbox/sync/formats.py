@@ -1,0 +1,553 @@
+"""One writer per output format, behind one call: ``RowSpool.write_to(destination, writer)``.
+
+Every *ToStorage operator resolves its output once, before any request (``resolve_output``: the
+destination, the format, pyarrow present, the place writable) and hands the writer to the spool,
+which feeds it the de-duplicated rows' JSON lines in file order and an open binary file from
+``atomic_open``. No operator looks at the format.
+
+- ``jsonl`` (the default): each line as the API sent it; a ``.gz`` destination is one gzip member
+  (``atomic_open`` compresses, with no time in its header).
+- ``parquet`` (extra ``[parquet]``): columns typed from the stream's declared schema
+  (``schemas.py``), never inferred, so every run has the same schema. Row groups of
+  ``ROW_GROUP_ROWS`` rows, converted ``_BATCH_ROWS`` at a time (memory flat in rows). Money is
+  parsed from the JSON text as decimals, never through a float. Keys the schema does not declare go
+  to ``_extra`` (a JSON object per row) and are counted in the manifest; a value that does not fit
+  its column fails the write naming the stream, field, row and value, and nothing is written.
+  Same rows, same pyarrow: same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import re
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from airflow_provider_eshopbox import api
+from airflow_provider_eshopbox.exceptions import EshopboxConfigError, EshopboxDataError
+from airflow_provider_eshopbox.schemas import MONEY_PRECISION, Column, StreamSchema, schema_of
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+FORMATS = ("jsonl", "parquet")
+PARQUET_SUFFIX = ".parquet"
+EXTRA_COLUMN = "_extra"
+#: Rows per Parquet row group (DuckDB and Spark split work by row group).
+ROW_GROUP_ROWS = 4_096
+_BATCH_ROWS = 512  # rows decoded to Python objects at a time, then columnar
+_WRITE_CHUNK = 1 << 20
+_INDEX = re.compile(r"\[\d+\]")
+#: The Python type of the values pyarrow takes as they are, per declared type.
+_AS_IS: dict[str, type] = {
+    "string": str,
+    "integer": int,
+    "boolean": bool,
+}  # int: not bool; too large: refused
+
+
+class RowWriter(Protocol):
+    """Writes the spool's lines (each one JSON row and its newline, in file order) to ``out``."""
+
+    format: str
+
+    def write(self, lines: Iterable[bytes], out: IO[bytes]) -> int: ...
+
+    def manifest(self) -> dict[str, Any]: ...
+
+
+class JsonLinesWriter:
+    """The lines as they are, a megabyte per write, written on a second thread (gzip releases the GIL)."""
+
+    format = "jsonl"
+
+    def write(self, lines: Iterable[bytes], out: IO[bytes]) -> int:
+        count = size = 0
+        chunk: list[bytes] = []
+        with _WriteBehind(out) as writer:
+            for line in lines:
+                chunk.append(line)
+                count += 1
+                size += len(line)
+                if size >= _WRITE_CHUNK:  # few large writes: each write through fsspec costs
+                    writer.write(b"".join(chunk))
+                    chunk, size = [], 0
+            writer.write(b"".join(chunk))
+        return count
+
+    def manifest(self) -> dict[str, Any]:
+        return {"format": self.format}
+
+
+class _WriteBehind:
+    """Hands each write to one thread, one chunk at a time: gzip compresses there (zlib releases the
+    GIL) while the next chunk's rows are merged and read back here, instead of one after the other."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._thread = ThreadPoolExecutor(1, "eshopbox-write")
+        self._pending: Future[Any] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._pending is not None:
+            self._pending.result()  # one chunk in flight at most; its error surfaces here
+        self._pending = self._thread.submit(self._out.write, data)
+
+    def __enter__(self) -> _WriteBehind:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._pending is not None:
+                self._pending.result()
+        finally:
+            self._thread.shutdown()
+
+
+class ParquetWriter:
+    """Typed Parquet of one stream's declared schema (module doc); ``extra_fields`` counts unknown keys."""
+
+    format = "parquet"
+
+    def __init__(self, schema: StreamSchema) -> None:
+        import msgspec
+
+        self.schema = schema
+        self.arrow_schema = arrow_schema(schema)
+        self.fingerprint = schema_fingerprint(schema)
+        self.extra_fields: dict[str, int] = {}
+        self._decode = msgspec.json.Decoder(float_hook=Decimal).decode  # money never through a float
+        self._encode = msgspec.json.Encoder(decimal_format="number", order="sorted").encode
+        self._converters = {c.name: _converter(c, c.name) for c in schema.columns}
+        self._names = frozenset(schema.names())
+        self._order = schema.names()
+
+    def write(self, lines: Iterable[bytes], out: IO[bytes]) -> int:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        count = 0
+        group: list[Any] = []
+        in_group = 0
+        metadata = {"eshopbox.stream": self.schema.stream, "eshopbox.schema": self.fingerprint}
+        schema = self.arrow_schema.with_metadata(metadata)
+        with pq.ParquetWriter(out, schema, compression="zstd", store_schema=True) as parquet:
+            batch: list[bytes] = []
+            for line in lines:
+                batch.append(line)
+                if len(batch) == _BATCH_ROWS:
+                    group.append(self._batch(batch, schema, pa))
+                    count += len(batch)
+                    in_group += len(batch)
+                    batch = []
+                    if in_group >= ROW_GROUP_ROWS:
+                        parquet.write_table(pa.Table.from_batches(group), row_group_size=ROW_GROUP_ROWS)
+                        group, in_group = [], 0
+            if batch:
+                group.append(self._batch(batch, schema, pa))
+                count += len(batch)
+            if group:
+                parquet.write_table(pa.Table.from_batches(group), row_group_size=ROW_GROUP_ROWS)
+        return count
+
+    def _batch(self, lines: list[bytes], schema: Any, pa: Any) -> Any:
+        """One record batch of ``lines``, each value converted to its declared column type.
+
+        A column whose values are all of the one JSON type it takes (strings, say) goes to pyarrow as
+        it is; any other column, or one pyarrow refuses, is converted value by value, which also
+        names the row of a value that does not fit.
+        """
+        rows = [self._decode(line) for line in lines]
+        for row in rows:
+            if type(row) is not dict:
+                raise self._error(row, _Misfit("", row, "is not a JSON object"))
+        extras: list[dict[str, Any] | None] = [None] * len(rows)
+        arrays = []
+        for column, field, values in zip(
+            self.schema.columns, schema, _pluck(rows, self._order), strict=False
+        ):
+            array = self._fast(column, field.type, values, extras, column.name)
+            arrays.append(array if array is not None else self._slow(column, field, values, rows, extras, pa))
+        for index, row in enumerate(rows):
+            unknown = row.keys() - self._names
+            if unknown:
+                extras[index] = {**(extras[index] or {}), **{key: row[key] for key in unknown}}
+        texts = []
+        for extra in extras:
+            if extra:
+                for key in extra:
+                    name = _INDEX.sub("[]", key)
+                    self.extra_fields[name] = self.extra_fields.get(name, 0) + 1
+            texts.append(self._encode(extra).decode() if extra else None)
+        arrays.append(pa.array(texts, type=pa.string()))
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def _fast(
+        self,
+        column: Column,
+        arrow: Any,
+        values: Sequence[Any],
+        extras: list[dict[str, Any] | None],
+        path: str,
+    ) -> Any:
+        """The column converted by pyarrow, a whole batch at once, when every value is of the JSON type
+        it takes; None when one is not (or pyarrow refuses one): the value-by-value path decides."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        kinds = set(map(type, values)) - {type(None)}
+        kind, array = column.type, None
+        try:
+            if kind in _AS_IS and kinds <= {_AS_IS[kind]}:
+                array = pa.array(values, type=arrow)
+            elif kind == "flag" and kinds <= {str, int, bool} and set(values) <= _FLAG_VALUES:
+                array = pa.array([None if v is None else _FLAGS[v] for v in values], type=arrow)
+            elif kind == "decimal" and kinds <= {Decimal}:
+                array = pa.array(values, type=arrow)  # refuses a value needing rounding or more digits
+            elif kind == "timestamp" and column.zone == api.TIME_EPOCH_MS and kinds <= {int}:
+                array = pc.multiply_checked(pa.array(values, type=pa.int64()), 1000).cast(arrow)
+            elif kind == "timestamp" and column.zone == api.TIME_NAIVE_UTC and kinds <= {str}:
+                if all(len(v) == 19 for v in values if v is not None):
+                    naive = pc.strptime(pa.array(values, pa.string()), format=api.WMS_TIME_FORMAT, unit="us")
+                    array = naive.cast(arrow)  # a zone-less instant taken as UTC
+            elif kind == "timestamp" and column.zone == api.TIME_ISO_OFFSET and kinds <= {str}:
+                array = pa.array(values, pa.string()).cast(arrow)  # a string without offset is refused
+            elif kind == "object" and column.fields and kinds <= {dict}:
+                array = self._fast_struct(column, arrow, values, extras, path)
+        except (pa.ArrowException, OverflowError):
+            return None
+        if array is not None and array.null_count and not column.nullable:
+            return None
+        return array
+
+    def _fast_struct(
+        self,
+        column: Column,
+        arrow: Any,
+        values: Sequence[Any],
+        extras: list[dict[str, Any] | None],
+        path: str,
+    ) -> Any:
+        import pyarrow as pa
+
+        known = frozenset(f.name for f in column.fields)
+        for index, value in enumerate(values):
+            if value and value.keys() - known:  # undeclared keys go to _extra
+                extra = extras[index] = extras[index] or {}
+                extra.update({f"{path}.{k}": value[k] for k in value.keys() - known})
+        children = []
+        names = tuple(f.name for f in column.fields)
+        for field, child, got in zip(column.fields, arrow, _pluck(values, names), strict=True):
+            array = self._fast(field, child.type, got, extras, f"{path}.{field.name}")
+            if array is None:
+                return None
+            children.append(array)
+        mask = pa.array([v is None for v in values], type=pa.bool_())
+        return pa.StructArray.from_arrays(children, fields=list(arrow), mask=mask)
+
+    def _slow(
+        self,
+        column: Column,
+        field: Any,
+        values: Sequence[Any],
+        rows: list[Any],
+        extras: list[dict[str, Any] | None],
+        pa: Any,
+    ) -> Any:
+        convert, scratch, converted = self._converters[column.name], {}, []
+        for index, value in enumerate(values):
+            try:
+                converted.append(convert(value, scratch))
+            except _Misfit as misfit:
+                raise self._error(rows[index], misfit) from None
+            if scratch:
+                extras[index] = {**(extras[index] or {}), **scratch}
+                scratch = {}
+        try:
+            return pa.array(converted, type=field.type)
+        except (pa.ArrowException, OverflowError) as problem:
+            raise EshopboxDataError(
+                f"{self.schema.stream}: column {column.name} does not fit {field.type}: {problem}; "
+                "nothing was written"
+            ) from None
+
+    def _error(self, row: Any, misfit: _Misfit) -> EshopboxDataError:
+        ids = ", ".join(f"{k}={row.get(k)!r}" for k in self.schema.key) if isinstance(row, dict) else "?"
+        shown = repr(misfit.value)
+        return EshopboxDataError(
+            f"{self.schema.stream} row {ids}: {misfit.path or 'the row'} {misfit.reason} "
+            f"(value {shown[:120]}{'...' if len(shown) > 120 else ''}); it does not fit the Parquet column "
+            "declared in schemas.py, so nothing was written. Fix the row in Eshopbox, or correct the "
+            "declaration (and its api.py ASSUMPTION) if the API sends it so, then re-run the task"
+        )
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "schema_fingerprint": self.fingerprint,
+            "extra_fields": dict(sorted(self.extra_fields.items())),
+        }
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where a *ToStorage operator writes, and the writer of its format (``resolve_output``)."""
+
+    destination: ObjectStoragePath
+    writer: RowWriter
+
+    def manifest(self, rows: int) -> dict[str, Any]:
+        """The manifest's part about the file: path, rows and what the format reports."""
+        return {"path": str(self.destination), "rows": rows, **self.writer.manifest()}
+
+
+def resolve_output(destination: Any, format: Any, stream: str) -> Output:
+    """Destination, format and a writability check, all before any request (EshopboxConfigError).
+
+    ``format`` None or "": ``parquet`` when the destination ends in ``.parquet``, else ``jsonl``.
+    """
+    from airflow_provider_eshopbox.sync.storage import check_writable, is_gzip, resolve_destination
+
+    path = resolve_destination(destination)
+    name = path.name.lower()
+    chosen = format.strip().lower() if isinstance(format, str) and format.strip() else None
+    if format not in (None, "") and chosen not in FORMATS:
+        raise EshopboxConfigError(
+            f"format must be one of {', '.join(FORMATS)}, got {format!r}", field="format"
+        )
+    chosen = chosen or ("parquet" if name.endswith(PARQUET_SUFFIX) else "jsonl")
+    if chosen == "parquet" and (is_gzip(path) or name.endswith((".jsonl", ".json", ".ndjson"))):
+        raise EshopboxConfigError(
+            f"format='parquet' but destination={str(path)!r} is named as JSON Lines; Parquet compresses "
+            f"its own columns (zstd): name it ...{PARQUET_SUFFIX}",
+            field="destination",
+        )
+    if chosen == "jsonl" and name.endswith(PARQUET_SUFFIX):
+        raise EshopboxConfigError(
+            f"format='jsonl' but destination={str(path)!r} ends in {PARQUET_SUFFIX}: use format='parquet' "
+            "(or leave format unset) or name it .jsonl / .jsonl.gz",
+            field="format",
+        )
+    writer: RowWriter = JsonLinesWriter()
+    if chosen == "parquet":
+        _require_pyarrow()
+        writer = ParquetWriter(schema_of(stream))
+    check_writable(path)
+    return Output(path, writer)
+
+
+def _require_pyarrow() -> None:
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise EshopboxConfigError(
+            "format='parquet' needs pyarrow, which this worker does not have: install the provider's "
+            "parquet extra, pip install 'airflow-provider-eshopbox[parquet]'",
+            field="format",
+        ) from None
+
+
+def arrow_schema(schema: StreamSchema) -> Any:
+    """The Parquet schema of ``schema``: its declared columns, then ``_extra``."""
+    import pyarrow as pa
+
+    fields = [pa.field(c.name, arrow_type(c), nullable=c.nullable) for c in schema.columns]
+    return pa.schema([*fields, pa.field(EXTRA_COLUMN, pa.string())])
+
+
+def arrow_type(column: Column) -> Any:
+    """The pyarrow type of a declared column (``Column.arrow_type`` spells the same)."""
+    import pyarrow as pa
+
+    if column.type == "object" and column.fields:
+        return pa.struct([pa.field(f.name, arrow_type(f)) for f in column.fields])
+    if column.type == "array" and column.items is not None:
+        return pa.list_(arrow_type(column.items))
+    if column.type == "map" and column.items is not None:
+        return pa.map_(pa.string(), arrow_type(column.items))
+    if column.type == "decimal":
+        return pa.decimal128(MONEY_PRECISION, column.scale)
+    if column.type == "timestamp":
+        return pa.timestamp("us", tz="UTC")
+    simple = {"integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_(), "flag": pa.bool_()}
+    return simple.get(column.type, pa.string())
+
+
+def schema_fingerprint(schema: StreamSchema) -> str:
+    """A short hash of the Parquet schema a stream is written with: equal fingerprints, equal schemas."""
+    text = "\n".join(f"{c.name}: {c.arrow_type()}{'' if c.nullable else ' not null'}" for c in schema.columns)
+    return hashlib.sha256(f"{text}\n{EXTRA_COLUMN}: string".encode()).hexdigest()[:16]
+
+
+def _pluck(rows: Sequence[Any], names: tuple[str, ...]) -> list[Sequence[Any]]:
+    """The values of each key over ``rows`` (objects, or None for a null struct): one C call per row
+    when every row has every key, else a lookup per value (a missing key is null)."""
+    getter = operator.itemgetter(*names)
+    try:
+        plucked = [getter(row) for row in rows]
+    except (KeyError, TypeError):
+        return [[None if row is None else row.get(name) for row in rows] for name in names]
+    if len(names) == 1:
+        return [plucked]
+    return list(zip(*plucked, strict=True)) if plucked else [() for _ in names]  # type: ignore[arg-type]
+
+
+class _Misfit(Exception):
+    def __init__(self, path: str, value: Any, reason: str) -> None:
+        self.path, self.value, self.reason = path, value, reason
+
+
+Convert = Callable[[Any, dict[str, Any]], Any]
+_FLAGS = {"1": True, "0": False, 1: True, 0: False}
+_FLAG_VALUES = {*_FLAGS, None}
+_INT64 = 1 << 63
+
+
+def _converter(column: Column, path: str) -> Convert:
+    """A function from a JSON value of ``column`` to what pyarrow takes for its type (or _Misfit)."""
+    inner = _value_converter(column, path)
+    required = not column.nullable
+
+    def convert(value: Any, extra: dict[str, Any]) -> Any:
+        if value is None:
+            if required:
+                raise _Misfit(path, value, "is missing or null, and the column is required")
+            return None
+        return inner(value, extra)
+
+    return convert
+
+
+def _value_converter(column: Column, path: str) -> Convert:
+    kind = column.type
+
+    def misfit(value: Any, want: str) -> _Misfit:
+        return _Misfit(path, value, f"is not {want}")
+
+    if kind == "string":
+
+        def string(value: Any, extra: dict[str, Any]) -> Any:
+            if type(value) is str:
+                return value
+            raise misfit(value, "a string")
+
+        return string
+    if kind == "integer":
+
+        def integer(value: Any, extra: dict[str, Any]) -> Any:
+            if type(value) is Decimal and value == value.to_integral_value():
+                value = int(value)
+            if type(value) is int and -_INT64 <= value < _INT64:
+                return value
+            raise misfit(value, "a 64-bit integer")
+
+        return integer
+    if kind == "number":
+
+        def number(value: Any, extra: dict[str, Any]) -> Any:
+            if type(value) in (int, Decimal):
+                return float(value)
+            raise misfit(value, "a number")
+
+        return number
+    if kind == "boolean":
+
+        def boolean(value: Any, extra: dict[str, Any]) -> Any:
+            if type(value) is bool:
+                return value
+            raise misfit(value, "true or false")
+
+        return boolean
+    if kind == "flag":
+
+        def flag(value: Any, extra: dict[str, Any]) -> Any:
+            if type(value) in (str, int, bool) and value in _FLAGS:
+                return bool(_FLAGS[value])
+            raise misfit(value, 'a flag ("1"/"0", 1/0 or true/false)')
+
+        return flag
+    if kind == "decimal":
+        scale, digits = column.scale, MONEY_PRECISION - column.scale
+        step = Decimal(1).scaleb(-scale)
+
+        def decimal(value: Any, extra: dict[str, Any]) -> Any:
+            if type(value) is int:
+                value = Decimal(value)
+            if type(value) is Decimal and value.is_finite():
+                exponent = value.as_tuple().exponent
+                if isinstance(exponent, int) and exponent < -scale:
+                    exact = value.quantize(step)
+                    if exact != value:
+                        raise _Misfit(path, value, f"has more than {scale} decimal places")
+                    value = exact
+                if value.adjusted() < digits:
+                    return value
+                raise _Misfit(path, value, f"has more than {digits} digits before the point")
+            raise misfit(value, "a number")
+
+        return decimal
+    if kind == "timestamp":
+        zone = column.zone or api.TIME_ISO_OFFSET
+
+        def timestamp(value: Any, extra: dict[str, Any]) -> Any:
+            try:
+                return api.parse_time(value, zone)
+            except ValueError as problem:
+                raise _Misfit(path, value, f"{problem} (api.py: {zone})") from None
+
+        return timestamp
+    if kind == "object" and column.fields:
+        plan = [(f.name, _converter(f, f"{path}.{f.name}")) for f in column.fields]
+        known = frozenset(f.name for f in column.fields)
+
+        def struct(value: Any, extra: dict[str, Any]) -> Any:
+            if type(value) is not dict:
+                raise misfit(value, "an object")
+            for key in value.keys() - known:
+                extra[f"{path}.{key}"] = value[key]
+            return {name: convert(value.get(name), extra) for name, convert in plan}
+
+        return struct
+    if kind in ("array", "map") and column.items is not None:
+        item = column.items
+
+        if kind == "array":
+            convert_element, marker = _converter(item, f"{path}[]"), f"{path}[]"
+
+            def array(value: Any, extra: dict[str, Any]) -> Any:
+                if type(value) is not list:
+                    raise misfit(value, "an array")
+                out = []
+                for index, element in enumerate(value):
+                    known = len(extra)
+                    try:
+                        out.append(convert_element(element, extra))
+                    except _Misfit as problem:  # name the element
+                        problem.path = problem.path.replace(marker, f"{path}[{index}]", 1)
+                        raise
+                    if len(extra) > known:  # an undeclared key in this element: keep where it was
+                        for key in list(extra)[known:]:
+                            extra[key.replace(marker, f"{path}[{index}]", 1)] = extra.pop(key)
+                return out
+
+            return array
+        convert_item = _converter(item, f"{path}.*")
+
+        def mapping(value: Any, extra: dict[str, Any]) -> Any:
+            if type(value) is not dict:
+                raise misfit(value, "an object")
+            return [(key, convert_item(v, extra)) for key, v in value.items()]
+
+        return mapping
+    import msgspec
+
+    encode = msgspec.json.Encoder(decimal_format="number").encode
+
+    def json_text(value: Any, extra: dict[str, Any]) -> Any:  # an undeclared shape: kept as its JSON
+        return encode(value).decode()
+
+    return json_text
