@@ -112,8 +112,8 @@ class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
         from airflow_provider_eshopbox.exceptions import EshopboxError
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
+        from airflow_provider_eshopbox.sync.destination import resolve_destination
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
-        from airflow_provider_eshopbox.sync.storage import resolve_destination
 
         # Everything local is checked before the first request.
         max_rejected = _non_negative_int(self.max_rejected, "max_rejected")
@@ -392,7 +392,7 @@ def _entry_line(entry: dict[str, Any]) -> bytes:
 
 def _write_entries(path: ObjectStoragePath, entries: list[dict[str, Any]]) -> None:
     """Write ``entries`` sorted by row, atomically, as JSON Lines (gzip by suffix)."""
-    from airflow_provider_eshopbox.sync.storage import atomic_open
+    from airflow_provider_eshopbox.sync.destination import atomic_open
 
     with atomic_open(path) as out:
         for entry in sorted(entries, key=lambda item: item["row"]):
@@ -472,7 +472,7 @@ def _read_bytes(path: ObjectStoragePath) -> bytes:
     import gzip
     import zlib
 
-    from airflow_provider_eshopbox.sync.storage import is_gzip
+    from airflow_provider_eshopbox.sync.destination import is_gzip
 
     if path.is_dir():
         raise _source_error(

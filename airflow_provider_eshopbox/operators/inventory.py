@@ -99,9 +99,10 @@ class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
         from airflow_provider_eshopbox.exceptions import EshopboxConfigError, EshopboxIncompleteReadError
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
+        from airflow_provider_eshopbox.sync.destination import resolve_destination
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
         from airflow_provider_eshopbox.sync.progress import ProgressLog
-        from airflow_provider_eshopbox.sync.storage import RowSpool, resolve_destination
+        from airflow_provider_eshopbox.sync.storage import RowSpool
         from airflow_provider_eshopbox.sync.window import resolve_window
 
         # Everything local is checked before the first request.

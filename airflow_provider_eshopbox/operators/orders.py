@@ -71,8 +71,9 @@ class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
 
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
+        from airflow_provider_eshopbox.sync.destination import check_writable, resolve_destination
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
-        from airflow_provider_eshopbox.sync.storage import RowSpool, check_writable, resolve_destination
+        from airflow_provider_eshopbox.sync.storage import RowSpool
         from airflow_provider_eshopbox.sync.window import resolve_window
 
         # Everything local is checked before the first request.

@@ -100,8 +100,8 @@ class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.schemas import resolve_fields, schema_of
         from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
+        from airflow_provider_eshopbox.sync.destination import check_writable, resolve_destination
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
-        from airflow_provider_eshopbox.sync.storage import check_writable, resolve_destination
         from airflow_provider_eshopbox.sync.streams import STREAMS
         from airflow_provider_eshopbox.sync.window import resolve_window
 
