@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_eshopbox.lineage import EshopboxLineageMixin
+from airflow_provider_eshopbox.sync.stopping import EshopboxStopOnKillMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -24,7 +25,7 @@ class _Outcome:
     ambiguous: list[dict[str, Any]] = field(default_factory=list)
 
 
-class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
+class EshopboxCreateOrdersOperator(EshopboxStopOnKillMixin, EshopboxLineageMixin, BaseOperator):
     """Create every order of ``source`` in Eshopbox; a row that cannot be created goes to ``rejects``.
 
     Every order is first checked locally against the documented required fields (see
@@ -112,7 +113,7 @@ class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
         from airflow_provider_eshopbox.exceptions import EshopboxError
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
-        from airflow_provider_eshopbox.sync.destination import resolve_destination
+        from airflow_provider_eshopbox.sync.destination import check_writable, resolve_destination
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
 
         # Everything local is checked before the first request.
@@ -135,6 +136,8 @@ class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
                 ("ambiguous" if self.ambiguous else "ambiguous (derived from rejects)", ambiguous_path),
             ]
         )
+        check_writable(rejects_path, field="rejects")
+        check_writable(ambiguous_path, field="ambiguous")
         rows = list(self.source) if source_path is None else _read_source(source_path)
         hook = EshopboxHook(eshopbox_conn_id=self.eshopbox_conn_id)
         config = hook.get_config()

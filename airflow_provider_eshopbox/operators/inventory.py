@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_eshopbox.lineage import EshopboxLineageMixin
+from airflow_provider_eshopbox.sync.stopping import EshopboxStopOnKillMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -22,7 +23,7 @@ ON_TOTALS_MISMATCH = ("warn", "fail")
 BUCKETS = ("sellable", "nonSellable", "inwardInProcess", "outwardInProcess")
 
 
-class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
+class EshopboxInventoryToStorageOperator(EshopboxStopOnKillMixin, EshopboxLineageMixin, BaseOperator):
     """Write stock to ``destination``: every ESIN (``mode="snapshot"``) or those changed in a window.
 
     Each row is one (ESIN, warehouse) of ``warehouseInventories``: ``esin``, ``sku`` (null where the
@@ -99,7 +100,7 @@ class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
         from airflow_provider_eshopbox.exceptions import EshopboxConfigError, EshopboxIncompleteReadError
         from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
         from airflow_provider_eshopbox.sync.arguments import check_max_concurrency
-        from airflow_provider_eshopbox.sync.destination import resolve_destination
+        from airflow_provider_eshopbox.sync.destination import check_writable, resolve_destination
         from airflow_provider_eshopbox.sync.outlets import attach_to_outlet_events
         from airflow_provider_eshopbox.sync.progress import ProgressLog
         from airflow_provider_eshopbox.sync.storage import RowSpool
@@ -121,6 +122,7 @@ class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
         if self.mode == "changed":
             window = resolve_window(self.start, self.end, self.lookback, context)
         destination = resolve_destination(self.destination)
+        check_writable(destination)
         snapshot_at = _snapshot_at(context)
         hook = EshopboxHook(eshopbox_conn_id=self.eshopbox_conn_id)
         hook.get_config()

@@ -10,14 +10,21 @@ destination's name:
   then its deletion. A copy of a completed object is not partial: S3 and GCS show a new object only
   once it is whole, so the destination name holds the previous object or the new one. (For other
   stores, check that their copy behaves the same.) Readers that list the prefix see the temporary
-  while it exists: skip names that start with ``.``.
+  while it exists: glob on the suffix (``*.jsonl.gz``), which a temporary's ``.tmp-<hex>`` never
+  matches (DuckDB's ``*`` does match names that start with ``.``).
 
-A run removes its own temporary on any error (Airflow turns SIGTERM into one). A run killed with
-SIGKILL, or a lost machine, cannot: the next write to the same destination removes that
-destination's temporaries unchanged for STALE_TEMPORARY_SECONDS (a live writer's keeps changing,
-and on object stores appears only when complete). Destination problems (a directory, a parent that
-is a file, an unwritable place, a name too long for its temporary, a relative ``file://`` URL) are
-found by ``resolve_destination`` and ``check_writable`` before any read.
+A run removes its own temporary on any error, and aborts its multipart upload instead of
+completing it. SIGTERM is not an error by itself on Airflow 3.3: the task runner calls ``on_kill``,
+which raises into the running ``execute`` (``sync/stopping.py``), so a stopped task cleans up the
+same way. A run killed with SIGKILL, or a lost machine, cannot: the next write to the same
+destination removes that destination's temporaries unchanged for STALE_TEMPORARY_SECONDS (a live
+writer's keeps changing, and on object stores appears only when complete) and, on S3, aborts their
+incomplete multipart uploads begun that long ago (invisible to a listing, billed until aborted; a
+bucket lifecycle rule, ``AbortIncompleteMultipartUpload``, is the backstop). Destination problems
+(a directory, a parent that is a file, an unwritable place, a name too long for its temporary, a
+relative ``file://`` URL, an ``s3://`` URL without credentials) are found by
+``resolve_destination`` and ``check_writable`` before any read; the probe ``check_writable``
+writes is deleted in a ``finally``.
 """
 
 from __future__ import annotations
@@ -85,6 +92,7 @@ def resolve_destination(value: Any, *, field: str = "destination") -> ObjectStor
                 field=field,
             )
         path = ObjectStoragePath(text)
+    _check_credentials(path, text, field)
     is_dir = False
     with contextlib.suppress(Exception):  # an unreachable store is reported by the read or the write
         is_dir = path.is_dir()
@@ -125,16 +133,39 @@ def check_writable(destination: ObjectStoragePath, *, field: str = "destination"
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
-        probe.unlink()
     except Exception as error:
         raise EshopboxConfigError(
             f"{field}={text!r} cannot be written here: {error}; choose a place this worker can write",
             field=field,
         ) from None
-    finally:
+    finally:  # even when the write failed half-way or the task is being stopped
+        with contextlib.suppress(Exception):
+            probe.unlink()
         for directory in created:
             with contextlib.suppress(OSError):
                 directory.rmdir()
+
+
+def _check_credentials(path: ObjectStoragePath, text: str, field: str) -> None:
+    """An ``s3://`` path whose filesystem found no credentials would write anonymously and fail late
+    with a message that does not say where credentials come from: say it now."""
+    if not _is_s3(path) or not getattr(path.fs, "anon", False):
+        return
+    bucket_key = text.split("://", 1)[1].split("@", 1)[-1]
+    where = (
+        f"the connection {path.conn_id!r} has none"
+        if path.conn_id
+        else "the URL names no AWS connection and this worker has no default credentials"
+    )
+    raise EshopboxConfigError(
+        f"{field}={text!r}: no AWS credentials ({where}); name the Airflow connection in the URL, "
+        f"e.g. s3://aws_default@{bucket_key}, or pass ObjectStoragePath({text!r}, conn_id='aws_default')",
+        field=field,
+    )
+
+
+def _is_s3(path: ObjectStoragePath) -> bool:
+    return path.protocol in ("s3", "s3a", "s3n")
 
 
 def is_gzip(path: ObjectStoragePath) -> bool:
@@ -175,6 +206,8 @@ def remove_stale_temporaries(destination: ObjectStoragePath) -> list[str]:
             if name.startswith(prefix) and entry.get("type") == "file" and modified and modified < cutoff:
                 destination.fs.rm_file(entry["name"])
                 removed.append(name)
+        if _is_s3(destination):
+            removed += _abort_stale_uploads(destination, prefix, cutoff)
     except Exception as error:  # never fail a write over another run's leftovers
         log.warning("Could not remove stale temporaries of %s: %s", destination, error)
     if removed:
@@ -187,13 +220,15 @@ def atomic_open(destination: ObjectStoragePath) -> Iterator[IO[bytes]]:
     """Yield a binary writer to a temporary object beside ``destination``; move it into place on success.
 
     A ``.gz`` destination gets one standard gzip member with no time or name in its header, so the
-    same rows always give the same bytes.
+    same rows always give the same bytes. On any error (a failed part, a stopped task) the upload is
+    aborted, not completed: no partial object, no multipart upload left to bill.
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(destination)
     temporary = destination.parent / _temporary_name(destination, uuid.uuid4().hex)
     try:
-        with temporary.open("wb") as raw:
+        raw = temporary.open("wb")
+        try:
             if is_gzip(destination):
                 with gzip.GzipFile(
                     filename="", mode="wb", compresslevel=_GZIP_LEVEL, fileobj=raw, mtime=0
@@ -201,6 +236,10 @@ def atomic_open(destination: ObjectStoragePath) -> Iterator[IO[bytes]]:
                     yield zipped  # type: ignore[misc]
             else:
                 yield raw
+            raw.close()  # an object store's upload completes here
+        except BaseException:
+            _discard(raw)
+            raise
         local = _local_path(destination)
         if local is not None:
             os.replace(temporary.path, local)  # atomic; fails on a directory rather than moving into it
@@ -210,3 +249,39 @@ def atomic_open(destination: ObjectStoragePath) -> Iterator[IO[bytes]]:
         with contextlib.suppress(Exception):
             temporary.unlink()
         raise
+
+
+def _discard(raw: IO[bytes]) -> None:
+    """Close a temporary's writer without completing it: an fsspec buffered file (S3, GCS, Azure)
+    aborts its multipart or resumable upload; a local file is closed (and then removed)."""
+    from fsspec.spec import AbstractBufferedFile
+
+    if isinstance(raw, AbstractBufferedFile):
+        try:
+            raw.discard()
+        except Exception as error:  # the sweep of the next run (or a lifecycle rule) is the backstop
+            log.warning("Could not abort the upload of %s: %s", raw.path, error)
+        raw.closed = True  # close() would complete the upload
+    else:
+        with contextlib.suppress(Exception):
+            raw.close()
+
+
+def _abort_stale_uploads(destination: ObjectStoragePath, prefix: str, cutoff: float) -> list[str]:
+    """Abort the incomplete multipart uploads of ``destination``'s temporaries begun before ``cutoff``
+    (a run killed mid-upload leaves one: invisible to a listing, billed until aborted)."""
+    fs = destination.fs
+    bucket, _, parent = destination.parent.path.partition("/")
+    key_prefix = f"{parent}/{prefix}" if parent else prefix
+    aborted, page = [], {}
+    while True:
+        listing = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key_prefix, **page)
+        for upload in listing.get("Uploads", []):
+            if upload["Initiated"].timestamp() < cutoff:
+                fs.call_s3(
+                    "abort_multipart_upload", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+                aborted.append(f"{posixpath.basename(upload['Key'])} (incomplete upload)")
+        if not listing.get("IsTruncated"):
+            return aborted
+        page = {"KeyMarker": listing["NextKeyMarker"], "UploadIdMarker": listing["NextUploadIdMarker"]}
