@@ -199,14 +199,17 @@ def remove_stale_temporaries(destination: ObjectStoragePath) -> list[str]:
     """Remove the temporaries of ``destination`` left by runs killed while writing; return their names."""
     prefix, cutoff, removed = _temporary_name(destination, ""), time.time() - STALE_TEMPORARY_SECONDS, []
     try:
-        entries = destination.fs.ls(destination.parent.path, detail=True)
+        try:
+            entries = destination.fs.ls(destination.parent.path, detail=True)
+        except FileNotFoundError:  # an object store's "directory" with no objects (yet) in it
+            entries = []
         for entry in entries:
             name = posixpath.basename(entry["name"].rstrip("/"))
             modified = _modified_at(entry)
             if name.startswith(prefix) and entry.get("type") == "file" and modified and modified < cutoff:
                 destination.fs.rm_file(entry["name"])
                 removed.append(name)
-        if _is_s3(destination):
+        if _is_s3(destination):  # an upload killed before its first object exists has only this trace
             removed += _abort_stale_uploads(destination, prefix, cutoff)
     except Exception as error:  # never fail a write over another run's leftovers
         log.warning("Could not remove stale temporaries of %s: %s", destination, error)
@@ -256,12 +259,13 @@ def _discard(raw: IO[bytes]) -> None:
     aborts its multipart or resumable upload; a local file is closed (and then removed)."""
     from fsspec.spec import AbstractBufferedFile
 
-    if isinstance(raw, AbstractBufferedFile):
+    file = getattr(raw, "_obj", raw)  # ObjectStoragePath.open wraps the fsspec file (lineage tracking)
+    if isinstance(file, AbstractBufferedFile):
         try:
-            raw.discard()
+            file.discard()
         except Exception as error:  # the sweep of the next run (or a lifecycle rule) is the backstop
-            log.warning("Could not abort the upload of %s: %s", raw.path, error)
-        raw.closed = True  # close() would complete the upload
+            log.warning("Could not abort the upload of %s: %s", file.path, error)
+        file.closed = True  # close() would complete the upload
     else:
         with contextlib.suppress(Exception):
             raw.close()
