@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTerminated
 
 
 class EshopboxError(Exception):
@@ -83,3 +83,9 @@ class EshopboxContractError(EshopboxError, AirflowFailException):
             f"{endpoint}: the server does not behave as api.py assumes ({assumption}): {seen}. "
             f"Nothing was written.{tail}"
         )
+
+
+class EshopboxTaskStopped(AirflowTaskTerminated):
+    """Airflow asked the task to stop (SIGTERM, hence ``on_kill``) while it ran. A BaseException, like
+    Airflow's own ``AirflowTaskTerminated``, so that no ``except Exception`` on the way (a retry loop)
+    can swallow it; the task fails at once and cleans up as it unwinds."""

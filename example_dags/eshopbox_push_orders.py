@@ -90,7 +90,7 @@ with DAG(
         """Stand-in for a channel export: N demo orders as JSON Lines at ``source`` (if asked)."""
         import json
 
-        from airflow_provider_eshopbox.sync.storage import atomic_open, resolve_destination
+        from airflow_provider_eshopbox.sync.destination import atomic_open, resolve_destination
 
         assert params is not None
         source = resolve_destination(params["source"], field="source")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_eshopbox.lineage import EshopboxLineageMixin
+from airflow_provider_eshopbox.sync.stopping import EshopboxStopOnKillMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -38,7 +39,7 @@ class _Outcome:
         )
 
 
-class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
+class EshopboxCreateOrdersOperator(EshopboxStopOnKillMixin, EshopboxLineageMixin, BaseOperator):
     """Create every order of ``source`` in Eshopbox; a row that cannot be created goes to ``rejects``.
 
     Every order is first checked locally against the documented required fields (see
@@ -186,7 +187,7 @@ class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
 
     def _resolve_paths(self) -> tuple[ObjectStoragePath | None, ObjectStoragePath, ObjectStoragePath]:
         """``source`` (None for a list of orders), ``rejects`` and ``ambiguous``: three different files."""
-        from airflow_provider_eshopbox.sync.storage import resolve_destination
+        from airflow_provider_eshopbox.sync.destination import check_writable, resolve_destination
 
         rejects_path = resolve_destination(self.rejects, field="rejects")
         if self.ambiguous is None or (isinstance(self.ambiguous, str) and not self.ambiguous.strip()):
@@ -205,6 +206,8 @@ class EshopboxCreateOrdersOperator(EshopboxLineageMixin, BaseOperator):
                 ("ambiguous" if self.ambiguous else "ambiguous (derived from rejects)", ambiguous_path),
             ]
         )
+        check_writable(rejects_path, field="rejects")
+        check_writable(ambiguous_path, field="ambiguous")
         return source_path, rejects_path, ambiguous_path
 
     async def _push(
@@ -394,7 +397,7 @@ def _entry_line(entry: dict[str, Any]) -> bytes:
 
 def _write_entries(path: ObjectStoragePath, entries: list[dict[str, Any]]) -> None:
     """Write ``entries`` sorted by row, atomically, as JSON Lines (gzip by suffix)."""
-    from airflow_provider_eshopbox.sync.storage import atomic_open
+    from airflow_provider_eshopbox.sync.destination import atomic_open
 
     with atomic_open(path) as out:
         for entry in sorted(entries, key=lambda item: item["row"]):
@@ -474,7 +477,7 @@ def _read_bytes(path: ObjectStoragePath) -> bytes:
     import gzip
     import zlib
 
-    from airflow_provider_eshopbox.sync.storage import is_gzip
+    from airflow_provider_eshopbox.sync.destination import is_gzip
 
     if path.is_dir():
         raise _source_error(

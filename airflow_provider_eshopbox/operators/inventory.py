@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_eshopbox.lineage import EshopboxLineageMixin
+from airflow_provider_eshopbox.sync.stopping import EshopboxStopOnKillMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -22,7 +23,7 @@ ON_TOTALS_MISMATCH = ("warn", "fail")
 BUCKETS = ("sellable", "nonSellable", "inwardInProcess", "outwardInProcess")
 
 
-class EshopboxInventoryToStorageOperator(EshopboxLineageMixin, BaseOperator):
+class EshopboxInventoryToStorageOperator(EshopboxStopOnKillMixin, EshopboxLineageMixin, BaseOperator):
     """Write stock to ``destination``: every ESIN (``mode="snapshot"``) or those changed in a window.
 
     Each row is one (ESIN, warehouse) of ``warehouseInventories``: ``esin``, ``sku`` (null where the

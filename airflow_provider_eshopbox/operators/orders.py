@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_eshopbox.lineage import EshopboxLineageMixin
+from airflow_provider_eshopbox.sync.stopping import EshopboxStopOnKillMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from airflow_provider_eshopbox.sync.window import Window
 
 
-class EshopboxOrdersToStorageOperator(EshopboxLineageMixin, BaseOperator):
+class EshopboxOrdersToStorageOperator(EshopboxStopOnKillMixin, EshopboxLineageMixin, BaseOperator):
     """Sync the order-item rows whose ``updatedAt`` lies in ``[start, end)`` to ``destination``.
 
     The window defaults to the run's data interval, widened by ``lookback``. Rows are read in time

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_eshopbox.lineage import EshopboxLineageMixin
+from airflow_provider_eshopbox.sync.stopping import EshopboxStopOnKillMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from airflow_provider_eshopbox.sync.formats import Output
 
 
-class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
+class EshopboxStreamToStorageOperator(EshopboxStopOnKillMixin, EshopboxLineageMixin, BaseOperator):
     """Write one Eshopbox stream to ``destination``: ``shipments``, ``returns`` or ``products``.
 
     ``shipments`` and ``returns``: every row whose ``updated_at`` lies in ``[start, end)`` (default:
@@ -239,14 +240,10 @@ class EshopboxStreamToStorageOperator(EshopboxLineageMixin, BaseOperator):
                     line = encode(row).encode()
                 batch.append(((str(identity), place, seq), line))
             spool.extend(batch)
-            counts["rows"] = await _to_thread(spool.write_to, output.destination, output.writer)
+            # In this thread, not a worker's: on_kill's SIGTERM interrupts this thread, and nothing else
+            # runs on the loop any more.
+            counts["rows"] = spool.write_to(output.destination, output.writer)
         return counts
-
-
-async def _to_thread(function: Any, *args: Any) -> Any:
-    import asyncio
-
-    return await asyncio.to_thread(function, *args)
 
 
 def _resolve_keys(keys: Sequence[str] | str | None) -> list[str]:

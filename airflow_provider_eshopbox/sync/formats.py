@@ -310,7 +310,7 @@ def resolve_output(destination: Any, format: Any, stream: str) -> Output:
 
     ``format`` None or "": ``parquet`` when the destination ends in ``.parquet``, else ``jsonl``.
     """
-    from airflow_provider_eshopbox.sync.storage import check_writable, is_gzip, resolve_destination
+    from airflow_provider_eshopbox.sync.destination import check_writable, is_gzip, resolve_destination
 
     path = resolve_destination(destination)
     name = path.name.lower()

@@ -1,67 +1,36 @@
-"""Atomic, idempotent output to any ``ObjectStoragePath`` (shared by the *ToStorage operators).
+"""Idempotent output (shared by the *ToStorage operators): rows spooled, de-duplicated, sorted.
 
 Rows are spooled to a local temporary file (so memory stays flat however many rows arrive),
-de-duplicated on a key keeping the newest version, sorted, and written to a hidden temporary
-object beside the destination, ``.<name>.tmp-<32 hex>``, in the operator's format
-(``sync/formats.py``), which is moved into place only after the last row. A re-run of the same
-input writes the same bytes. A reader never sees a partial object at the destination's name:
-
-- local disk (``file://``): the move is ``os.replace`` within one directory, an atomic rename; a
-  reader sees the previous file or the new one, whole.
-- object stores (``s3://``, ``gs://``, ...): fsspec's move is a copy of the completed temporary,
-  then its deletion. A copy of a completed object is not partial: S3 and GCS show a new object only
-  once it is whole, so the destination name holds the previous object or the new one. (For other
-  stores, check that their copy behaves the same.) Readers that list the prefix see the temporary
-  while it exists: skip names that start with ``.``.
-
-A run removes its own temporary on any error (Airflow turns SIGTERM into one). A run killed with
-SIGKILL, or a lost machine, cannot: the next write to the same destination removes that
-destination's temporaries unchanged for STALE_TEMPORARY_SECONDS (a live writer's keeps changing,
-and on object stores appears only when complete). Destination problems (a directory, a parent that
-is a file, an unwritable place, a name too long for its temporary, a relative ``file://`` URL) are
-found by ``resolve_destination`` and ``check_writable`` before any read.
+de-duplicated on a key keeping the newest version, sorted, and written in the operator's format
+(``sync/formats.py``) through ``destination.atomic_open``, which shows nothing at the destination's
+name until the last row. A re-run of the same input writes the same bytes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gzip
 import heapq
 import itertools
 import json
-import logging
 import operator
 import os
 import pickle
-import posixpath
 import tempfile
-import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, TypeGuard
 
-from airflow_provider_eshopbox.exceptions import EshopboxConfigError
+from airflow_provider_eshopbox.sync.destination import atomic_open
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
     from airflow_provider_eshopbox.sync.formats import RowWriter
 
-log = logging.getLogger(__name__)
-
-#: A destination's temporary unchanged for this long was left by a killed run: the next write removes it.
-STALE_TEMPORARY_SECONDS = 3600.0
-_NAME_MAX = 255  # bytes in a file name on local file systems (ext4, xfs, apfs)
-_GZIP_SUFFIXES = (".gz", ".gzip")
 #: Index entries held in memory before they are sorted and spilled to a run file (about 20 MB).
 RUN_ENTRIES = 65_536
 _RUN_BATCH = 1024  # entries per pickled batch of a run file
 #: Runs merged at once: more are first merged on disk in groups, so a merge holds at most this many
 #: batches in memory however many rows there are (at 5M rows, 76 runs at once took about 20 MB more).
 MERGE_FAN_IN = 16
-_GZIP_LEVEL = 6  # zlib's default: level 9 costs far more CPU for a few percent
 # One encoder for every row (json.dumps builds a new one per call when given options).
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
@@ -75,170 +44,6 @@ def one_line(row: Any, text: bytes | None) -> bytes:
     """A row's JSON Lines line (without the newline): its text as sent, re-encoded only if it had
     none or spanned lines."""
     return text if fits_one_line(text) else _encode(row).encode()
-
-
-def resolve_destination(value: Any, *, field: str = "destination") -> ObjectStoragePath:
-    """Turn a templated string or path into an ``ObjectStoragePath``, failing early on what cannot work."""
-    from airflow.sdk import ObjectStoragePath
-    from airflow.sdk.io.fs import has_fs
-
-    if isinstance(value, ObjectStoragePath):
-        path, text = value, str(value)
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        if "://" not in text:
-            raise EshopboxConfigError(
-                f"{field}={value!r} has no scheme: use a URL such as file:///data/orders.jsonl.gz or s3://bucket/key",
-                field=field,
-            )
-        path = None
-    else:
-        raise EshopboxConfigError(
-            f"{field} must be an object-storage URL or ObjectStoragePath, got {value!r}", field=field
-        )
-    scheme = text.split("://", 1)[0] if path is None else (path.protocol or "file")
-    if not has_fs(scheme):
-        raise EshopboxConfigError(
-            f"{field}={text!r}: no filesystem is registered for scheme {scheme!r}; use file:// or install "
-            "the provider that serves it (e.g. apache-airflow-providers-amazon for s3://)",
-            field=field,
-        )
-    if text.endswith("/"):
-        raise EshopboxConfigError(f"{field}={text!r} must name a file, not a directory", field=field)
-    if path is None:
-        if scheme == "file" and not text.startswith("file:///"):  # fsspec reads the host as a cwd path
-            host, _, rest = text[len("file://") :].partition("/")
-            raise EshopboxConfigError(
-                f"{field}={text!r} names host {host!r}, not a local path: a file:// URL needs an "
-                f"absolute path after two slashes, e.g. file:///{host}/{rest}",
-                field=field,
-            )
-        path = ObjectStoragePath(text)
-    is_dir = False
-    with contextlib.suppress(Exception):  # an unreachable store is reported by the read or the write
-        is_dir = path.is_dir()
-    if is_dir:
-        raise EshopboxConfigError(
-            f"{field}={text!r} is an existing directory: name a file in it, e.g. {text}/orders.jsonl.gz",
-            field=field,
-        )
-    return path
-
-
-def check_writable(destination: ObjectStoragePath, *, field: str = "destination") -> None:
-    """Fail now, before any read, if the final write could not succeed.
-
-    Writes and removes an empty temporary where the real one will go; directories created for it
-    are removed again.
-    """
-    text, created = str(destination), []
-    local = _local_path(destination)
-    if local is not None:
-        length = len(_temporary_name(destination, "0" * 32).encode())
-        if length > _NAME_MAX:
-            raise EshopboxConfigError(
-                f"{field}={text!r}: the name is too long: its temporary .{destination.name}.tmp-<32 hex> "
-                f"would be {length} bytes, over the {_NAME_MAX}-byte limit of a file name; shorten the "
-                f"name by {length - _NAME_MAX} bytes or more",
-                field=field,
-            )
-        for ancestor in local.parents:
-            if ancestor.exists():
-                if not ancestor.is_dir():
-                    raise EshopboxConfigError(
-                        f"{field}={text!r}: its parent {ancestor} is a file, not a directory", field=field
-                    )
-                break
-            created.append(ancestor)  # deepest first
-    probe = destination.parent / _temporary_name(destination, uuid.uuid4().hex)
-    try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except Exception as error:
-        raise EshopboxConfigError(
-            f"{field}={text!r} cannot be written here: {error}; choose a place this worker can write",
-            field=field,
-        ) from None
-    finally:
-        for directory in created:
-            with contextlib.suppress(OSError):
-                directory.rmdir()
-
-
-def is_gzip(path: ObjectStoragePath) -> bool:
-    """Whether the destination is written gzip-compressed (decided by its suffix)."""
-    return path.name.endswith(_GZIP_SUFFIXES)
-
-
-def _local_path(path: ObjectStoragePath) -> Path | None:
-    return Path(path.path) if path.protocol in ("file", "local") else None
-
-
-def _temporary_name(destination: ObjectStoragePath, tag: str) -> str:
-    return f".{destination.name}.tmp-{tag}"
-
-
-def _modified_at(entry: Mapping[str, Any]) -> float | None:
-    """Last change (epoch s) of an fsspec listing entry, whatever the store calls it."""
-    for key in ("mtime", "LastModified", "last_modified", "updated"):
-        value = entry.get(key)
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if isinstance(value, datetime):
-            return value.timestamp()
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    return None
-
-
-def remove_stale_temporaries(destination: ObjectStoragePath) -> list[str]:
-    """Remove the temporaries of ``destination`` left by runs killed while writing; return their names."""
-    prefix, cutoff, removed = _temporary_name(destination, ""), time.time() - STALE_TEMPORARY_SECONDS, []
-    try:
-        entries = destination.fs.ls(destination.parent.path, detail=True)
-        for entry in entries:
-            name = posixpath.basename(entry["name"].rstrip("/"))
-            modified = _modified_at(entry)
-            if name.startswith(prefix) and entry.get("type") == "file" and modified and modified < cutoff:
-                destination.fs.rm_file(entry["name"])
-                removed.append(name)
-    except Exception as error:  # never fail a write over another run's leftovers
-        log.warning("Could not remove stale temporaries of %s: %s", destination, error)
-    if removed:
-        log.warning("Removed temporaries of %s left by killed runs: %s", destination, ", ".join(removed))
-    return removed
-
-
-@contextlib.contextmanager
-def atomic_open(destination: ObjectStoragePath) -> Iterator[IO[bytes]]:
-    """Yield a binary writer to a temporary object beside ``destination``; move it into place on success.
-
-    A ``.gz`` destination gets one standard gzip member with no time or name in its header, so the
-    same rows always give the same bytes.
-    """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(destination)
-    temporary = destination.parent / _temporary_name(destination, uuid.uuid4().hex)
-    try:
-        with temporary.open("wb") as raw:
-            if is_gzip(destination):
-                with gzip.GzipFile(
-                    filename="", mode="wb", compresslevel=_GZIP_LEVEL, fileobj=raw, mtime=0
-                ) as zipped:
-                    yield zipped  # type: ignore[misc]
-            else:
-                yield raw
-        local = _local_path(destination)
-        if local is not None:
-            os.replace(temporary.path, local)  # atomic; fails on a directory rather than moving into it
-        else:
-            temporary.rename(destination)  # copy, then delete the temporary
-    except BaseException:
-        with contextlib.suppress(Exception):
-            temporary.unlink()
-        raise
 
 
 class RowSpool:

@@ -143,12 +143,18 @@ def test_backfill_of_three_intervals_unions_to_the_truth_and_reruns_are_identica
 def test_bad_params_fail_the_task_before_any_api_call(
     sandbox: EshopboxSandbox, output_dir: Path, conf: dict[str, str], problem: str
 ) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
     conf = {"destination": f"file://{output_dir}/bad.jsonl", **conf}
     sandbox.reset_stats()
 
-    result = run_dag("eshopbox_orders_resync", run_conf=conf)
-
-    assert result.task_states == {"resync_orders": "failed"}, problem
+    try:
+        result = run_dag("eshopbox_orders_resync", run_conf=conf)
+        assert result.task_states == {"resync_orders": "failed"}, problem
+    except ParamValidationError as refused:
+        # jsonschema checks format="date-time" only when rfc3339-validator is installed (the
+        # [s3test] extra brings it): then the run itself is refused, earlier still.
+        assert problem == "not a date" and "param start" in str(refused), (problem, refused)
     stats = sandbox.stats()
     assert (stats["requests"], stats["token_requests"]) == (0, 0), problem
     assert not (output_dir / "bad.jsonl").exists()

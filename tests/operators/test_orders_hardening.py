@@ -107,7 +107,7 @@ def test_a_killed_write_never_shows_at_the_destination_and_the_next_run_removes_
             "-c",
             "import os, signal\n"
             "from airflow.sdk import ObjectStoragePath\n"
-            "from airflow_provider_eshopbox.sync.storage import atomic_open\n"
+            "from airflow_provider_eshopbox.sync.destination import atomic_open\n"
             f"with atomic_open(ObjectStoragePath('file://{destination}')) as out:\n"
             "    out.write(os.urandom(1 << 20)); out.flush()\n"
             "    os.kill(os.getpid(), signal.SIGKILL)\n",

@@ -16,8 +16,9 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.exceptions import EshopboxConfigError
 from airflow_provider_eshopbox.operators.orders import _resolve_fields
+from airflow_provider_eshopbox.sync.destination import atomic_open, resolve_destination
 from airflow_provider_eshopbox.sync.slicing import paced_workers
-from airflow_provider_eshopbox.sync.storage import RowSpool, atomic_open, resolve_destination
+from airflow_provider_eshopbox.sync.storage import RowSpool
 from airflow_provider_eshopbox.sync.window import resolve_window
 
 UTC = timezone.utc
