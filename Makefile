@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AIRFLOW_VERSION ?= 3.3.2
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: install demo test lint bench clean test-deploy deploy-deps test-ui test-scale
+.PHONY: install demo test lint bench clean test-deploy deploy-deps test-ui test-scale matrix
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: install
 TEST_WORKERS ?= 4
 test: install lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# The version matrix from the built wheel (scripts/matrix.py): sdist + wheel with their metadata checked,
+# then per (Python, Airflow) cell a clean venv with the wheel and a compatibility subset of tests/.
+matrix: install
+	$(BIN)/python scripts/matrix.py
 
 # A real Airflow deployment (api-server, scheduler, dag-processor, triggerer; LocalExecutor on a private
 # PostgreSQL cluster) started by the test itself against an in-process sandbox: a backfill, deferrable
