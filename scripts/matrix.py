@@ -154,7 +154,7 @@ def run_cell(cell: Cell, wheel: Path, scratch: Path) -> Cell:
     work.mkdir(parents=True)
     cell.log = home / "log.txt"
     python = str(venv / "bin" / "python")
-    for part in ("tests", "example_dags", "bench"):
+    for part in ("tests", "example_dags"):
         shutil.copytree(REPO / part, work / part, ignore=shutil.ignore_patterns("__pycache__"))
     # pytest's settings (asyncio mode, timeout, warning filters) without the project it describes.
     pytest_ini = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
@@ -172,7 +172,6 @@ def run_cell(cell: Cell, wheel: Path, scratch: Path) -> Cell:
         "wheel": [uv, "pip", "install", "-q", "-p", python, f"{wheel}[test]"],
         "where": [python, "-c", where],
         "subset": [python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", *SUBSET],
-        "imports": [python, "-m", "bench.imports", "--runs", "3"],
     }
     # No --compile-bytecode: a scratch venv compiles only what its processes import, once (so
     # PYTHONDONTWRITEBYTECODE, as CI sets it, is dropped here).
@@ -189,13 +188,12 @@ def run_cell(cell: Cell, wheel: Path, scratch: Path) -> Cell:
         cell.ok = True
         lines = cell.log.read_text().splitlines()
         passed = next((ln for ln in reversed(lines) if " passed" in ln), "")
-        cost = next((ln for ln in lines if ln.startswith("provider import cost")), "")
         freeze = subprocess.run(
             [uv, "pip", "freeze", "--python", python], capture_output=True, text=True, check=True
         ).stdout.splitlines()
         (home / "resolved.txt").write_text("\n".join(freeze) + "\n")
         pins = [ln for ln in freeze if ln.split("==")[0].lower() in SHOWN]
-        cell.summary = f"{passed.strip('= ')}; {cost.split(';')[0]}; resolved {', '.join(pins)}"
+        cell.summary = f"{passed.strip('= ')}; resolved {', '.join(pins)}"
     cell.summary += f"\n{'':<32}({', '.join(took)})"
     cell.seconds = time.monotonic() - began
     return cell
