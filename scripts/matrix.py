@@ -33,13 +33,14 @@ from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parent.parent
 NAME = "airflow-provider-eshopbox"
-# (Python, Airflow): the lowest claimed Airflow (latest 3.2 patch) on the lowest Python, the current
-# Airflow on the newer ones. The main pair (Python 3.11 + Airflow 3.3.2) runs the full suite in make test.
-CELLS = (("3.11", "3.2.2"), ("3.12", "3.3.2"), ("3.13", "3.3.2"))
+# (Python, Airflow): the lowest claimed Airflow (its latest patch) on each Python. The main pair (Python
+# 3.11 + Airflow 3.3.2, editable) runs the full suite in make test; here it runs from the wheel. Airflow
+# 3.2.2 was a cell: its deferred sensor test failed in 3 of 4 runs, so the claim is >=3.3 (pyproject).
+CELLS = (("3.11", "3.3.2"), ("3.12", "3.3.2"), ("3.13", "3.3.2"))
 # Stand-in for Airflow's constraints file (unreachable from CI): resolve from the index as it was the
-# day after that Airflow's upload to PyPI, as its constraints were. Unpinned, Airflow 3.2.2 itself
-# breaks on today's pydantic 2.14 (TITerminalStatePayload "needs a discriminator field").
-RELEASED = {"3.2.2": "2026-05-30", "3.3.2": "2026-09-18"}
+# day after that Airflow's upload to PyPI, as its constraints were (unpinned, Airflow 3.2.2 broke
+# on pydantic 2.14: TITerminalStatePayload "needs a discriminator field").
+RELEASED = {"3.3.2": "2026-09-18"}
 # Import cost and example DAG parsing, provider info and the connection form, a token exchange, an
 # orders sync and an inventory snapshot through dag.test(), a deferrable sensor through its trigger.
 SUBSET = (
