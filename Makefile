@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AIRFLOW_VERSION ?= 3.3.2
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: install demo test lint bench bench-readme clean test-deploy deploy-deps test-ui test-scale test-s3
+.PHONY: install demo test lint bench bench-readme clean test-deploy deploy-deps test-ui test-scale test-s3 matrix
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -40,6 +40,11 @@ test-s3: install
 	@$(BIN)/python -c "import moto.server, s3fs, airflow.providers.amazon" 2>/dev/null || \
 		$(BIN)/uv pip install -q --python $(BIN)/python -e ".[s3test]"
 	$(BIN)/python -m pytest tests/s3 -p no:cacheprovider -v -rA
+
+# The version matrix from the built wheel (scripts/matrix.py): sdist + wheel with their metadata checked,
+# then per (Python, Airflow) cell a clean venv with the wheel and a compatibility subset of tests/.
+matrix: install
+	$(BIN)/python scripts/matrix.py
 
 # A real Airflow deployment (api-server, scheduler, dag-processor, triggerer; LocalExecutor on a private
 # PostgreSQL cluster) started by the test itself against an in-process sandbox: a backfill, deferrable

@@ -19,7 +19,17 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
-from airflow.sdk.log import amask_secret, mask_secret
+from airflow.sdk.log import mask_secret
+
+try:
+    from airflow.sdk.log import amask_secret
+except ImportError:  # Airflow 3.2 (task-sdk 1.2) has no async masker: the sync one, off the event loop.
+
+    async def amask_secret(secret: str, name: str | None = None) -> None:
+        """``mask_secret`` on a worker thread: its blocking send waits for the comms' thread lock
+        while an ``asend`` in flight on this loop finishes, instead of deadlocking the loop."""
+        await asyncio.to_thread(mask_secret, secret, name)
+
 
 from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.connection import (

@@ -29,7 +29,8 @@ def test_defers_then_succeeds_when_order_ships(sandbox, capfd):
         lambda: route_count(sandbox, "orders_list") >= base + 2,
         lambda: sandbox.set_order_status(con, "Shipped"),
     )
-    result = run_dag(load_dag(poke_interval=0.1, timeout=20), capfd, run_conf={"customer_order_number": con})
+    # timeout: a bound for a broken run, not a measurement (a loaded matrix cell took 50 s to defer).
+    result = run_dag(load_dag(poke_interval=0.1, timeout=120), capfd, run_conf={"customer_order_number": con})
     changer.join(1)
     assert result.task_states == {SENSOR: "success", "notify": "success"}
     assert result.returns[SENSOR] == {"customer_order_numbers": [con], "order_statuses": {con: ["shipped"]}}
