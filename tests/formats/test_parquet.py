@@ -169,7 +169,7 @@ def test_unknown_fields_are_kept_in_extra_and_counted_in_the_manifest(tmp_path: 
     ]
     returns = [
         {"id": 1, "customerReturnNumber": "R1", "updated_at": "2026-11-01 00:00:00",
-         "items": [{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 2, "grade": "B"}]},
+         "items": [{"itemID": "A", "quantity": 1}, {"itemID": "B", "quantity": 2, "grade": "B"}]},
     ]  # fmt: skip
     _, manifest = _write(returns, tmp_path / "r.parquet", "returns")
     assert manifest["extra_fields"] == {"items[].grade": 1}
