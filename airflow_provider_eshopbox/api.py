@@ -189,7 +189,8 @@ ORDERS_SEARCH_CAP_ON_A_PAGE = True
 
 # ASSUMPTION (eshopbox-api.md §8.2, §10): the server honours both bounds of this filter, the upper
 # one included; the guards name it ORDERS_WINDOW_FILTER when it does not.
-# guard: WindowReader._check_reply, WindowReader._cross_check_empty, EshopboxHook.afilter_cross_check
+# guard: WindowReader._check_reply, WindowReader._cross_check_empty, EshopboxHook.afilter_cross_check,
+# guard: OrderPageGuard.check
 def orders_window_filter(start_ms: int, end_ms: int) -> str:
     """Filter for rows updated in the half-open window ``[start_ms, end_ms)`` (epoch ms)."""
     if end_ms < start_ms:
@@ -199,6 +200,26 @@ def orders_window_filter(start_ms: int, end_ms: int) -> str:
 
 
 ORDERS_WINDOW_FILTER = orders_window_filter  # the name EshopboxContractError gives this assumption
+
+
+def orders_filter_bounds(filters: str) -> tuple[float, float] | None:
+    """The ``[lo, hi)`` of ``updatedAt`` (epoch ms) every hit of ``filters`` must lie in, when the filter
+    is a conjunction (no OR, NOT) of terms that bound it; None when no row can be judged from the text."""
+    if re.search(r"\b(OR|NOT)\b", filters, re.IGNORECASE):
+        return None
+    lo, hi = -math.inf, math.inf
+    f = re.escape(ORDERS_UPDATED_AT_FIELD)
+    for op, value in re.findall(rf"\b{f}\s*(>=|<=|>|<|=)\s*(-?\d+)\b", filters):
+        n = int(value)
+        if op in (">=", "="):
+            lo = max(lo, n)
+        if op in ("<=", "="):
+            hi = min(hi, n + 1)
+        if op == ">":
+            lo = max(lo, n + 1)
+        if op == "<":
+            hi = min(hi, n)
+    return None if (lo, hi) == (-math.inf, math.inf) else (lo, hi)
 
 
 # Row keys the sync relies on: identity, version and what Algolia-style hits always carry.

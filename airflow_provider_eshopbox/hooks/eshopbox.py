@@ -223,12 +223,14 @@ def next_orders_page(result: OrdersPage) -> int | None:
 
 class OrderPageGuard:
     """guard: OrderPageGuard. Checks a page loop over one filter (issue 22): a page with hasNext is full
-    (api.ORDERS_PER_PAGE_MAX), no page repeats the previous page's ids (api.ORDERS_PARAM_PAGE), and the
-    loop ends within the pages the hit cap allows plus one (api.ORDERS_HIT_CAP)."""
+    (api.ORDERS_PER_PAGE_MAX), no page repeats the previous page's ids (api.ORDERS_PARAM_PAGE), the
+    loop ends within the pages the hit cap allows plus one (api.ORDERS_HIT_CAP), and where the filter
+    bounds ``updatedAt`` every hit lies inside (api.ORDERS_WINDOW_FILTER)."""
 
     def __init__(self, filters: str, per_page: int) -> None:
         self.filters = filters
         self.per_page = per_page
+        self.bounds = api.orders_filter_bounds(filters)
         self.budget = api.orders_pages_within_cap(per_page) + 1
         self.pages = 0
         self._previous: frozenset[Any] | None = None
@@ -264,6 +266,25 @@ class OrderPageGuard:
                 "hits: the server ignores page",
             )
         self._previous = ids
+        if self.bounds is not None:
+            self._check_bounds(result)
+
+    def _check_bounds(self, result: OrdersPage) -> None:
+        lo, hi = self.bounds or (0, 0)
+        if result.row_keys is not None:
+            stamps = [(key, stamp) for key, stamp in result.row_keys]
+        else:
+            field = api.ORDERS_UPDATED_AT_FIELD
+            stamps = [(hit.get(api.ORDER_ROW_ID_FIELD), hit.get(field)) for hit in result.hits]
+        for key, stamp in stamps:
+            if isinstance(stamp, int | float) and not lo <= stamp < hi:
+                raise EshopboxContractError(
+                    api.ORDERS_LIST.label,
+                    "ORDERS_WINDOW_FILTER",
+                    f"page {result.page} of {self.filters!r} served {key!r} with "
+                    f"{api.ORDERS_UPDATED_AT_FIELD}={stamp}, outside what the filter asks: the server "
+                    "ignores the filter or its bounds",
+                )
 
 
 def parse_inventory_page(data: Any) -> dict[str, dict[str, Any]]:

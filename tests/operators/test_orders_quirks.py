@@ -181,7 +181,8 @@ HOOK_EXPECT = {
     "ignore_page": "ORDERS_PARAM_PAGE",
     "clamp_per_page=20": "exact",  # 20 >= 10: not a clamp for this loop
     "clamp_per_page=5": "ORDERS_PER_PAGE_MAX",
-    "ignore_filters": "inexact",  # a page loop over an arbitrary filter cannot judge its hits
+    "ignore_filters": "ORDERS_WINDOW_FILTER",  # the loop's filter bounds updatedAt: hits are judged
+    "ignore_upper_bound": "ORDERS_WINDOW_FILTER",
     "error_200+faults": "ORDERS_LIST",
     "zero_indexed_pages": "ORDERS_FIRST_PAGE",  # page 0 once per hook
 }
