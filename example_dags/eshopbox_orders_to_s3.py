@@ -1,11 +1,11 @@
-"""Daily orders to S3 in a Hive-style layout, through an AWS connection named in the URL.
+"""Daily orders to S3 as typed Parquet in a Hive-style layout, through an AWS connection named in the URL.
 
-``s3://aws_default@eshopbox-lake/orders/dt=2026-11-02/orders.jsonl.gz``: the part before ``@`` is
+``s3://aws_default@eshopbox-lake/orders/dt=2026-11-02/orders.parquet``: the part before ``@`` is
 the Airflow connection (type ``aws``) whose credentials, region and ``endpoint_url`` the write uses;
 without it the task fails before any request, saying so. The ``dt=`` directory gives readers a
-partition column (DuckDB: ``read_json_auto('s3://eshopbox-lake/orders/*/*.jsonl.gz',
+partition column (DuckDB: ``read_parquet('s3://eshopbox-lake/orders/*/*.parquet',
 hive_partitioning = true)``); glob on the suffix, which a run's hidden ``.<name>.tmp-<hex>``
-temporary never matches. Needs ``apache-airflow-providers-amazon[s3fs]``.
+temporary never matches. Needs ``apache-airflow-providers-amazon[s3fs]`` and the ``[parquet]`` extra.
 """
 
 from __future__ import annotations
@@ -30,5 +30,5 @@ with DAG(
 ) as dag:
     EshopboxOrdersToStorageOperator(
         task_id="orders_to_s3",
-        destination=OUTPUT + "/orders/dt={{ data_interval_start | ds }}/orders.jsonl.gz",
+        destination=OUTPUT + "/orders/dt={{ data_interval_start | ds }}/orders.parquet",
     )

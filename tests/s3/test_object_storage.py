@@ -285,11 +285,14 @@ def test_the_s3_example_dag_writes_hive_style_through_the_connection_in_the_url(
     result = run_dag("eshopbox_orders_to_s3", logical_date=run_at)
 
     assert result.state == "success", result.task_states
-    key = "eshopbox/orders/dt=2026-11-02/orders.jsonl.gz"
+    key = "eshopbox/orders/dt=2026-11-02/orders.parquet"
     objects = s3.objects(bucket)
     assert list(objects) == [key]
     assert s3.uploads(bucket) == []
-    rows = read_rows(objects[key], "jsonl")
+    rows = read_rows(objects[key], "parquet")  # typed: updatedAt is an instant, not epoch ms
     truth = sandbox.truth_order_rows(datetime(2026, 11, 2, tzinfo=UTC), run_at)
-    assert rows == sorted(truth, key=lambda r: (r["updatedAt"], r["orderItemID"]))
+    assert [(r["orderItemID"], round(r["updatedAt"].timestamp() * 1000)) for r in rows] == sorted(
+        ((r["orderItemID"], r["updatedAt"]) for r in truth), key=lambda t: (t[1], t[0])
+    )
+    assert truth and result.returns["orders_to_s3"]["format"] == "parquet"
     assert result.returns["orders_to_s3"]["path"] == f"s3://aws_default@{bucket}/{key}"
