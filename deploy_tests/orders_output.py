@@ -48,17 +48,24 @@ class HourlyOutput:
 
 
 def read_hourly_output(
-    d: Deployment, runs: Sequence[dict[str, Any]], dag_id: str = HOURLY, folder: str = "orders"
+    d: Deployment,
+    runs: Sequence[dict[str, Any]],
+    dag_id: str = HOURLY,
+    folder: str = "orders",
+    hive: bool | None = None,
 ) -> HourlyOutput:
-    """Read every run's file (``<output>/<folder>/<interval start>.jsonl.gz``); assert each exists,
-    matches its manifest, and shares no row with another."""
+    """Read every run's file (``<output>/<folder>/[dt=<day>/]<interval start>.jsonl.gz``: the example
+    hourly DAG writes Hive-style day partitions, ``hive`` defaults to whether ``dag_id`` is it); assert
+    each exists, matches its manifest, and shares no row with another."""
+    hive = dag_id == HOURLY if hive is None else hive
     files: dict[str, str] = {}
     rows_per_file: list[int] = []
     intervals: list[tuple[datetime, datetime]] = []
     for run in sorted(runs, key=lambda r: r["data_interval_start"]):
         start = parse_instant(run["data_interval_start"])
         intervals.append((start, parse_instant(run["data_interval_end"])))
-        path = d.output / folder / f"{start.strftime('%Y%m%dT%H%M%S')}.jsonl.gz"
+        day = d.output / folder / (f"dt={start:%Y-%m-%d}" if hive else "")
+        path = day / f"{start.strftime('%Y%m%dT%H%M%S')}.jsonl.gz"
         assert path.exists(), f"no file for {run['dag_run_id']}: {path}"
         manifest = d.xcom(dag_id, run["dag_run_id"], SYNC_TASK)
         with gzip.open(path, "rt") as fh:
