@@ -94,6 +94,6 @@ test-ui: deploy-deps
 test-scale: deploy-deps
 	@command -v redis-server >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
-	@$(BIN)/python -c "import airflow.providers.celery, redis" 2>/dev/null || \
+	@$(BIN)/python -c "import airflow.providers.celery.executors.celery_executor, redis" 2>/dev/null || \
 		$(BIN)/uv pip install -q --python $(BIN)/python -e ".[scale]"
 	$(BIN)/python -m pytest scale_tests -p no:cacheprovider --timeout=900 -v -rA
