@@ -31,7 +31,7 @@ lint: install
 # (tests/conftest.py). TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 4
 test: install lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/s3
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --ignore=tests/s3
 
 # The *ToStorage syncs on a real S3 API: moto's server on loopback, started by the tests, behind a gate
 # that holds or refuses one upload; SIGTERM and SIGKILL through Airflow's real task runner (tests/s3).
