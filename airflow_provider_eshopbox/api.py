@@ -547,13 +547,18 @@ ORDER_UPDATED_AT_TIME = TIME_EPOCH_MS
 # 'YYYY-MM-DD HH:MM:SS' in UTC, not IST. No source names its zone; the §9 sample order has orderDate
 # 10:15:00 and created_at 10:16:02, one minute apart, so it is read in created_at's zone, which the WMS
 # stamps below are taken to be. Were it IST, every orderDate in Parquet would be 5 h 30 min late:
-# correct this line (and TIME_NAIVE_UTC's reading) then.
+# correct this line (and TIME_NAIVE_UTC's reading) then. The encoding is checked (sandbox quirk
+# offset_times sends it with an offset: the probe's ORDERS_LIST row and the Parquet write fail); the
+# zone of a naive stamp is not checkable from one reply.
 # guard: parse_time
+# probe: ORDERS_LIST
 ORDER_DATE_TIME = TIME_NAIVE_UTC
 # ASSUMPTION (eshopbox-api.md §3.2, §3.6, §9): every other WMS stamp (shipments' and returns' created_at,
 # status_updated_at, status_log values, return_request_date, tracking dateTime and
 # expectedDeliveryDate) is sent like updated_at (SHIPMENT_UPDATED_AT_FIELD): naive, in UTC.
 # guard: parse_time
+# guard: parse_wms_time (a list row's updated_at in another encoding fails the read; quirk offset_times)
+# probe: SHIPMENTS_LIST
 WMS_TIME = TIME_NAIVE_UTC
 # ASSUMPTION (eshopbox-api.md §5, §9 sample "2024-06-01T08:00:00.000Z"): products' createdAt and
 # updatedAt are ISO-8601 with an offset.

@@ -62,6 +62,18 @@ def _is_error_body(data: Any) -> bool:
     return isinstance(data, Mapping) and "error" in data
 
 
+def _bad_order_date(hits: list[Any]) -> str | None:
+    """What is wrong with the first orderDate not sent as api.ORDER_DATE_TIME says, if any."""
+    for hit in hits:
+        details = hit.get("orderDetails") if isinstance(hit, Mapping) else None
+        if isinstance(details, Mapping) and details.get("orderDate") is not None:
+            try:
+                api.parse_time(details["orderDate"], api.ORDER_DATE_TIME)
+            except ValueError as exc:
+                return f"orderDetails.orderDate {exc}"
+    return None
+
+
 def row_names() -> tuple[str, ...]:
     """Every row name the probe prints, in order (what ``# probe:`` tags may name)."""
     names = [
@@ -179,7 +191,9 @@ class Probe:
             return [Row("ORDERS_LIST", f"HTTP {status}: {exc}", DEVIATES)]
         hits = first.hits
         self.sample = hits
-        rows.append(Row("ORDERS_LIST", f"hits list ({len(hits)}) + hasNext={first.has_next}", OK))
+        bad_date = _bad_order_date(hits)
+        seen = f"hits list ({len(hits)}) + hasNext={first.has_next}" + (f"; {bad_date}" if bad_date else "")
+        rows.append(Row("ORDERS_LIST", seen, DEVIATES if bad_date else OK))
         id_field = api.ORDER_ROW_ID_FIELD
         ids1 = [h.get(id_field) for h in hits]
         # per_page honoured or clamped

@@ -179,7 +179,7 @@ class EshopboxStreamToStorageOperator(EshopboxStopOnKillMixin, EshopboxLineageMi
         import operator
 
         from airflow_provider_eshopbox import api
-        from airflow_provider_eshopbox.exceptions import EshopboxApiError
+        from airflow_provider_eshopbox.exceptions import EshopboxApiError, EshopboxContractError
         from airflow_provider_eshopbox.sync.storage import RowSpool
         from airflow_provider_eshopbox.sync.streams import read_by_keys, read_list, read_tracking
 
@@ -190,11 +190,11 @@ class EshopboxStreamToStorageOperator(EshopboxStopOnKillMixin, EshopboxLineageMi
             try:
                 return parse(row.get(stream.time_field)) if parse is not None else 0
             except ValueError as problem:
-                raise EshopboxApiError(
-                    200,
+                raise EshopboxContractError(
                     stream.endpoint.label,
+                    stream.time_assumption,
                     f"{stream.name} {stream.key_field}={row.get(stream.key_field)!r}: {stream.time_field} "
-                    f"{problem}. The row cannot be placed in a window, so nothing was written",
+                    f"{problem}, so the row cannot be placed in a window",
                 ) from None
 
         def keep(row: dict[str, Any]) -> bool:

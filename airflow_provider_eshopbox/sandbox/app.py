@@ -278,6 +278,8 @@ class SandboxApp:
                         response = R.envelope(500, "Internal Server Error", "backendError")
                     if plan.action == "store_then_fail" and response.status_code < 400:
                         response = R.envelope(500, "Backend Error", "backendError")
+                    if sb.quirks.on("offset_times") and response.status_code == 200:
+                        response = R.offset_times(response)
                 if plan.echo_secrets and response.status_code >= 400:
                     sb.stats_counter.fault("echo_secrets")
                     response = R.echo_secrets(response, await _request_secrets(request))

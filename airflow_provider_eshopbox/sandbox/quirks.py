@@ -17,6 +17,9 @@ file with a green task. Each quirk exists to show that a guard notices it:
 ``zero_indexed_pages``     pages count from 0 on every list: ``page=0`` is the first page
 ``inventory_per_page_cap=N``  inventoryListing serves (and pages by) at most N ESINs per page
 ``ignore_ids``             the products list ignores ``ids``; a return fetched by number is another one
+``offset_times``           every naive 'YYYY-MM-DD HH:MM:SS' stamp of a reply (orders' orderDate, the WMS
+                           lists' and gets' stamps) is sent as ISO-8601 in IST with its offset, the same
+                           instant (api.ORDER_DATE_TIME, api.WMS_TIME)
 ``create_200_failed``      a create stores nothing and answers 200 ``{"status": "FAILED", "message": …}``
 ``create_other_order``     a create stores nothing and answers 200 with another order's body
 
@@ -41,6 +44,7 @@ FLAGS = (
     "error_200",
     "zero_indexed_pages",
     "ignore_ids",
+    "offset_times",
     "create_200_failed",
     "create_other_order",
 )

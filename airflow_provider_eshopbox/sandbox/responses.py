@@ -10,8 +10,10 @@ import asyncio
 import contextlib
 import http
 import json
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from starlette.responses import Response
@@ -86,6 +88,23 @@ def truncated(response: Response) -> Response:
     dropped = ("content-length", "content-type")
     headers = {k: v for k, v in response.headers.items() if k.lower() not in dropped}
     return Response(cut, status_code=response.status_code, headers=headers, media_type="application/json")
+
+
+_NAIVE_STAMP = re.compile(rb'"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)"')
+_IST = timezone(timedelta(hours=5, minutes=30), "IST")
+
+
+def offset_times(response: Response) -> Response:
+    """Quirk ``offset_times``: each naive (UTC) stamp of the body sent as ISO-8601 in IST with its offset."""
+
+    def in_ist(match: re.Match[bytes]) -> bytes:
+        utc = datetime.strptime(match.group(1).decode(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+        return b'"' + utc.astimezone(_IST).isoformat().encode() + b'"'
+
+    body = _NAIVE_STAMP.sub(in_ist, bytes(response.body))
+    dropped = ("content-length", "content-type")
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in dropped}
+    return Response(body, status_code=response.status_code, headers=headers, media_type="application/json")
 
 
 def echo_secrets(response: Response, secrets: Mapping[str, str]) -> Response:

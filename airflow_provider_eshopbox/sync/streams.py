@@ -56,6 +56,7 @@ class Stream:
     key_field: str
     time_field: str | None  # None: a snapshot (no window)
     time_parser: Callable[[Any], int] | None = None
+    time_assumption: str = "WMS_TIME"  # the api.py ASSUMPTION a value time_parser refuses breaks
     get_one: api.Endpoint | None = None  # by-key reads (``keys=``), one request per key
     ids_param: str | None = None  # by-key reads in batches, ``ids_max`` keys per request
     ids_max: int = 0

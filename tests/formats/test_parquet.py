@@ -9,6 +9,7 @@ import json
 import math
 import re
 import sys
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -222,3 +223,35 @@ def _iso_seconds(text: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_an_order_date_sent_with_an_offset_fails_the_parquet_write_and_jsonl_keeps_it_as_sent(
+    conn, tmp_path: Path
+) -> None:
+    """Quirk offset_times: orderDate arrives as '…+05:30', not api.ORDER_DATE_TIME's naive UTC. The
+    Parquet write refuses it naming the row and the field, and leaves nothing; JSONL writes the bytes."""
+    from airflow_provider_eshopbox.operators.orders import EshopboxOrdersToStorageOperator
+
+    sb = conn
+    window = {"start": "2026-11-02T00:00:00+00:00", "end": "2026-11-03T00:00:00+00:00"}
+    sb.quirks.configure(offset_times=True)
+    try:
+        parquet = EshopboxOrdersToStorageOperator(
+            task_id="o", destination=f"file://{tmp_path}/p/orders.parquet", format="parquet", **window
+        )
+        with pytest.raises(EshopboxDataError) as failure:
+            parquet.execute({})  # type: ignore[arg-type]
+        jsonl = EshopboxOrdersToStorageOperator(
+            task_id="o", destination=f"file://{tmp_path}/j/orders.jsonl", **window
+        )
+        manifest = jsonl.execute({})  # type: ignore[arg-type]
+    finally:
+        sb.quirks.clear()
+    message = str(failure.value)
+    assert message.startswith("orders row objectID="), message
+    assert re.search(r"orderDetails\.orderDate.*\+05:30", message), message
+    assert not (tmp_path / "p").exists() or list((tmp_path / "p").iterdir()) == []
+    lines = [json.loads(line) for line in (tmp_path / "j" / "orders.jsonl").read_text().splitlines()]
+    start, end = (round(datetime.fromisoformat(window[k]).timestamp() * 1000) for k in ("start", "end"))
+    assert len(lines) == manifest["rows"] == len(sb.truth_order_rows(start, end)) > 0
+    assert all(row["orderDetails"]["orderDate"].endswith("+05:30") for row in lines)

@@ -40,6 +40,9 @@ LIST_MODES: dict[str, tuple[dict[str, Any], dict[str, Any] | None, dict[str, str
     "zero_indexed_pages": ({"zero_indexed_pages": True}, None, dict.fromkeys(ROUTES, "LIST_FIRST_PAGE")),
     "error_200": ({"error_200": True}, None, dict.fromkeys(ROUTES, "exact")),
     "error_200+faults": ({"error_200": True}, FAULT_503, {s: f"{s.upper()}_LIST" for s in ROUTES}),
+    # the WMS lists' updated_at with an offset: not api.WMS_TIME; products send ISO with offsets anyway
+    "offset_times": ({"offset_times": True}, None, {"shipments": "WMS_TIME", "returns": "WMS_TIME",
+                                                    "products": "exact"}),
     # the lists take no filter: these modes must change nothing
     "filter_quirks": (FILTERS, None, dict.fromkeys(ROUTES, "exact")),
 }  # fmt: skip
