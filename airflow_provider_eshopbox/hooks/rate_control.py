@@ -159,8 +159,10 @@ def _roll(state: RateState, now: float) -> None:
     state.bucket_start += steps * width
 
 
-def claim(state: RateState, now: float, ceiling: float | None) -> float:
-    """Take the start slot if it is due (returns 0), else return how long until it is.
+def claim(state: RateState, now: float, ceiling: float | None, told: bool = False) -> float:
+    """Take the start slot if it is due (returns 0), else return how long until it is. ``told``: the
+    ceiling is (a share of) a configured ``max_requests_per_second``, held in windows (``window_of``);
+    a ceiling the deployment learned from 429s is spaced, as a learned rate is.
 
     Slots are taken when due, never reserved ahead: waiting callers re-check, so a 429's lower rate
     and pause apply at once to every request not yet sent.
@@ -170,7 +172,7 @@ def claim(state: RateState, now: float, ceiling: float | None) -> float:
         return wait
     rate = current_rate(state, now, ceiling)
     # Bursts only while no 429 was met: a ceiling the server has proved too high is spaced, below it.
-    window = window_of(ceiling) if ceiling and rate >= ceiling and state.slow_start else None
+    window = window_of(ceiling) if told and ceiling and rate >= ceiling and state.slow_start else None
     if window is not None:  # the ceiling sets the pace: at most b starts in any w s
         burst, width = window
         _roll(state, now)
@@ -548,7 +550,7 @@ class RateLimiter:
         now = self.clock()
         ceiling = self._ceiling(now)
         with self._locked(now) as state:
-            return claim(state, now, ceiling)
+            return claim(state, now, ceiling, told=self.ceiling is not None)
 
     def held_for(self) -> float:
         """Seconds until the next request may start (more than zero while a 429's pause lasts)."""
