@@ -183,7 +183,7 @@ class EshopboxOrdersToStorageOperator(EshopboxStopOnKillMixin, EshopboxLineageMi
             on_progress=on_progress,
             contract=ReadContract(
                 reference=reference,
-                zero_page=not await hook.aorders_first_page_known(),
+                zero_page_known=hook.aorders_first_page_known,
                 zero_page_passed=hook.aremember_orders_first_page,
             ),
         )

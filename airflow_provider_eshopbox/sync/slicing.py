@@ -216,10 +216,10 @@ class ReadContract:
     """What a read checks of every reply (issue 22), named after the ``api.py`` ASSUMPTIONs it guards.
 
     ``reference``: a few rows of an unfiltered first page, for the empty-window cross-check
-    (``WindowReader._cross_check_empty``); None leaves that check out. ``zero_page``: ask page 0 in
-    this read (``WindowReader._check_first_page``): a 1-based server answers it empty; False when it
-    was already asked of this server under the same token (the operator's
-    ``EshopboxHook.aorders_first_page_known``). ``zero_page_passed``: told when it came back empty.
+    (``WindowReader._cross_check_empty``); None leaves that check out. ``zero_page``: ask page 0
+    (``WindowReader._check_first_page``): a 1-based server answers it empty; unless
+    ``zero_page_known`` says it was already asked of this server under the read's token (the
+    operator's ``EshopboxHook.aorders_first_page_known``). ``zero_page_passed``: told when it was.
     """
 
     endpoint: str = ORDERS_LIST.label
@@ -230,6 +230,7 @@ class ReadContract:
     budget_floor: int = 256
     reference: Callable[[], Awaitable[list[Any]]] | None = None
     zero_page: bool = True
+    zero_page_known: Callable[[], Awaitable[bool]] | None = None
     zero_page_passed: Callable[[], Awaitable[None]] | None = None
 
 
@@ -316,8 +317,13 @@ class WindowReader:
         self.stats.window_ms = end_ms - start_ms
         began = int(time.time() * 1000)
         settled = min(max(began - self._settle_ms, start_ms), end_ms) if self._deep else start_ms
+        contract = self._contract
         with _metering() as box:
-            if self._contract is not None and self._contract.zero_page:
+            if (
+                contract
+                and contract.zero_page
+                and not (contract.zero_page_known and await contract.zero_page_known())
+            ):
                 sample, _ = await asyncio.gather(
                     self._read_whole(start_ms, end_ms, settled, box), self._check_first_page(start_ms, end_ms)
                 )
