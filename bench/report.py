@@ -114,6 +114,27 @@ class Result:
         ]
 
 
+def table_cell(output: str, title: str, row: str, column: str) -> str | None:
+    """A cell of a fixed-width table a bench printed: in the table under the line starting with
+    ``title``, the row whose text starts with ``row``, the right-aligned column headed ``column``."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(title)), None)
+    if start is None:
+        return None
+    at = next((i for i in range(start + 1, len(lines)) if column in lines[i]), None)
+    if at is None:
+        return None
+    header = lines[at]
+    end = header.index(column) + len(column)
+    begin = len(header[: end - len(column)].rstrip())  # where the column to the left ends
+    for line in lines[at + 1 :]:
+        if not line.strip():
+            return None  # the table ended
+        if line.strip().startswith(row):
+            return line[begin:end].strip() or None
+    return None
+
+
 def line_value(output: str, prefix: str) -> str | None:
     """What follows ``prefix`` on the first line starting with it."""
     return next(
@@ -121,12 +142,30 @@ def line_value(output: str, prefix: str) -> str | None:
     )
 
 
-# Headlines of the benches that print no headline: lines: cells of their printed tables.
+_NO_LIMIT = "Orders sync, "
+_LIMITED = "Orders sync under a server rate limit"
+_OPERATOR = "EshopboxOrdersToStorageOperator"
+# Headlines of the benches that print no headline: lines: cells of their printed tables (orders_sync
+# prints its own since it checks bounds: its cells are read only from output older than that).
 READ_FROM_TABLES: dict[str, list[tuple[str, Callable[[str], str | None]]]] = {
+    "orders_sync": [
+        ("no limit: requests per page", lambda out: table_cell(out, _NO_LIMIT, _OPERATOR, "req/page")),
+        ("no limit: client CPU per request", lambda out: table_cell(out, _NO_LIMIT, _OPERATOR, "CPU/req")),
+        ("no limit: vs hourly pager", lambda out: table_cell(out, _NO_LIMIT, _OPERATOR, "vs pager")),
+        (
+            "10/s, told: vs floor",
+            lambda out: table_cell(out, _LIMITED, "10  operator, limit told", "vs floor"),
+        ),
+        (
+            "10/s, not told: vs floor",
+            lambda out: table_cell(out, _LIMITED, "10  operator, limit not told", "vs floor"),
+        ),
+    ],
     "slicing": [
         ("slicer requests / ideal, median", lambda out: line_value(out, "slicer requests / ideal, median:"))
     ],
 }
+READ_FROM_TABLES["orders_sync-300ms"] = READ_FROM_TABLES["orders_sync"][3:]
 
 
 def run(name: str, block: Block) -> Result:
