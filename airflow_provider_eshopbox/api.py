@@ -140,8 +140,9 @@ ORDERS_PARAM_FIELDS = "fields"
 ORDERS_PARAM_PAGE = "page"
 ORDERS_PARAM_PER_PAGE = "per_page"
 # ASSUMPTION (eshopbox-api.md §3.1, §8.3): 1-indexed pages ([T2]; [T1] used 0).
-# guard: WindowReader._check_first_page, EshopboxHook.afilter_cross_check
-# guard: EshopboxHook.acheck_orders_first_page (the hook's page loops, once per hook)
+# guard: WindowReader._check_first_page, EshopboxHook.afilter_cross_check (once per server, token and
+# host: EshopboxHook.aorders_first_page_known; an empty window is cross-checked on every read)
+# guard: EshopboxHook.acheck_orders_first_page (the hook's page loops, as often)
 # probe: ORDERS_FIRST_PAGE
 ORDERS_FIRST_PAGE = 1
 # ASSUMPTION (eshopbox-api.md §8.3): largest per_page the list accepts.

@@ -12,7 +12,14 @@ connection) and not told, beside an hourly pager paced to the limit and the floo
 
 Each window size (``--rows``) gets both tables; beside the operator, a plain ``httpx.AsyncClient``
 loop makes as many requests at the same concurrency, for the client CPU per request, and the
-``guards`` column is what the contract checks (issue 22) cost, median share of requests.
+``guards`` column is what the contract checks (issue 22) cost, median share of requests. As for
+hourly tasks under one token, the connection test before the timer mints the token (as the pager's
+is minted before its timer) and asks page 0, which the host then knows for the token's lifetime
+(24 h), so the read does not ask it again.
+
+Bounds (exit status 1 if one fails, issue 23): at every size, at most ``--max-requests-per-page``
+(1.2) requests per page with no limit, and at most ``--max-vs-floor`` (1.25) times the floor under
+a ``--bound-limit`` (10/s) server limit, told and not told.
 
     python -m bench.orders_sync [--rows 2000,20000] [--latency-ms 50] [--concurrency 16]
         [--limits 5,10,20] [--rss-rows 20000,200000] [--json]
@@ -38,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from bench.report import headline as report_headline
 
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 DAYS = 7
@@ -470,6 +479,9 @@ def main() -> None:
     parser.add_argument("--limits", default="5,10,20", help="comma-separated server limits, requests/s")
     parser.add_argument("--rate-repeat", type=int, default=1, help="runs per reader and limit (median)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of headline numbers")
+    parser.add_argument("--max-requests-per-page", type=float, default=1.2, help="bound, no limit")
+    parser.add_argument("--max-vs-floor", type=float, default=1.25, help="bound under --bound-limit")
+    parser.add_argument("--bound-limit", type=float, default=10, help="the server limit the time bound is at")
     parser.add_argument("--child", choices=["operator", "httpx", "pager-hourly", "pager-single"])
     parser.add_argument("--pace", type=float, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--requests", type=int, default=0, help=argparse.SUPPRESS)
@@ -479,6 +491,7 @@ def main() -> None:
         return
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     headline: dict[str, Any] = {}
+    checks: list[tuple[str, float, float]] = []  # (what, measured, bound): measured <= bound
     limits = [float(n) for n in args.limits.split(",") if n.strip()]
     for rows in [int(n) for n in args.rows.split(",") if n.strip()]:
         with sandbox(rows, args.latency_ms) as (origin, conn):
@@ -492,6 +505,15 @@ def main() -> None:
         breakdown += [(f"{rps:g}/s {label[10:]}", r) for rps, label, r in limited if r.get("spent")]
         print_breakdown(breakdown)
         pages = math.ceil(rows / 100)
+        per_page = operator["requests"] / pages
+        checks.append((f"{rows} rows, no limit: requests per page", per_page, args.max_requests_per_page))
+        checks += [
+            (f"{rows} rows, {rps:g}/s, {label[10:]}: vs floor", r["seconds"] * rps / pages, args.max_vs_floor)
+            for rps, label, r in limited
+            if label.startswith("operator") and rps == args.bound_limit
+        ]
+        report_headline(f"{rows} rows, no limit: client CPU per request", f"{operator['cpu_ms']:.1f} ms")
+        report_headline(f"{rows} rows, no limit: vs hourly pager", _vs_pager(rows_out))
         headline.update(
             {
                 f"requests_per_page_{rows}": round(operator["requests"] / pages, 3),
@@ -520,6 +542,25 @@ def main() -> None:
         )
     if args.json:
         print(json.dumps(headline))
+    sys.exit(_check(checks))
+
+
+def _vs_pager(rows_out: list[dict[str, Any]]) -> str:
+    """The operator's rows/s over the hourly pager's."""
+    operator, pager = rows_out[0], next(r for r in rows_out if r["kind"] == "pager-hourly")
+    return f"{(operator['rows'] / operator['seconds']) / (pager['rows'] / pager['seconds']):.1f}x"
+
+
+def _check(checks: list[tuple[str, float, float]]) -> int:
+    """Print each bound and whether it held (a headline each); 1 if any failed."""
+    print("\nBounds (issue 23: small windows as lean as big ones)")
+    failed = 0
+    for what, value, bound in checks:
+        ok = value <= bound
+        failed += not ok
+        print(f"  {what}: {value:.2f} (bound {bound:g}) {'ok' if ok else 'FAILED'}")
+        report_headline(what, f"{value:.2f} (bound {bound:g}{'' if ok else ', FAILED'})")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -363,7 +363,7 @@ class EshopboxHook(BaseHook):
         self._config: EshopboxConnectionConfig | None = None
         self._http: HttpClient | None = None
         self._cache: TokenCache | None = None
-        self._pages_from_one = False  # page=0 of the orders list was seen empty (acheck_orders_first_page)
+        self._pages_from_one = False  # page=0 of the orders list was seen empty (aorders_first_page_known)
 
     # --- configuration ---------------------------------------------------------------------------
     def _install(self, config: EshopboxConnectionConfig) -> EshopboxConnectionConfig:
@@ -651,6 +651,7 @@ class EshopboxHook(BaseHook):
         zero = await self.afetch_orders_page_zero(window)
         if zero.hits:
             return f"ORDERS_FIRST_PAGE: page=0 of {window} served {len(zero.hits)} hits: pages count from 0"
+        await self.aremember_orders_first_page()
         if wanted not in {row_id for row_id, _ in got_rows} and not got.has_next:
             return (
                 f"ORDERS_WINDOW_FILTER: order item {wanted!r} (updatedAt={ms}) exists but {window} did not "
@@ -659,10 +660,10 @@ class EshopboxHook(BaseHook):
         return None
 
     async def acheck_orders_first_page(self, filters: str) -> None:
-        """``page=0`` of ``filters`` once per hook: a 1-based server answers it empty
-        (api.ORDERS_FIRST_PAGE); one that serves hits numbers pages from 0, and a page loop from 1
-        would skip its first page."""
-        if self._pages_from_one:
+        """``page=0`` of ``filters`` once per server and token on this host
+        (``aorders_first_page_known``): a 1-based server answers it empty (api.ORDERS_FIRST_PAGE); one
+        that serves hits numbers pages from 0, and a page loop from 1 would skip its first page."""
+        if await self.aorders_first_page_known():
             return
         zero = await self.afetch_orders_page_zero(filters)
         if zero.hits:
@@ -672,6 +673,33 @@ class EshopboxHook(BaseHook):
                 f"page=0 of {filters!r} served {len(zero.hits)} hits, so pages count from 0 and a page "
                 "loop from page 1 would skip the first page",
             )
+        await self.aremember_orders_first_page()
+
+    def _first_page_fact(self) -> str:
+        config = self.get_config()
+        return f"orders pages count from 1: {config.api_url} {config.workspace}"
+
+    async def aorders_first_page_known(self) -> bool:
+        """Whether page=0 of the orders list came back empty from this server (API URL and workspace)
+        on this host while the current token lives (api.ORDERS_FIRST_PAGE), so a read may skip it.
+
+        Checked once per token (24 h) and host instead of once per read: how a server numbers its
+        pages is its API, which does not change between two queries under one token; a new token (or
+        another server) checks again, and an empty window is still cross-checked on every read."""
+        if self._pages_from_one:
+            return True
+        config = self.get_config()
+        assert self._cache is not None
+        token = await self._cache.aget(config.cache_key, self._exchange)
+        self._pages_from_one = self._cache.knows(config.cache_key, token, self._first_page_fact())
+        return self._pages_from_one
+
+    async def aremember_orders_first_page(self) -> None:
+        """Record that page=0 of the orders list came back empty (``aorders_first_page_known``)."""
+        config = self.get_config()
+        assert self._cache is not None
+        token = await self._cache.aget(config.cache_key, self._exchange)
+        self._cache.learn(config.cache_key, token, self._first_page_fact())
         self._pages_from_one = True
 
     async def aiter_order_pages(

@@ -4,7 +4,10 @@ Without a configured ``max_requests_per_second`` the rate is learned the way TCP
 "adaptive" retry mode) learn a link's capacity: it starts modestly and doubles while requests
 succeed ("slow start"); a 429 sets it just below the throughput that was getting through, and it
 then grows back along a cubic curve that is flat near that level and probes beyond it slowly. A
-configured rate is a hard ceiling over all of this.
+configured rate is a hard ceiling over all of this, read as "at most that many request starts in
+any one second": a burst up to it, then starts as the oldest of the last second's leave it
+(``window_of``), so the time a read spends waiting on its own replies is not lost to spacing. Once
+a 429 shows the server's limit is lower, starts are spaced at the learned rate, as without one.
 
 The state can live in this process (``MemoryRateState``) or in a small flock-guarded file shared
 by every process of the host (``FileRateState``), so several task processes of one connection
@@ -42,6 +45,12 @@ CUBIC_C = 0.02  # how fast the rate grows back: rate(t) = C (t - K)^3 + W_max (C
 MIN_RATE = 0.05  # never slower than one request in 20 s
 WINDOW_S = 1.0  # throughput is measured over the last second of successes
 BUCKETS = 10  # ...in buckets of a tenth of it
+# A configured ceiling is held as at most b starts in any 1/m s (window_of): the start times kept
+# are at most this many, so the host's shared file stays small (m > 1 only above 64 requests/s).
+WINDOW_STARTS = 64
+# ...and each window is held this much longer: a start recorded here reaches the server a little
+# late or early, and a server whose bucket the burst emptied answers one that came early with a 429.
+WINDOW_MARGIN = 0.02
 SAME_EVENT_S = 0.5  # 429s this close together are one event (requests that were already in flight)
 # Deployment level (DeploymentRateState): how often a host in use reports itself and reads the others,
 # how long a host that stopped reporting still counts, and how close two hosts' 429s are one event.
@@ -75,6 +84,7 @@ class RateState:
     last_throttle: float = 0.0
     successes: list[int] = field(default_factory=lambda: [0] * BUCKETS)
     bucket_start: float = 0.0  # time of successes[-1]'s bucket
+    starts: list[float] = field(default_factory=list)  # under a ceiling: the last second's starts, in order
 
 
 def sanitize(state: RateState, now: float) -> list[str]:
@@ -107,7 +117,24 @@ def sanitize(state: RateState, now: float) -> list[str]:
     if min(state.successes) < 0:
         wrong.append("a negative success count")
         state.successes = [max(0, n) for n in state.successes]
+    # Another process may have started one after this one read the clock and before it got the lock.
+    if any(not math.isfinite(t) or t > now + MAX_HOLD_S for t in state.starts):
+        wrong.append("request starts that are not finite or far in the future")
+        state.starts = []
+    state.starts.sort()
     return wrong
+
+
+def window_of(ceiling: float) -> tuple[int, float] | None:
+    """``(b, w)``: at most ``b`` starts in any ``w`` s keeps a configured ceiling of ``ceiling``/s in
+    every 1 s window (``1/w`` windows of ``b``, ``b / w <= ceiling``, w a little longer than that:
+    ``WINDOW_MARGIN``); None below 2/s, which is
+    held by spacing starts ``1 / ceiling`` apart instead (a window of 1 s would round it down to 1)."""
+    if ceiling < 2:
+        return None
+    whole = math.floor(ceiling)
+    parts = math.ceil(whole / WINDOW_STARTS)
+    return whole // parts, (1.0 + WINDOW_MARGIN) / parts
 
 
 def current_rate(state: RateState, now: float, ceiling: float | None) -> float:
@@ -132,8 +159,10 @@ def _roll(state: RateState, now: float) -> None:
     state.bucket_start += steps * width
 
 
-def claim(state: RateState, now: float, ceiling: float | None) -> float:
-    """Take the start slot if it is due (returns 0), else return how long until it is.
+def claim(state: RateState, now: float, ceiling: float | None, told: bool = False) -> float:
+    """Take the start slot if it is due (returns 0), else return how long until it is. ``told``: the
+    ceiling is (a share of) a configured ``max_requests_per_second``, held in windows (``window_of``);
+    a ceiling the deployment learned from 429s is spaced, as a learned rate is.
 
     Slots are taken when due, never reserved ahead: waiting callers re-check, so a 429's lower rate
     and pause apply at once to every request not yet sent.
@@ -142,6 +171,24 @@ def claim(state: RateState, now: float, ceiling: float | None) -> float:
     if wait > 0:
         return wait
     rate = current_rate(state, now, ceiling)
+    # Bursts only while no 429 was met: a ceiling the server has proved too high is spaced, below it.
+    window = window_of(ceiling) if told and ceiling and rate >= ceiling and state.slow_start else None
+    if window is not None:  # the ceiling sets the pace: at most b starts in any w s
+        burst, width = window
+        _roll(state, now)
+        # ...and no more than twice what got through in the last second (plus two), as slow start
+        # grows: a ceiling above the server's real limit draws a few 429s, not a burst of them.
+        allowed = min(burst, 2 + 2 * sum(state.successes))
+        recent = [t for t in state.starts if t > now - width][-burst:]
+        state.starts = recent
+        if len(recent) >= allowed:
+            return recent[len(recent) - burst] + width - now if len(recent) >= burst else 1.0 / ceiling
+        state.starts.append(now)
+        state.next_slot = now  # a later switch to spacing starts from here, with no credit banked
+        return 0.0
+    # Spaced starts under a ceiling count too, should the ceiling come to set the pace (window_of).
+    recent = [t for t in state.starts if t > now - 1.0][-WINDOW_STARTS + 1 :]
+    state.starts = [*recent, now] if ceiling else []
     if rate < UNLIMITED_RATE or ceiling:
         state.next_slot = max(state.next_slot, now - 1.0 / rate) + 1.0 / rate  # keep a one-slot credit
     return 0.0
@@ -205,7 +252,7 @@ class FileRateState(MemoryRateState):
     fails a task.
     """
 
-    _LAYOUT = struct.Struct(f"<d?dddd{BUCKETS}id")
+    _LAYOUT = struct.Struct(f"<d?dddd{BUCKETS}idH{WINDOW_STARTS}d")
 
     def __init__(self, path: Path) -> None:
         super().__init__()
@@ -253,7 +300,8 @@ class FileRateState(MemoryRateState):
     def pack(cls, state: RateState) -> bytes:
         return cls._LAYOUT.pack(
             state.next_slot, state.slow_start, state.rate, state.w_max, state.since,
-            state.last_throttle, *state.successes, state.bucket_start,
+            state.last_throttle, *state.successes, state.bucket_start, len(state.starts),
+            *state.starts, *[0.0] * (WINDOW_STARTS - len(state.starts)),
         )  # fmt: skip
 
     @classmethod
@@ -262,7 +310,9 @@ class FileRateState(MemoryRateState):
         if len(data) != cls._LAYOUT.size:
             return RateState()
         values = cls._LAYOUT.unpack(data)
-        return RateState(*values[:6], successes=list(values[6:-1]), bucket_start=values[-1])
+        head, tail = values[: 7 + BUCKETS], values[7 + BUCKETS :]
+        starts = list(tail[1 : 1 + min(tail[0], WINDOW_STARTS)])
+        return RateState(*head[:6], successes=list(head[6:-1]), bucket_start=head[-1], starts=starts)
 
     def _fall_back(self, exc: OSError) -> None:
         self._broken = True
@@ -500,7 +550,7 @@ class RateLimiter:
         now = self.clock()
         ceiling = self._ceiling(now)
         with self._locked(now) as state:
-            return claim(state, now, ceiling)
+            return claim(state, now, ceiling, told=self.ceiling is not None)
 
     def held_for(self) -> float:
         """Seconds until the next request may start (more than zero while a 429's pause lasts)."""

@@ -184,7 +184,12 @@ class FileTokenStore:
 
         OSError if the file cannot be opened or read (a symlink, directory, FIFO, I/O error).
         """
-        path = self._paths(key)[0]
+        raw = self._read_private(self._paths(key)[0])
+        return _parse(raw, key) if raw is not None else None
+
+    @staticmethod
+    def _read_private(path: Path) -> bytes | None:
+        """The bytes of ``path``, or None if absent, oversized or not private (OSError as ``read``)."""
         try:  # O_NONBLOCK: opening a FIFO planted here must not hang the task
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
@@ -197,11 +202,10 @@ class FileTokenStore:
             raw = os.read(fd, _MAX_FILE_BYTES + 1)
         finally:
             _close(fd)
-        return _parse(raw, key) if len(raw) <= _MAX_FILE_BYTES else None
+        return raw if len(raw) <= _MAX_FILE_BYTES else None
 
     def write(self, key: str, token: CachedToken) -> None:
         """Atomically replace the stored token (tmp file 0600 + os.replace). Call under the lock."""
-        path = self._paths(key)[0]
         payload = json.dumps(
             {
                 "key": key,
@@ -210,6 +214,11 @@ class FileTokenStore:
                 "refresh_at": token.refresh_at,
             }
         ).encode()
+        self._replace(self._paths(key)[0], payload)
+
+    @staticmethod
+    def _replace(path: Path, payload: bytes) -> None:
+        """Atomically make ``payload`` the content of ``path``, a 0600 file."""
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tok-", suffix=".tmp")
         try:
             try:
@@ -224,6 +233,18 @@ class FileTokenStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+    def _fact_path(self, key: str, fact: str) -> Path:
+        return self._ensure_dir() / f"{_digest(key + chr(0) + fact)[:40]}.fact"
+
+    def fact_token(self, key: str, fact: str) -> str | None:
+        """The digest of the token ``fact`` was last recorded under (``record_fact``), if any."""
+        raw = self._read_private(self._fact_path(key, fact))
+        return raw.decode("ascii", "replace") if raw else None
+
+    def record_fact(self, key: str, fact: str, token_digest: str) -> None:
+        """Note that ``fact`` held while the token of digest ``token_digest`` was in use."""
+        self._replace(self._fact_path(key, fact), token_digest.encode())
 
     def delete_if(self, key: str, access_token: str) -> None:
         """Remove the stored token only if it is still ``access_token``. Call under the lock."""
@@ -402,6 +423,7 @@ class TokenCache:
 
     _memory: ClassVar[dict[str, CachedToken]] = {}
     _revoked: ClassVar[dict[str, None]] = {}  # digests of invalidated tokens, oldest first
+    _facts: ClassVar[dict[tuple[str, str], str]] = {}  # (key, fact) -> digest of the token it held under
     _broken: ClassVar[dict[Path | str, float]] = {}  # failed store directory/Variable -> when to retry
     _warned: ClassVar[set[Path | str]] = set()
     _guard: ClassVar[threading.Lock] = threading.Lock()
@@ -426,6 +448,7 @@ class TokenCache:
         with cls._guard:
             cls._memory.clear()
             cls._revoked.clear()
+            cls._facts.clear()
             cls._broken.clear()
             cls._warned.clear()
 
@@ -506,6 +529,30 @@ class TokenCache:
             self._revoked.pop(_digest(token.access_token), None)  # the server just vouched for it
             self._memory[key] = token
         return token
+
+    def knows(self, key: str, token: CachedToken, fact: str) -> bool:
+        """Whether ``fact`` was recorded (``learn``) in this process or on this host while ``token``
+        was the key's token: what a token's lifetime need check only once (a new token checks again)."""
+        digest = _digest(token.access_token)
+        if self._facts.get((key, fact)) == digest:
+            return True
+        if (store := self._shared()) is None:
+            return False
+        try:
+            known = store.fact_token(key, fact) == digest
+        except OSError:  # only an optimisation: the caller checks again
+            return False
+        if known:
+            self._facts[(key, fact)] = digest
+        return known
+
+    def learn(self, key: str, token: CachedToken, fact: str) -> None:
+        """Record that ``fact`` holds while ``token`` lives, here and (if it can) for the host."""
+        digest = _digest(token.access_token)
+        self._facts[(key, fact)] = digest
+        if (store := self._shared()) is not None:
+            with contextlib.suppress(OSError):
+                store.record_fact(key, fact, digest)
 
     async def aget(self, key: str, mint: Callable[[], Awaitable[CachedToken]]) -> CachedToken:
         """A usable token for ``key``; at most one ``mint`` runs at a time per key on this host: coroutines

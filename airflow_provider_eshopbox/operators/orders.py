@@ -181,7 +181,11 @@ class EshopboxOrdersToStorageOperator(EshopboxStopOnKillMixin, EshopboxLineageMi
             paced_by=hook.get_config().max_requests_per_second,
             on_rows=on_rows,
             on_progress=on_progress,
-            contract=ReadContract(reference=reference),
+            contract=ReadContract(
+                reference=reference,
+                zero_page_known=hook.aorders_first_page_known,
+                zero_page_passed=hook.aremember_orders_first_page,
+            ),
         )
 
         async def heartbeat() -> None:

@@ -136,7 +136,7 @@ REQUEST_KINDS = {
     "deep-overflow": "the pages of a deep slice that reached the hit cap: cut again",
     "one-ms": "paging (and proving) a slice of one millisecond",
     "proof": "the query for rows updated since the read began",
-    "guards": "the contract checks (issue 22): page 0 once per read, the empty-window cross-check",
+    "guards": "the contract checks (issue 22): page 0 once per token and host, the empty-window cross-check",
     "re-read": "reading a deep slice again (halves, then one-page slices) after its proof failed",
 }
 
@@ -216,8 +216,10 @@ class ReadContract:
     """What a read checks of every reply (issue 22), named after the ``api.py`` ASSUMPTIONs it guards.
 
     ``reference``: a few rows of an unfiltered first page, for the empty-window cross-check
-    (``WindowReader._cross_check_empty``); None leaves that check out. ``zero_page``: ask page 0 once
-    per read (``WindowReader._check_first_page``): a 1-based server answers it empty.
+    (``WindowReader._cross_check_empty``); None leaves that check out. ``zero_page``: ask page 0
+    (``WindowReader._check_first_page``): a 1-based server answers it empty; unless
+    ``zero_page_known`` says it was already asked of this server under the read's token (the
+    operator's ``EshopboxHook.aorders_first_page_known``). ``zero_page_passed``: told when it was.
     """
 
     endpoint: str = ORDERS_LIST.label
@@ -228,6 +230,8 @@ class ReadContract:
     budget_floor: int = 256
     reference: Callable[[], Awaitable[list[Any]]] | None = None
     zero_page: bool = True
+    zero_page_known: Callable[[], Awaitable[bool]] | None = None
+    zero_page_passed: Callable[[], Awaitable[None]] | None = None
 
 
 class WindowReader:
@@ -313,8 +317,13 @@ class WindowReader:
         self.stats.window_ms = end_ms - start_ms
         began = int(time.time() * 1000)
         settled = min(max(began - self._settle_ms, start_ms), end_ms) if self._deep else start_ms
+        contract = self._contract
         with _metering() as box:
-            if self._contract is not None and self._contract.zero_page:
+            if (
+                contract
+                and contract.zero_page
+                and not (contract.zero_page_known and await contract.zero_page_known())
+            ):
                 sample, _ = await asyncio.gather(
                     self._read_whole(start_ms, end_ms, settled, box), self._check_first_page(start_ms, end_ms)
                 )
@@ -852,8 +861,9 @@ class WindowReader:
         return EshopboxContractError(self._contract.endpoint, assumption, seen, hint=hint)
 
     async def _check_first_page(self, start: int, end: int) -> None:
-        """guard: first_page_is_one. ``page=0`` once per read: a 1-based server answers it empty
-        (api.ORDERS_FIRST_PAGE); one that serves hits numbers pages from 0, and page 1 would skip them."""
+        """guard: first_page_is_one. ``page=0`` (unless already asked of the server under the read's
+        token, ``ReadContract.zero_page``): a 1-based server answers it empty (api.ORDERS_FIRST_PAGE);
+        one that serves hits numbers pages from 0, and page 1 would skip them."""
         async with self._slots:
             self.stats.requests += 1
             hits, _ = await self._fetch(start, end, 0)
@@ -864,6 +874,8 @@ class WindowReader:
                 f"page=0 of updatedAt in [{start}, {end}) served {len(hits)} hits, so pages count from 0 "
                 "and reading from page 1 would skip the first page",
             )
+        if self._contract is not None and self._contract.zero_page_passed is not None:
+            await self._contract.zero_page_passed()
 
     async def _cross_check_empty(self, start: int, end: int) -> None:
         """guard: cross_check_empty. The window came back empty: a row known to exist (the oldest of an

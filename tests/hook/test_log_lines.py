@@ -58,7 +58,8 @@ def test_a_configured_limit_is_named(live, monkeypatch, caplog):
     monkeypatch.setenv("AIRFLOW_CONN_ESHOPBOX_DEFAULT", live.connection_json(max_requests_per_second=5))
     _pages(8)
     held, _wall, why, throttled, _retried = _summary(caplog)
-    assert held >= 6 and throttled == 0 and why == "configured limit 5 requests/s"
+    # 5 starts in any second (a burst, rate_control.window_of): of 8 pages, the last 3 at least wait
+    assert held >= 3 and throttled == 0 and why == "configured limit 5 requests/s"
 
 
 def test_a_server_limit_is_named_and_its_long_retry_after_gets_a_line(live, monkeypatch, caplog):

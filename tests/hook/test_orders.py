@@ -227,3 +227,39 @@ def test_duplicate_detection():
     assert api.is_duplicate_order_error(422, body)
     assert not api.is_duplicate_order_error(400, body)
     assert not api.is_duplicate_order_error(422, {"items": ["required"]})
+
+
+def test_page_zero_is_asked_once_per_server_and_token_on_a_host(live, monkeypatch, tmp_path):
+    """The page loops' page-0 check (api.ORDERS_FIRST_PAGE): once per token on the host, whichever
+    hook or process asks; a new token asks again, and a server counting pages from 0 then fails it."""
+    from airflow_provider_eshopbox.exceptions import EshopboxContractError
+    from airflow_provider_eshopbox.hooks.token_cache import TokenCache
+
+    if not hasattr(live, "sb"):
+        pytest.skip("needs the sandbox")
+    monkeypatch.setenv("AIRFLOW_CONN_ESHOPBOX_DEFAULT", live.connection_json())
+    window = api.orders_window_filter(0, 2**42)
+
+    def requests_of_a_page_loop() -> int:
+        live.sb.reset_stats()
+        pages = len(list(EshopboxHook(retry_policy=FAST).iter_order_pages(window, per_page=10)))
+        return live.sb.stats()["by_route"]["orders_list"] - pages
+
+    assert requests_of_a_page_loop() == 1  # page 0
+    assert requests_of_a_page_loop() == 0  # another hook of this process
+    TokenCache.clear_process_cache()
+    assert requests_of_a_page_loop() == 0  # another process of the host: the token file's fact
+
+    def new_token(name: str) -> None:  # as when the last one expired
+        monkeypatch.setenv("ESHOPBOX_TOKEN_CACHE_DIR", str(tmp_path / name))
+        TokenCache.clear_process_cache()
+
+    new_token("second")
+    assert requests_of_a_page_loop() == 1 and live.exchanges() == 1  # minted in that loop
+    live.sb.quirks.configure(zero_indexed_pages=True)
+    try:
+        new_token("third")
+        with pytest.raises(EshopboxContractError, match="ORDERS_FIRST_PAGE"):
+            requests_of_a_page_loop()
+    finally:
+        live.sb.quirks.clear()

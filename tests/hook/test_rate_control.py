@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import multiprocessing
@@ -95,19 +96,39 @@ def test_an_unknown_limit_is_learned_with_few_429s_and_most_of_its_budget(limit)
     assert seconds <= 1.25 * floor, (seconds, floor)
 
 
+def _most_in_a_second(starts: list[float]) -> int:
+    """The most of ``starts`` in any window ``[t, t + 1)``."""
+    starts = sorted(starts)
+    return max(bisect.bisect_left(starts, t + 1.0) - i for i, t in enumerate(starts))
+
+
 def test_a_configured_limit_is_a_ceiling_and_never_draws_a_429():
     clock = Clock()
     limiter = RateLimiter(10.0, MemoryRateState(), clock=clock)
+    starts: list[float] = []
+    claim = limiter.claim
+
+    def claiming() -> float:
+        wait = claim()
+        if not wait:
+            starts.append(clock.now)
+        return wait
+
+    limiter.claim = claiming  # type: ignore[method-assign]
     seconds, throttles = drive(limiter, BucketServer(10.0, 10, clock), clock, 300)
-    assert throttles == 0 and 29 <= seconds <= 30.5
+    # 30 windows of 10 starts, each held WINDOW_MARGIN (2%) longer than a second
+    assert throttles == 0 and 29 <= seconds <= 31
     assert limiter.rate() == 10.0
+    # At most 10 starts in any second; the first 10 within the first round trips (a burst, not spaced).
+    assert _most_in_a_second(starts) == 10 and starts[9] - starts[0] <= 0.15, starts[:10]
 
 
 def test_a_ceiling_above_the_real_limit_still_learns_below_it():
     clock = Clock()
     limiter = RateLimiter(50.0, MemoryRateState(), clock=clock)
     seconds, throttles = drive(limiter, BucketServer(5.0, 5, clock), clock, 150)
-    assert throttles <= 8 and seconds <= 1.25 * 30
+    # 11: the ceiling's first burst (twice what got through, as slow start grows) draws 5 at once
+    assert throttles <= 11 and seconds <= 1.25 * 30
 
 
 def test_no_limit_anywhere_means_no_spacing_once_slow_start_has_grown():
@@ -171,9 +192,45 @@ def test_processes_of_one_host_share_one_budget(tmp_path):
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
 
 
+def _ceiling_worker(path: str, go: Any, count: int, out: multiprocessing.Queue) -> None:
+    import time
+
+    from airflow_provider_eshopbox.hooks.rate_control import host_clock
+
+    limiter = RateLimiter(10.0, FileRateState(Path(path)))
+    out.put("ready")
+    go.wait(60)
+    starts = []
+    for _ in range(count):
+        while wait := limiter.claim():
+            time.sleep(wait)
+        starts.append(host_clock())
+        limiter.succeeded()
+    out.put(starts)
+
+
+def test_a_configured_limit_holds_across_the_processes_of_a_host(tmp_path):
+    """Three processes told 10/s, sharing the host's file: never more than 10 starts in any second
+    between them, in bursts (the first 10 at once), 36 starts in a little over 3 s."""
+    path = tmp_path / "conn.rate"
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue = ctx.Queue()
+    go = ctx.Event()
+    procs = [ctx.Process(target=_ceiling_worker, args=(str(path), go, 12, out)) for _ in range(3)]
+    for proc in procs:
+        proc.start()
+    assert [out.get(timeout=60) for _ in procs] == ["ready"] * 3
+    go.set()
+    starts = sorted(start for _ in procs for start in out.get(timeout=60))
+    for proc in procs:
+        proc.join(30)
+    assert len(starts) == 36 and _most_in_a_second(starts) == 10, starts
+    assert starts[-1] - starts[0] >= 3.0 and starts[9] - starts[0] < 0.5, starts
+
+
 def test_an_unusable_state_file_falls_back_to_this_process_with_one_warning(tmp_path, caplog):
     (tmp_path / "conn.rate").mkdir()  # a directory where the file should be
     limiter = RateLimiter(5.0, FileRateState(tmp_path / "conn.rate"))
-    assert [limiter.claim() > 0 for _ in range(3)] == [False, False, True]  # still spaced, in memory
+    assert [limiter.claim() > 0 for _ in range(3)] == [False, False, True]  # still limited, in memory
     warnings = [r for r in caplog.records if "rate state" in r.getMessage()]
     assert len(warnings) == 1 and "ESHOPBOX_TOKEN_CACHE_DIR" in warnings[0].getMessage()

@@ -221,3 +221,21 @@ def test_threads_and_coroutines_share_one_lock(live, monkeypatch):
     for t in threads:
         t.join()
     assert live.exchanges() == 1
+
+
+def test_a_fact_holds_for_its_token_on_the_host_and_not_for_the_next(tmp_path: Path) -> None:
+    """TokenCache.knows/learn: what a token's lifetime need check once (the orders page-0 check)."""
+    now = time.time()
+    token, next_token = (CachedToken.from_lifetime(t, 86400, now) for t in ("at-1", "at-2"))
+    cache = TokenCache(FileTokenStore(tmp_path))
+    assert not cache.knows("k", token, "pages from 1")
+    cache.learn("k", token, "pages from 1")
+    TokenCache.clear_process_cache()  # another process of the host: only the file knows it
+    other = TokenCache(FileTokenStore(tmp_path))
+    assert other.knows("k", token, "pages from 1")
+    assert not other.knows("k", next_token, "pages from 1")  # a new token checks again
+    assert not other.knows("k", token, "another fact") and not other.knows("k2", token, "pages from 1")
+    TokenCache.clear_process_cache()
+    assert not TokenCache(None).knows("k", token, "pages from 1")  # token_cache=process: per process
+    [fact] = tmp_path.glob("*.fact")
+    assert stat.S_IMODE(fact.stat().st_mode) == 0o600 and b"at-1" not in fact.read_bytes()

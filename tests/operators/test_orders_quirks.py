@@ -22,6 +22,7 @@ from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.exceptions import EshopboxContractError
 from airflow_provider_eshopbox.hooks._http import RetryPolicy
 from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+from airflow_provider_eshopbox.hooks.token_cache import TokenCache
 from airflow_provider_eshopbox.sandbox import EshopboxSandbox
 from tests.dagtest import default_connection, run_dag
 
@@ -85,6 +86,14 @@ def sb(airflow_db: Path) -> Iterator[EshopboxSandbox]:
     """3,000 order-item rows over a week: about 18 an hour."""
     with EshopboxSandbox(order_items=3_000, seed=22) as box, default_connection(box.connection_json()):
         yield box
+
+
+@pytest.fixture(autouse=True)
+def fresh_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each case mints its own token: the page-0 check is made once per server, token and host
+    (EshopboxHook.aorders_first_page_known), and a case's quirks make the sandbox another server."""
+    monkeypatch.setenv("ESHOPBOX_TOKEN_CACHE_DIR", str(tmp_path / "tokens"))
+    TokenCache.clear_process_cache()
 
 
 @pytest.fixture
