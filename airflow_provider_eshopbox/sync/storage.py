@@ -27,11 +27,12 @@ if TYPE_CHECKING:
 #: Index entries held in memory before they are sorted and spilled to a run file: about 330 bytes
 #: each, so 5 MB (65,536 held 21 MB, the most of the task's peak RSS; bench.rss).
 RUN_ENTRIES = 16_384
-_RUN_BATCH = 1024  # entries per pickled batch of a run file
+_RUN_BATCH = 256  # entries per pickled batch of a run file
 _READ_BLOCK = 1 << 16  # bytes read back at most at once, of lines next to each other in the spool
 #: Runs merged at once: more are first merged on disk in groups, so a merge holds at most this many
 #: batches in memory however many rows there are (at 5M rows, 76 runs at once took about 20 MB more).
-MERGE_FAN_IN = 16
+#: 64 batches of 256 entries are the memory of 16 of 1,024, and 1M rows (61 runs) merge in one pass.
+MERGE_FAN_IN = 64
 # One encoder for every row (json.dumps builds a new one per call when given options).
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
