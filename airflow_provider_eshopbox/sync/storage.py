@@ -25,13 +25,13 @@ if TYPE_CHECKING:
     from airflow_provider_eshopbox.sync.formats import RowWriter
 
 #: Index entries held in memory before they are sorted and spilled to a run file: about 330 bytes
-#: each, so 5 MB (65,536 held 21 MB, the most of the task's peak RSS; bench.rss).
-RUN_ENTRIES = 16_384
+#: each, so 8 MB (65,536 held 21 MB, the most of the task's peak RSS; bench.rss). A window of up to
+#: 24,576 rows (the 20,000 of bench.orders_sync) is sorted in memory, without pickled runs.
+RUN_ENTRIES = 24_576
 _RUN_BATCH = 256  # entries per pickled batch of a run file
-_READ_BLOCK = 1 << 16  # bytes read back at most at once, of lines next to each other in the spool
 #: Runs merged at once: more are first merged on disk in groups, so a merge holds at most this many
 #: batches in memory however many rows there are (at 5M rows, 76 runs at once took about 20 MB more).
-#: 64 batches of 256 entries are the memory of 16 of 1,024, and 1M rows (61 runs) merge in one pass.
+#: 64 batches of 256 entries are the memory of 16 of 1,024, and 1M rows (41 runs) merge in one pass.
 MERGE_FAN_IN = 64
 # One encoder for every row (json.dumps builds a new one per call when given options).
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
@@ -227,20 +227,11 @@ class RowSpool:
 
     def _lines(self) -> Iterator[bytes]:
         """The newest version of each row's line, in output order. Read back with pread, not mmap:
-        mapped pages would count against the task's memory. Lines next to each other in the spool
-        as in the output (a page's rows, mostly) are read with one pread of at most ``_READ_BLOCK``
-        and split there: no line holds a line break (``one_line``)."""
+        mapped pages would count against the task's memory."""
         self._file.flush()
         descriptor = self._file.fileno()
-        start = end = 0
         for _sort_key, offset, length in self._sorted():
-            if offset != end or end - start >= _READ_BLOCK:
-                if end > start:
-                    yield from os.pread(descriptor, end - start, start).splitlines(keepends=True)
-                start = offset
-            end = offset + length
-        if end > start:
-            yield from os.pread(descriptor, end - start, start).splitlines(keepends=True)
+            yield os.pread(descriptor, length, offset)
 
     def close(self) -> None:
         self._file.close()
