@@ -200,7 +200,7 @@ def print_breakdown(runs: list[tuple[str, dict[str, Any]]], per_page: int = 100)
 def _run_pager(windowed: bool, destination: Path, pace: float = 0) -> dict[str, Any]:
     """What a user would otherwise write: HttpHook, a bearer token, pages until hasNext is false,
     each hit written as a JSON line to the same kind of file the operator writes (.jsonl.gz, at the
-    operator's gzip level 6: the gzip module's default of 9 would slow the pager down). ``pace`` > 0:
+    operator's gzip level: the gzip module's default of 9 would slow the pager down). ``pace`` > 0:
     request starts at least ``1 / pace`` s apart, as a user who knows the rate limit would write."""
     import gzip
 
@@ -208,6 +208,7 @@ def _run_pager(windowed: bool, destination: Path, pace: float = 0) -> dict[str, 
 
     from airflow_provider_eshopbox import api
     from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+    from airflow_provider_eshopbox.sync.destination import GZIP_LEVEL
 
     config = EshopboxHook().get_config()
     token = httpx.post(
@@ -221,7 +222,7 @@ def _run_pager(windowed: bool, destination: Path, pace: float = 0) -> dict[str, 
     baseline = _rss_mb()
     began = next_start = time.monotonic()
     ids: set[str] = set()
-    with gzip.open(destination, "wt", compresslevel=6, encoding="utf-8") as out:
+    with gzip.open(destination, "wt", compresslevel=GZIP_LEVEL, encoding="utf-8") as out:
         lo = START
         while lo < START + timedelta(days=DAYS):
             hi = lo + step

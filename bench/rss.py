@@ -63,6 +63,7 @@ def child(days: int, concurrency: int, destination: Path) -> dict[str, Any]:
         raise SystemExit(message)
     disk: list[int] = []
     writing: list[float] = []
+    read_peak: list[float] = []
     close, write_to = storage.RowSpool.close, storage.RowSpool.write_to
 
     def recording_close(self: storage.RowSpool) -> None:
@@ -70,6 +71,7 @@ def child(days: int, concurrency: int, destination: Path) -> dict[str, Any]:
         close(self)
 
     def timed_write_to(self: storage.RowSpool, *args: Any) -> int:
+        read_peak.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # the read's peak
         began = time.monotonic()
         try:
             return write_to(self, *args)
@@ -95,6 +97,7 @@ def child(days: int, concurrency: int, destination: Path) -> dict[str, Any]:
         "write_seconds": sum(writing),
         "baseline_mb": baseline,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "read_peak_mb": read_peak[0] if read_peak else 0.0,
         "temp_disk_mb": (disk[0] if disk else 0) / 1e6,
         "output_mb": destination.stat().st_size / 1e6,
     }
@@ -169,7 +172,7 @@ def main() -> int:
     )
     print(
         f"{'rows':>9}{'format':>8}{'exact':>7}{'requests':>9}{'s':>7}{'write s':>8}{'baseline MB':>12}"
-        f"{'peak +MB':>9}{'temp disk MB':>13}{'output MB':>10}"
+        f"{'peak +MB':>9}{'read +MB':>9}{'temp disk MB':>13}{'output MB':>10}"
     )
     broken = False
     sizes = [int(n) for n in args.rows.split(",") if n.strip()]
@@ -184,7 +187,8 @@ def main() -> int:
             print(
                 f"{r['rows']:>9}{fmt:>8}{'yes' if r['exact'] else 'NO':>7}{r['requests']:>9}"
                 f"{r['seconds']:>7.1f}{r['write_seconds']:>8.1f}{r['baseline_mb']:>12.0f}{grew:>9.0f}"
-                f"{r['temp_disk_mb']:>13.0f}{r['output_mb']:>10.0f}",
+                f"{r['read_peak_mb'] - r['baseline_mb']:>9.0f}{r['temp_disk_mb']:>13.0f}"
+                f"{r['output_mb']:>10.0f}",
                 flush=True,
             )
             exact = "exact" if r["exact"] else "NOT EXACT"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import operator
 import os
 import pickle
 import tempfile
@@ -25,12 +24,15 @@ if TYPE_CHECKING:
 
     from airflow_provider_eshopbox.sync.formats import RowWriter
 
-#: Index entries held in memory before they are sorted and spilled to a run file (about 20 MB).
-RUN_ENTRIES = 65_536
-_RUN_BATCH = 1024  # entries per pickled batch of a run file
+#: Index entries held in memory before they are sorted and spilled to a run file: about 330 bytes
+#: each, so 8 MB (65,536 held 21 MB, the most of the task's peak RSS; bench.rss). A window of up to
+#: 24,576 rows (the 20,000 of bench.orders_sync) is sorted in memory, without pickled runs.
+RUN_ENTRIES = 24_576
+_RUN_BATCH = 256  # entries per pickled batch of a run file
 #: Runs merged at once: more are first merged on disk in groups, so a merge holds at most this many
 #: batches in memory however many rows there are (at 5M rows, 76 runs at once took about 20 MB more).
-MERGE_FAN_IN = 16
+#: 64 batches of 256 entries are the memory of 16 of 1,024, and 1M rows (41 runs) merge in one pass.
+MERGE_FAN_IN = 64
 # One encoder for every row (json.dumps builds a new one per call when given options).
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
@@ -129,7 +131,7 @@ class RowSpool:
 
     def _spill(self) -> None:
         """Sort the pending entries by (key, version, sequence) into a new run file."""
-        self._pending.sort(key=_by_key)
+        self._pending.sort()  # by (key, version, sequence): the sequence is unique, so no key function
         self._runs.append(_Run.write(self._pending))
         self._pending = []
 
@@ -143,9 +145,9 @@ class RowSpool:
         if self._runs:
             if self._pending:
                 self._spill()
-            entries: Iterable[tuple[Any, Any, int, Any, int, int]] = self._merge(self._runs, _by_key)
+            entries: Iterable[tuple[Any, Any, int, Any, int, int]] = self._merge(self._runs)
         else:
-            self._pending.sort(key=_by_key)
+            self._pending.sort()
             entries = self._pending
         best = None
         for entry in entries:
@@ -166,37 +168,38 @@ class RowSpool:
             for item in self._newest():
                 chunk.append(item)
                 if len(chunk) >= self._run_entries:
-                    chunk.sort(key=_by_sort_key)
+                    chunk.sort()  # by (sort key, offset): offsets are unique, ties keep spool order
                     runs.append(_Run.write(chunk))
                     chunk = []
                     self._note_disk_with(runs)
             self._drop_runs()  # the key-ordered runs are consumed: free their disk
-            chunk.sort(key=_by_sort_key)
+            chunk.sort()
             if not runs:
                 yield from chunk
                 return
             runs.append(_Run.write(chunk))
             self._note_disk_with(runs)
             del chunk
-            yield from self._merge(runs, _by_sort_key)
+            yield from self._merge(runs)
         finally:
             for run in runs:
                 run.close()
 
-    def _merge(self, runs: list[_Run], key: Callable[[Any], Any]) -> Iterator[Any]:
-        """The entries of sorted ``runs`` in one order, merged at most ``MERGE_FAN_IN`` at a time.
+    def _merge(self, runs: list[_Run]) -> Iterator[Any]:
+        """The entries of sorted ``runs`` in their natural order, merged at most ``MERGE_FAN_IN`` at a time
+        (tuples whose order is decided before a unique field: no key function, so no key objects).
 
         ``runs`` is updated in place (groups replaced by their merge), so its owner still closes all.
         """
         while len(runs) > MERGE_FAN_IN:
             group = runs[:MERGE_FAN_IN]
-            merged = _Run.write(heapq.merge(*(run.read() for run in group), key=key))
+            merged = _Run.write(heapq.merge(*(run.read() for run in group)))
             runs.append(merged)
             self._note_disk_with(runs)
             del runs[:MERGE_FAN_IN]
             for run in group:
                 run.close()
-        return heapq.merge(*(run.read() for run in runs), key=key)
+        return heapq.merge(*(run.read() for run in runs))
 
     def _note_disk_with(self, extra: list[_Run]) -> None:
         counted = {id(run): run.size for run in (*self._runs, *extra)}
@@ -239,13 +242,6 @@ class RowSpool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _by_key(entry: tuple[Any, Any, int, Any, int, int]) -> tuple[Any, Any, int]:
-    return entry[0], entry[1], entry[2]
-
-
-_by_sort_key = operator.itemgetter(0, 1)  # then the offset: ties keep spool order
 
 
 class _Run:

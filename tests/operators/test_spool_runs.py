@@ -12,7 +12,7 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_eshopbox import api
-from airflow_provider_eshopbox.sync.storage import RowSpool
+from airflow_provider_eshopbox.sync.storage import MERGE_FAN_IN, RowSpool
 
 
 @pytest.mark.parametrize("run_entries", [1, 3, 17, 10_000])
@@ -123,7 +123,9 @@ def _merge_peak(tmp_path: Path, runs: int, run_entries: int = 2_000) -> int:
 
 
 def test_merge_memory_does_not_grow_with_the_number_of_runs(tmp_path: Path) -> None:
-    """Four times the runs (64 against MERGE_FAN_IN=16) merge in the same memory: the extra runs are
-    merged on disk first (issue 23: 76 runs merged at once cost about 20 MB more at 5M rows)."""
-    few, many = _merge_peak(tmp_path, 16), _merge_peak(tmp_path, 64)
-    assert many < few * 1.3, f"64 runs peaked at {many / 1e6:.1f} MB, 16 runs at {few / 1e6:.1f} MB"
+    """Four times MERGE_FAN_IN runs merge in the memory of MERGE_FAN_IN: the extra runs are merged
+    on disk first (issue 23: 76 runs merged at once cost about 20 MB more at 5M rows)."""
+    few, many = _merge_peak(tmp_path, MERGE_FAN_IN, 500), _merge_peak(tmp_path, 4 * MERGE_FAN_IN, 500)
+    assert many < few * 1.3, (
+        f"{4 * MERGE_FAN_IN} runs peaked at {many / 1e6:.1f} MB, {MERGE_FAN_IN} at {few / 1e6:.1f} MB"
+    )
