@@ -39,6 +39,11 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 os.environ["ESHOPBOX_TOKEN_CACHE_DIR"] = str(_SESSION_DIR / "token-cache")
 os.environ.pop("AIRFLOW_CONN_ESHOPBOX_DEFAULT", None)
+# The example DAGs write under ESHOPBOX_DEMO_OUTPUT, /tmp/eshopbox when unset: one path for every
+# worker, where two workers running one DAG in the same interval overwrote each other's file (an
+# inventory test read the other's and counted ESINs "lost"). Each worker writes under its own;
+# ``output_dir`` gives a test its own.
+os.environ["ESHOPBOX_DEMO_OUTPUT"] = f"file://{_SESSION_DIR / 'out'}"
 
 
 @pytest.fixture(scope="session")

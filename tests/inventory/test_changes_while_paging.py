@@ -47,7 +47,7 @@ class _FrozenSource:
 
 
 @pytest.fixture
-def sb(airflow_db, monkeypatch) -> Iterator[EshopboxSandbox]:
+def sb(airflow_db, monkeypatch, output_dir) -> Iterator[EshopboxSandbox]:
     # 300 ESINs: twelve full pages and a short one, so offset paging has many page boundaries.
     # The clock stands a day back and still: every stamp the test makes is in the past and settled.
     clock = SandboxClock(_FrozenSource(float(int(time.time()) - 86_400)))
