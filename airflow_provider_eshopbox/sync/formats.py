@@ -42,8 +42,9 @@ PARQUET_SUFFIX = ".parquet"
 EXTRA_COLUMN = "_extra"
 #: Rows per Parquet row group (DuckDB and Spark split work by row group).
 ROW_GROUP_ROWS = 4_096
-_BATCH_ROWS = 512  # rows decoded to Python objects at a time on the value-by-value path
+_READ_ROWS = 2_048  # rows parsed at a time: the JSON reader's peak grows with its block (4096: +10 MB)
 _WRITE_CHUNK = 1 << 20
+_BATCH_ROWS = 512  # rows decoded to Python objects at a time on the value-by-value path
 _INDEX = re.compile(r"\[\d+\]")
 #: The Python type of the values pyarrow takes as they are, per declared type.
 _AS_IS: dict[str, type] = {
@@ -140,33 +141,38 @@ class ParquetWriter:
         metadata = {"eshopbox.stream": self.schema.stream, "eshopbox.schema": self.fingerprint}
         schema = self.arrow_schema.with_metadata(metadata)
 
-        def write_group(group: list[bytes]) -> None:
-            table = self._read(group, schema, pa)
-            if table is None:  # value by value: the converters decide, and name a misfit
-                parts = range(0, len(group), _BATCH_ROWS)
-                table = pa.Table.from_batches(
-                    [self._batch(group[i : i + _BATCH_ROWS], schema, pa) for i in parts]
-                )
-            parquet.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        batches: list[Any] = []
+
+        def convert(part: list[bytes] | None) -> None:
+            """On the second thread: ``part`` into record batches, a row group out when one is full
+            (None: the last one)."""
+            if part is not None:
+                batch = self._read(part, schema, pa)
+                # value by value where the reader cannot: the converters decide, and name a misfit
+                batches.extend(self._values(part, schema, pa) if batch is None else [batch])
+            if batches and (part is None or sum(map(len, batches)) >= ROW_GROUP_ROWS):
+                parquet.write_table(pa.Table.from_batches(batches), row_group_size=ROW_GROUP_ROWS)
+                batches.clear()
 
         with (
             pq.ParquetWriter(out, schema, compression="zstd", store_schema=True) as parquet,
-            _Behind(write_group) as behind,
+            _Behind(convert) as behind,
         ):
-            group: list[bytes] = []
+            part: list[bytes] = []
             for line in lines:
-                group.append(line)
-                if len(group) == ROW_GROUP_ROWS:
-                    behind.submit(group)
-                    count += len(group)
-                    group = []
-            if group:
-                behind.submit(group)
-                count += len(group)
+                part.append(line)
+                if len(part) == _READ_ROWS:
+                    behind.submit(part)
+                    count += len(part)
+                    part = []
+            if part:
+                behind.submit(part)
+                count += len(part)
+            behind.submit(None)
         return count
 
     def _read(self, lines: list[bytes], schema: Any, pa: Any) -> Any:
-        """The group parsed by pyarrow's JSON reader into the wire types and cast to the declared
+        """The batch parsed by pyarrow's JSON reader into the wire types and cast to the declared
         ones, or None when it cannot be done exactly (an undeclared key, a value of another JSON
         type or out of range, a string where money is): the value-by-value path decides those."""
         import pyarrow.json as pj
@@ -181,6 +187,7 @@ class ParquetWriter:
                 pa.py_buffer(text),
                 read_options=pj.ReadOptions(use_threads=False, block_size=len(text) + 1),
                 parse_options=pj.ParseOptions(explicit_schema=self._wire, unexpected_field_behavior="infer"),
+                memory_pool=pa.system_memory_pool(),  # mimalloc would keep the parse's peak resident
             )
         except pa.ArrowException:
             return None
@@ -194,7 +201,13 @@ class ParquetWriter:
                 return None
             arrays.append(array)
         arrays.append(pa.nulls(len(lines), pa.string()))  # no undeclared key: no _extra
-        return pa.Table.from_arrays(arrays, schema=schema)
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def _values(self, lines: list[bytes], schema: Any, pa: Any) -> list[Any]:
+        """Record batches of ``lines`` converted value by value, ``_BATCH_ROWS`` rows of objects at a time."""
+        return [
+            self._batch(lines[i : i + _BATCH_ROWS], schema, pa) for i in range(0, len(lines), _BATCH_ROWS)
+        ]
 
     def _batch(self, lines: list[bytes], schema: Any, pa: Any) -> Any:
         """One record batch of ``lines``, each value converted to its declared column type.
