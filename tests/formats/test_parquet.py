@@ -9,9 +9,11 @@ import json
 import math
 import re
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pyarrow as pa
@@ -36,15 +38,18 @@ ORDER = {
 }
 
 
-def _write(rows: list[dict], destination: Path, stream: str = "orders") -> tuple[int, dict]:
-    """Rows (as JSON text, money as written) through the spool and the Parquet writer."""
+def _write(
+    rows: list[dict], destination: Path, stream: str = "orders", encode: Callable[[Any], bytes] | None = None
+) -> tuple[int, dict]:
+    """Rows (as JSON text, money as written, or as ``encode`` spells them) through the spool and the
+    Parquet writer."""
     writer = ParquetWriter(schema_of(stream))
     key = schema_of(stream).key
     with RowSpool(
         key=lambda r: json.dumps([r.get(k) for k in key]), version=lambda r: 0, sort_key=str
     ) as spool:
         for row in rows:
-            spool.add(row, _TEXT(row))  # JSON text as the API would send it: Decimal("1.07") as 1.07
+            spool.add(row, (encode or _TEXT)(row))  # as the API would send it: Decimal("1.07") as 1.07
         count = spool.write_to(_path(destination), writer)
     return count, writer.manifest()
 
@@ -138,6 +143,10 @@ def test_money_is_parsed_from_the_text_not_through_a_float(tmp_path: Path) -> No
         ({"quantity": 1.5}, r"quantity is not a 64-bit integer \(value Decimal\('1.5'\)\)"),
         ({"orderDetails": {"orderDate": "2026-11-01T10:15:00+05:30"}}, r"orderDetails.orderDate is a string"),
         ({"sku": 12}, r"sku is not a string \(value 12\)"),
+        # pyarrow's JSON reader would take these three; the writer must not:
+        ({"customerPrice": "12.50"}, r"customerPrice is not a number \(value '12.50'\)"),
+        ({"customerPrice": 10**16}, r"customerPrice has more than 16 digits before the point"),
+        ({"onHold": 2}, r"onHold is not a flag .*\(value 2\)"),
     ],
 )
 def test_a_value_that_does_not_fit_fails_naming_stream_field_row_and_value(
@@ -150,6 +159,38 @@ def test_a_value_that_does_not_fit_fails_naming_stream_field_row_and_value(
     assert message.startswith("orders row objectID='acme-1-1', orderItemID='2-1', updatedAt="), message
     assert re.search(says, message), message
     assert list(tmp_path.iterdir()) == []  # nothing written, no temporary left
+
+
+def test_money_sent_as_a_string_fails_even_under_an_escaped_key(tmp_path: Path) -> None:
+    # The key spelt "customer\u0050rice" is customerPrice once decoded; the text check must see it.
+    rows = [ORDER, {**ORDER, "orderItemID": "2-1", "customerPrice": "12.50"}]
+    escaped = lambda row: _TEXT(row).replace(b'"customerPrice"', b'"customer\\u0050rice"')  # noqa: E731
+    with pytest.raises(EshopboxDataError, match=r"orderItemID='2-1'.*customerPrice is not a number"):
+        _write(rows, tmp_path / "o.parquet", encode=escaped)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_json_reader_and_the_value_by_value_path_write_the_same_bytes(
+    sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Row groups go through pyarrow's JSON reader; the converters are the reference it must equal.
+    read, taken = ParquetWriter._read, []
+
+    def recording(self: ParquetWriter, *args: Any) -> Any:
+        taken.append(read(self, *args))
+        return taken[-1]
+
+    monkeypatch.setattr(ParquetWriter, "_read", recording)
+    streams = {"orders": sandbox.truth_order_rows(), "products": sandbox.products()}
+    for stream, rows in streams.items():
+        _write(rows, tmp_path / f"{stream}-reader.parquet", stream)
+    assert taken and all(table is not None for table in taken)  # the reader took every group
+    monkeypatch.setattr(ParquetWriter, "_read", lambda self, *args: None)
+    for stream, rows in streams.items():
+        _write(rows, tmp_path / f"{stream}-values.parquet", stream)
+        reader, values = ((tmp_path / f"{stream}-{way}.parquet").read_bytes() for way in ("reader", "values"))
+        assert reader == values, stream
+        assert pq.read_metadata(io.BytesIO(reader)).num_rows == len(rows) > 0
 
 
 def test_unknown_fields_are_kept_in_extra_and_counted_in_the_manifest(tmp_path: Path) -> None:
