@@ -67,7 +67,7 @@ BLOCKS: dict[str, Block] = {
         "429s and requests within a few dozen from run to run; wall time by 30% on a shared machine",
     ),
     "rss": Block(
-        ("-m", "bench.rss", "--rows", "1000000"),
+        ("-m", "bench.rss", "--rows", "1000000", "--format", "jsonl,parquet"),
         "peak RSS within about 5 MB from run to run; seconds by 30% or more on a shared machine; "
         "requests within a few dozen; rows, temp disk and output exact for the seed",
     ),

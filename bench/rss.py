@@ -159,6 +159,9 @@ def main() -> int:
     )
     parser.add_argument("--with-5m", action="store_true", help=f"add the {BIG:,}-row case (several minutes)")
     parser.add_argument("--format", default="jsonl", help="comma-separated: jsonl (.jsonl.gz), parquet")
+    parser.add_argument(
+        "--write-ratio", type=float, default=1.5, help="Parquet's sorted write allowed, x the JSONL write's"
+    )
     parser.add_argument("--child", metavar="DESTINATION")
     args = parser.parse_args()
     if args.child:
@@ -167,7 +170,8 @@ def main() -> int:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(
         f"\nOrders resync of {args.days} days in one task (sandbox, no added latency, "
-        f"max_concurrency={args.concurrency}); bound: peak RSS +{args.bound_mb:.0f} MB, "
+        f"max_concurrency={args.concurrency}); bounds: Parquet write {args.write_ratio}x JSONL's, "
+        f"peak RSS +{args.bound_mb:.0f} MB, "
         f"+{args.big_bound_mb:.0f} MB from {BIG:,} rows"
     )
     print(
@@ -178,9 +182,12 @@ def main() -> int:
     sizes = [int(n) for n in args.rows.split(",") if n.strip()]
     if args.with_5m and BIG not in sizes:
         sizes.append(BIG)
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
     for rows in sizes:
-        for fmt in [f.strip() for f in args.format.split(",") if f.strip()]:
+        writes: dict[str, float] = {}
+        for fmt in formats:
             r = measure(rows, args.days, args.concurrency, fmt)
+            writes[fmt] = r["write_seconds"]
             grew = r["peak_mb"] - r["baseline_mb"]
             bound = args.big_bound_mb if rows >= BIG else args.bound_mb
             broken |= not r["exact"] or grew > bound
@@ -195,6 +202,14 @@ def main() -> int:
             headline(
                 f"resync of {rows:,} rows ({fmt})",
                 f"+{grew:.0f} MB peak RSS (bound +{bound:.0f}), {exact}, {r['seconds']:.0f} s",
+            )
+        if {"jsonl", "parquet"} <= writes.keys():  # issue 24: the same rows, one run, side by side
+            ratio = writes["parquet"] / max(writes["jsonl"], 1e-9)
+            broken |= ratio > args.write_ratio
+            headline(
+                f"Parquet write of {rows:,} rows vs .jsonl.gz",
+                f"{ratio:.2f}x ({writes['parquet']:.1f} s vs {writes['jsonl']:.1f} s; "
+                f"bound {args.write_ratio}x)",
             )
     return 1 if broken else 0
 
