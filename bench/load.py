@@ -195,9 +195,10 @@ def main() -> int:
         ).json()
     truth = set(truth_body["orderItemIDs"])
 
-    files = sorted((output / "orders").glob("*.jsonl.gz")) if (output / "orders").exists() else []
-    per_file = {f.name: _read_ids(f) for f in files}
-    expected_files = {f"{h.strftime('%Y%m%dT%H%M%S')}.jsonl.gz" for h in hours}
+    # The example hourly DAG writes Hive-style day partitions: orders/dt=YYYY-MM-DD/<interval start>.jsonl.gz
+    files = sorted((output / "orders").glob("dt=*/*.jsonl.gz")) if (output / "orders").exists() else []
+    per_file = {f"{f.parent.name}/{f.name}": _read_ids(f) for f in files}
+    expected_files = {f"dt={h:%Y-%m-%d}/{h:%Y%m%dT%H%M%S}.jsonl.gz" for h in hours}
     union: set[str] = set()
     for ids in per_file.values():
         union.update(ids)
