@@ -36,10 +36,10 @@ import os
 import posixpath
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_eshopbox.exceptions import EshopboxConfigError
 
@@ -106,6 +106,23 @@ def resolve_destination(value: Any, *, field: str = "destination") -> ObjectStor
     return path
 
 
+_MAKE_ATTEMPTS = 5  # tries of a file whose new directory another task's write probe removed
+_T = TypeVar("_T")
+
+
+def _in_its_directory(path: ObjectStoragePath, create: Callable[[], _T]) -> _T:
+    """``create()`` a file at ``path``, making its directory first, and again if another task's write
+    probe made or removed it meanwhile (a backfill's runs starting in one new ``dt=`` partition)."""
+    for attempt in range(_MAKE_ATTEMPTS):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return create()
+        except (FileNotFoundError, FileExistsError):
+            if attempt == _MAKE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def check_writable(destination: ObjectStoragePath, *, field: str = "destination") -> None:
     """Fail now, before any read, if the final write could not succeed.
 
@@ -124,17 +141,16 @@ def check_writable(destination: ObjectStoragePath, *, field: str = "destination"
                 field=field,
             )
         for ancestor in local.parents:
-            if ancestor.exists():
-                if not ancestor.is_dir():
-                    raise EshopboxConfigError(
-                        f"{field}={text!r}: its parent {ancestor} is a file, not a directory", field=field
-                    )
+            if ancestor.is_dir():
                 break
+            if ancestor.exists() and not ancestor.is_dir():  # asked twice: another task may make it
+                raise EshopboxConfigError(
+                    f"{field}={text!r}: its parent {ancestor} is a file, not a directory", field=field
+                )
             created.append(ancestor)  # deepest first
     probe = destination.parent / _temporary_name(destination, uuid.uuid4().hex)
     try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
+        _in_its_directory(probe, lambda: probe.write_bytes(b""))
     except Exception as error:
         raise EshopboxConfigError(
             f"{field}={text!r} cannot be written here: {error}; choose a place this worker can write",
@@ -232,7 +248,7 @@ def atomic_open(destination: ObjectStoragePath) -> Iterator[IO[bytes]]:
     remove_stale_temporaries(destination)
     temporary = destination.parent / _temporary_name(destination, uuid.uuid4().hex)
     try:
-        raw = temporary.open("wb")
+        raw = _in_its_directory(temporary, lambda: temporary.open("wb"))
         try:
             if is_gzip(destination):
                 with gzip.GzipFile(
