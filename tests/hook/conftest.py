@@ -204,6 +204,14 @@ def make_live(token_ttl: int = 3600, token_latency: float = 0.2) -> LiveServer |
 
 
 @pytest.fixture
+def sandbox_live() -> Iterator[SandboxServer]:
+    """The sandbox as ``live`` serves it, for a test that reads its counters (``.sb``)."""
+    server = SandboxServer(3600, 0.2)
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def live() -> Iterator[LiveServer | SandboxServer]:
     """A loopback server with a 0.2 s token endpoint latency (so racing exchanges overlap)."""
     server = make_live()

@@ -229,14 +229,13 @@ def test_duplicate_detection():
     assert not api.is_duplicate_order_error(422, {"items": ["required"]})
 
 
-def test_page_zero_is_asked_once_per_server_and_token_on_a_host(live, monkeypatch, tmp_path):
+def test_page_zero_is_asked_once_per_server_and_token_on_a_host(sandbox_live, monkeypatch, tmp_path):
     """The page loops' page-0 check (api.ORDERS_FIRST_PAGE): once per token on the host, whichever
     hook or process asks; a new token asks again, and a server counting pages from 0 then fails it."""
     from airflow_provider_eshopbox.exceptions import EshopboxContractError
     from airflow_provider_eshopbox.hooks.token_cache import TokenCache
 
-    if not hasattr(live, "sb"):
-        pytest.skip("needs the sandbox")
+    live = sandbox_live
     monkeypatch.setenv("AIRFLOW_CONN_ESHOPBOX_DEFAULT", live.connection_json())
     window = api.orders_window_filter(0, 2**42)
 

@@ -165,26 +165,42 @@ def _worker(path: str, go: Any, count: int, out: multiprocessing.Queue) -> None:
     out.put(slots)
 
 
-def test_processes_of_one_host_share_one_budget(tmp_path):
-    """A rate learned in one process spaces the requests of every process that shares the file."""
-    path = tmp_path / "conn.rate"
+def _in_processes(
+    target: Any, path: Path, count: int, before_go: Any = None, processes: int = 3
+) -> list[float]:
+    """Run ``target(path, go, count, out)`` in spawned processes released together once all are
+    ready (``before_go`` runs in between); every process's start times, sorted."""
     ctx = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue = ctx.Queue()
     go = ctx.Event()
-    procs = [ctx.Process(target=_worker, args=(str(path), go, 3, out)) for _ in range(3)]
+    procs = [ctx.Process(target=target, args=(str(path), go, count, out)) for _ in range(processes)]
     for proc in procs:
         proc.start()
-    # Spawning is slow on a loaded machine; the rate is learned once every worker is up, so it has not
-    # recovered by the time they claim (the test measured the spacing against a stale rate).
-    assert [out.get(timeout=60) for _ in procs] == ["ready"] * 3
-    first = RateLimiter(None, FileRateState(path))
-    first.throttled(None)  # learned: no more than a few requests a second
-    rate = first.rate()
-    assert rate < 20
+    assert [out.get(timeout=60) for _ in procs] == ["ready"] * processes
+    if before_go is not None:
+        before_go()
     go.set()
-    slots = sorted(slot for _ in procs for slot in out.get(timeout=60))
+    starts = sorted(start for _ in procs for start in out.get(timeout=60))
     for proc in procs:
         proc.join(30)
+    return starts
+
+
+def test_processes_of_one_host_share_one_budget(tmp_path):
+    """A rate learned in one process spaces the requests of every process that shares the file."""
+    path = tmp_path / "conn.rate"
+    learned: list[float] = []
+
+    def learn() -> None:
+        first = RateLimiter(None, FileRateState(path))
+        first.throttled(None)  # learned: no more than a few requests a second
+        learned.append(first.rate())
+
+    # Spawning is slow on a loaded machine; the rate is learned once every worker is up, so it has not
+    # recovered by the time they claim (the test measured the spacing against a stale rate).
+    slots = _in_processes(_worker, path, 3, before_go=learn)
+    rate = learned[0]
+    assert rate < 20
     # Nine starts from three processes keep one spacing between them: at most one slot of credit
     # after an idle spell, and a start that came late does not let the rest catch up beyond it.
     assert slots[-1] - slots[0] >= 0.9 * (len(slots) - 2) / rate, (slots, rate)
@@ -212,18 +228,7 @@ def _ceiling_worker(path: str, go: Any, count: int, out: multiprocessing.Queue) 
 def test_a_configured_limit_holds_across_the_processes_of_a_host(tmp_path):
     """Three processes told 10/s, sharing the host's file: never more than 10 starts in any second
     between them, in bursts (the first 10 at once), 36 starts in a little over 3 s."""
-    path = tmp_path / "conn.rate"
-    ctx = multiprocessing.get_context("spawn")
-    out: multiprocessing.Queue = ctx.Queue()
-    go = ctx.Event()
-    procs = [ctx.Process(target=_ceiling_worker, args=(str(path), go, 12, out)) for _ in range(3)]
-    for proc in procs:
-        proc.start()
-    assert [out.get(timeout=60) for _ in procs] == ["ready"] * 3
-    go.set()
-    starts = sorted(start for _ in procs for start in out.get(timeout=60))
-    for proc in procs:
-        proc.join(30)
+    starts = _in_processes(_ceiling_worker, tmp_path / "conn.rate", 12)
     assert len(starts) == 36 and _most_in_a_second(starts) == 10, starts
     assert starts[-1] - starts[0] >= 3.0 and starts[9] - starts[0] < 0.5, starts
 
