@@ -82,7 +82,7 @@ class EshopboxSandbox(StreamsSandboxMixin):
         self.workspace = workspace
         self.host = host
         # off loopback, /__sandbox__ (connection secrets at /info included) wants this in X-Sandbox-Token
-        self.control_token: str | None = None if is_loopback(host) else secrets.token_urlsafe(18)
+        self.control_token: str | None = None if is_loopback(host) else f"sbx-ctl-{secrets.token_hex(18)}"
         self.port = port
         self.tls = tls
         self._tls: SandboxTLS | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,6 +69,8 @@ def test_non_loopback_bind_warns_and_wants_the_printed_token() -> None:
         warning = proc.stderr.readline()
         assert "not loopback" in warning and "client secret and refresh token" in warning
         token = warning.rsplit("X-Sandbox-Token: ", 1)[1].strip()
+        # a token_urlsafe token began with "-" now and then, and argparse took it for an option
+        assert re.fullmatch(r"sbx-ctl-[0-9a-f]{36}", token), token
         port = line.rsplit(":", 1)[1].strip()
         base = f"http://127.0.0.1:{port}"
         url = f"{base}/__sandbox__/info"
