@@ -29,6 +29,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from airflow_provider_eshopbox.api import Endpoint, error_message
 from airflow_provider_eshopbox.exceptions import EshopboxAmbiguousWriteError, EshopboxApiError
+from airflow_provider_eshopbox.hooks._network import transport
 from airflow_provider_eshopbox.hooks.rate_control import FileRateState, RateLimiter
 from airflow_provider_eshopbox.hooks.rawjson import loads_leaving_items
 
@@ -289,10 +290,14 @@ class HttpClient:
             del self._clients[old]  # its sockets went with its loop
         client = self._clients.get(loop)
         if client is None:
+            verify = tls_context(self.verify)
             client = self._clients[loop] = httpx.AsyncClient(
+                # a mount, not transport=: httpx then still takes HTTP(S)_PROXY from the environment,
+                # whose more specific patterns (and NO_PROXY's) win over "all://"
+                mounts={"all://": transport(verify, _LIMITS)},
                 timeout=self.timeout,
                 limits=_LIMITS,
-                verify=tls_context(self.verify),
+                verify=verify,
                 follow_redirects=False,
                 headers={"Accept": "application/json"},
             )
