@@ -557,10 +557,17 @@ ORDER_DATE_TIME = TIME_NAIVE_UTC
 # ASSUMPTION (eshopbox-api.md §3.2, §3.6, §9): every other WMS stamp (shipments' and returns' created_at,
 # status_updated_at, status_log values, return_request_date, tracking dateTime and
 # expectedDeliveryDate) is sent like updated_at (SHIPMENT_UPDATED_AT_FIELD): naive, in UTC.
+# The zone is checked where it can be: no stamp can be later than the server's own clock, the Date
+# header of its replies. Naive IST read as UTC puts every row updated in the last 5 h 30 min up to
+# that much after it, so a list read of an active workspace fails instead of filing rows 5 h 30 min
+# off (quirk ist_times). A zone behind UTC would not show; none is likely for an Indian platform.
 # guard: parse_time
 # guard: parse_wms_time (a list row's updated_at in another encoding fails the read; quirk offset_times)
-# probe: SHIPMENTS_LIST
+# guard: check_server_clock (a list row's updated_at after the server's Date fails the read; quirk ist_times)
+# probe: SHIPMENTS_LIST, RETURNS_LIST
 WMS_TIME = TIME_NAIVE_UTC
+#: How far a stamp may run ahead of the server's Date header (clocks of one service's machines).
+SERVER_CLOCK_SKEW_MS = 10 * 60_000
 # ASSUMPTION (eshopbox-api.md §5, §9 sample "2024-06-01T08:00:00.000Z"): products' createdAt and
 # updatedAt are ISO-8601 with an offset.
 # guard: parse_time
@@ -604,6 +611,18 @@ def parse_wms_time(value: Any) -> int:
         else:
             return int(parsed.replace(tzinfo=timezone.utc).timestamp()) * 1000
     raise ValueError(f"is {_describe(value)}, not a 'YYYY-MM-DD HH:MM:SS' date-time")
+
+
+def check_server_clock(value: Any, stamp_ms: int, server_ms: int) -> None:
+    """ValueError when a stamp (``value``, read as ``stamp_ms``) is later than the server's clock
+    allows (see WMS_TIME)."""
+    ahead = stamp_ms - server_ms
+    if ahead > SERVER_CLOCK_SKEW_MS:
+        said = datetime.fromtimestamp(server_ms / 1000, timezone.utc).strftime(WMS_TIME_FORMAT)
+        raise ValueError(
+            f"{value!r} is {ahead / 3_600_000:.1f} h after the server's own clock ({said} UTC by its "
+            "Date header): its naive stamps are not UTC (IST runs 5 h 30 min ahead); correct api.WMS_TIME"
+        )
 
 
 def list_total(value: Any) -> int:

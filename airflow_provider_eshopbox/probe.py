@@ -437,8 +437,9 @@ class Probe:
         bad_stamp = None
         if stamp_field:
             for r in data:
-                try:
-                    api.parse_wms_time(r.get(stamp_field))
+                try:  # the encoding, then the zone: no stamp after the server's own clock
+                    stamp = r.get(stamp_field)
+                    api.check_server_clock(stamp, api.parse_wms_time(stamp), self.hook.server_now_ms())
                 except ValueError as exc:
                     bad_stamp = f"{stamp_field} {exc}"
                     break

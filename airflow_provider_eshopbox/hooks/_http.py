@@ -290,6 +290,10 @@ class HttpClient:
         self.secrets: set[str] = set(secrets)
         self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self.summary = ThrottleSummary(limiter)
+        #: the latest ``Date`` a reply carried (epoch s; 0: none yet): the server's clock, which no
+        #: stamp it sent can be after (the WMS_TIME zone guard, sync/streams.py)
+        self.server_time = 0.0
+        self._date_text = ""
 
     def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -309,6 +313,20 @@ class HttpClient:
                 headers={"Accept": "application/json"},
             )
         return client
+
+    def _saw_date(self, text: str | None) -> None:
+        if not text or text == self._date_text:  # one parse a second at most
+            return
+        self._date_text = text
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return
+        self.server_time = max(self.server_time, when.replace(tzinfo=when.tzinfo or timezone.utc).timestamp())
+
+    def server_now(self) -> float:
+        """The server's clock as its replies' ``Date`` headers last told it, else this worker's."""
+        return self.server_time or time.time()
 
     async def _attempt(self, spec: RequestSpec) -> Reply:
         client = self._client()
@@ -330,6 +348,7 @@ class HttpClient:
             if isinstance(exc, asyncio.TimeoutError):
                 exc = httpx.ReadTimeout(f"no complete reply within {deadline:g} s")
             raise classify_exception(spec, exc) from None
+        self._saw_date(response.headers.get("date"))
         try:
             reply = classify_response(spec, response, self.secrets)
         except _Retry as exc:

@@ -574,6 +574,10 @@ class EshopboxHook(BaseHook):
         return reply.data
 
     # --- the API, async ----------------------------------------------------------------------------
+    def server_now_ms(self) -> int:
+        """The server's clock (its replies' ``Date``), else this worker's: no stamp it sent is later."""
+        return int(1000 * (self._http.server_now() if self._http is not None else time.time()))
+
     async def acall(
         self,
         endpoint: api.Endpoint,

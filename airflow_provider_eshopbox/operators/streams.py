@@ -188,7 +188,11 @@ class EshopboxStreamToStorageOperator(EshopboxStopOnKillMixin, EshopboxLineageMi
 
         def stamp(row: dict[str, Any]) -> int:
             try:
-                return parse(row.get(stream.time_field)) if parse is not None else 0
+                if parse is None:
+                    return 0
+                ms = parse(row.get(stream.time_field))
+                api.check_server_clock(row.get(stream.time_field), ms, hook.server_now_ms())
+                return ms
             except ValueError as problem:
                 raise EshopboxContractError(
                     stream.endpoint.label,

@@ -31,6 +31,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
+from email.utils import formatdate
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
@@ -280,6 +281,8 @@ class SandboxApp:
                         response = R.envelope(500, "Backend Error", "backendError")
                     if sb.quirks.on("offset_times") and response.status_code == 200:
                         response = R.offset_times(response)
+                    if sb.quirks.on("ist_times") and response.status_code == 200:
+                        response = R.ist_times(response)
                 if plan.echo_secrets and response.status_code >= 400:
                     sb.stats_counter.fault("echo_secrets")
                     response = R.echo_secrets(response, await _request_secrets(request))
@@ -288,6 +291,8 @@ class SandboxApp:
                 if sb.quirks.on("error_200") and response.status_code >= 400:
                     sb.stats_counter.fault("error_200")
                     response.status_code = 200
+                # the sandbox's own clock (tests move it), as a real server's Date is its own
+                response.headers["date"] = formatdate(sb.clock.now(), usegmt=True)
                 status = response.status_code
                 if plan.drip_bytes_per_s > 0:
                     response = R.DripResponse(

@@ -20,6 +20,8 @@ file with a green task. Each quirk exists to show that a guard notices it:
 ``offset_times``           every naive 'YYYY-MM-DD HH:MM:SS' stamp of a reply (orders' orderDate, the WMS
                            lists' and gets' stamps) is sent as ISO-8601 in IST with its offset, the same
                            instant (api.ORDER_DATE_TIME, api.WMS_TIME)
+``ist_times``              every naive stamp is sent naive still, but in IST wall-clock (5 h 30 min
+                           ahead of the UTC api.WMS_TIME assumes); the Date header stays the true clock
 ``create_200_failed``      a create stores nothing and answers 200 ``{"status": "FAILED", "message": …}``
 ``create_other_order``     a create stores nothing and answers 200 with another order's body
 
@@ -45,6 +47,7 @@ FLAGS = (
     "zero_indexed_pages",
     "ignore_ids",
     "offset_times",
+    "ist_times",
     "create_200_failed",
     "create_other_order",
 )

@@ -96,12 +96,20 @@ _IST = timezone(timedelta(hours=5, minutes=30), "IST")
 
 def offset_times(response: Response) -> Response:
     """Quirk ``offset_times``: each naive (UTC) stamp of the body sent as ISO-8601 in IST with its offset."""
+    return _restamp(response, lambda utc: utc.astimezone(_IST).isoformat())
 
-    def in_ist(match: re.Match[bytes]) -> bytes:
+
+def ist_times(response: Response) -> Response:
+    """Quirk ``ist_times``: each naive (UTC) stamp of the body sent naive still, but in IST wall-clock."""
+    return _restamp(response, lambda utc: utc.astimezone(_IST).strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def _restamp(response: Response, render: Callable[[datetime], str]) -> Response:
+    def restamped(match: re.Match[bytes]) -> bytes:
         utc = datetime.strptime(match.group(1).decode(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
-        return b'"' + utc.astimezone(_IST).isoformat().encode() + b'"'
+        return b'"' + render(utc).encode() + b'"'
 
-    body = _NAIVE_STAMP.sub(in_ist, bytes(response.body))
+    body = _NAIVE_STAMP.sub(restamped, bytes(response.body))
     dropped = ("content-length", "content-type")
     headers = {k: v for k, v in response.headers.items() if k.lower() not in dropped}
     return Response(body, status_code=response.status_code, headers=headers, media_type="application/json")

@@ -34,6 +34,7 @@ class ServerThread:
             app,
             log_level="warning",
             access_log=False,
+            date_header=False,  # the app sends its clock's (app.py)
             lifespan="off",
             timeout_graceful_shutdown=2,
             timeout_keep_alive=30,

@@ -50,6 +50,9 @@ BREAKS: dict[str, tuple[set[str], set[str]]] = {
     "inventory_per_page_cap=10": ({"INVENTORY_PER_PAGE_DEFAULT"}, set()),
     "ignore_ids": ({"PRODUCTS_PARAM_IDS", "RETURN_GET"}, set()),
     "offset_times": ({"ORDERS_LIST", "SHIPMENTS_LIST", "RETURNS_LIST"}, set()),
+    # no row of this sandbox was updated in the last 5 h 30 min, so none is stamped after its clock:
+    # test_ist_times_shows_on_fresh_rows touches some
+    "ist_times": (set(), set()),
     # write-side quirks: a read-only probe sees nothing
     "create_200_failed": (set(), set()),
     "create_other_order": (set(), set()),
@@ -107,6 +110,19 @@ def test_quirk_breaks_only_its_rows(
     assert unknown <= SANDBOX_UNKNOWN | may_be_unknown, results
     assert rc == (1 if breaks else 0)
     assert requests <= probe.BUDGET and requests == report["requests"]
+
+
+def test_ist_times_shows_on_fresh_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every shipment and return updated now, stamped in IST: both lists deviate, naming the zone."""
+    with EshopboxSandbox(orders=60, seed=8) as box, default_connection(box.connection_json()):
+        box.changes_while_paging(updates=1000, routes=["shipments_list", "returns_list"])
+        box.quirks.configure(ist_times=True)
+        rc, report, _ = _run(box, capsys)
+    results = _results(report)
+    assert {n for n, r in results.items() if r == "deviates"} == {"SHIPMENTS_LIST", "RETURNS_LIST"}, results
+    assert rc == 1
+    said = {row["assumption"]: row["observed"] for row in report["rows"]}
+    assert "after the server's own clock" in said["SHIPMENTS_LIST"], said["SHIPMENTS_LIST"]
 
 
 def test_budget_stops_the_probe(sb: EshopboxSandbox, capsys: pytest.CaptureFixture[str]) -> None:
