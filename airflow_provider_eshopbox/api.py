@@ -560,7 +560,8 @@ ORDER_DATE_TIME = TIME_NAIVE_UTC
 # The zone is checked where it can be: no stamp can be later than the server's own clock, the Date
 # header of its replies. Naive IST read as UTC puts every row updated in the last 5 h 30 min up to
 # that much after it, so a list read of an active workspace fails instead of filing rows 5 h 30 min
-# off (quirk ist_times). A zone behind UTC would not show; none is likely for an Indian platform.
+# off (quirk ist_times). A zone behind UTC would not show; none is likely for an Indian platform. A
+# row further ahead than IST explains is filed by its stamp, and no Date header means no check.
 # guard: parse_time
 # guard: parse_wms_time (a list row's updated_at in another encoding fails the read; quirk offset_times)
 # guard: check_server_clock (a list row's updated_at after the server's Date fails the read; quirk ist_times)
@@ -568,6 +569,7 @@ ORDER_DATE_TIME = TIME_NAIVE_UTC
 WMS_TIME = TIME_NAIVE_UTC
 #: How far a stamp may run ahead of the server's Date header (clocks of one service's machines).
 SERVER_CLOCK_SKEW_MS = 10 * 60_000
+IST_AHEAD_MS = 330 * 60_000
 # ASSUMPTION (eshopbox-api.md §5, §9 sample "2024-06-01T08:00:00.000Z"): products' createdAt and
 # updatedAt are ISO-8601 with an offset.
 # guard: parse_time
@@ -613,11 +615,17 @@ def parse_wms_time(value: Any) -> int:
     raise ValueError(f"is {_describe(value)}, not a 'YYYY-MM-DD HH:MM:SS' date-time")
 
 
-def check_server_clock(value: Any, stamp_ms: int, server_ms: int) -> None:
-    """ValueError when a stamp (``value``, read as ``stamp_ms``) is later than the server's clock
-    allows (see WMS_TIME)."""
+def check_server_clock(value: Any, stamp_ms: int, server_ms: int | None) -> None:
+    """ValueError when a stamp (``value``, read as ``stamp_ms``) runs ahead of the server's clock as
+    naive IST read as UTC would: by more than the skew, and at most 5 h 30 min more (see WMS_TIME).
+
+    A row stamped further ahead is no zone's doing: it is filed in the window of its stamp, as any
+    row. No clock (no reply carried a Date) checks nothing: this worker's clock is not the server's.
+    """
+    if server_ms is None:
+        return
     ahead = stamp_ms - server_ms
-    if ahead > SERVER_CLOCK_SKEW_MS:
+    if SERVER_CLOCK_SKEW_MS < ahead <= IST_AHEAD_MS + SERVER_CLOCK_SKEW_MS:
         said = datetime.fromtimestamp(server_ms / 1000, timezone.utc).strftime(WMS_TIME_FORMAT)
         raise ValueError(
             f"{value!r} is {ahead / 3_600_000:.1f} h after the server's own clock ({said} UTC by its "

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import random
 import ssl
 import threading
@@ -30,7 +31,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from airflow_provider_eshopbox.api import Endpoint, error_message
 from airflow_provider_eshopbox.exceptions import EshopboxAmbiguousWriteError, EshopboxApiError
-from airflow_provider_eshopbox.hooks._network import transport
+from airflow_provider_eshopbox.hooks._network import on_backend
 from airflow_provider_eshopbox.hooks.rate_control import FileRateState, RateLimiter
 from airflow_provider_eshopbox.hooks.rawjson import loads_leaving_items
 
@@ -254,19 +255,29 @@ _TLS_HINT = (
 )
 
 
-@functools.lru_cache(maxsize=16)
 def tls_context(verify: bool | str) -> ssl.SSLContext | bool:
     """What ``httpx`` takes as ``verify``: the system CAs, a PEM bundle's, or no check at all.
 
     One per setting and process, shared by every hook: a context with the system CAs costs 25 ms of
-    CPU and 0.8 MB, and a triggerer runs a hook per deferred sensor. A CA bundle replaced on disk is
-    read again when the process restarts.
+    CPU and 0.8 MB, and a triggerer runs a hook per deferred sensor. A CA bundle is read again when
+    its file changes (a rotated bundle reaches a long-running triggerer's next hook).
     """
     if verify is False:
         return False
-    context = ssl.create_default_context()
     if isinstance(verify, str):
-        context.load_verify_locations(cafile=verify)
+        try:
+            stat = os.stat(verify)
+        except OSError:
+            stat = None  # load_verify_locations says what is wrong with it
+        return _context(verify, (stat.st_mtime_ns, stat.st_size, stat.st_ino) if stat else None)
+    return _context(None, None)
+
+
+@functools.lru_cache(maxsize=16)
+def _context(bundle: str | None, _version: tuple[int, int, int] | None) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if bundle is not None:
+        context.load_verify_locations(cafile=bundle)
     return context
 
 
@@ -302,15 +313,14 @@ class HttpClient:
         client = self._clients.get(loop)
         if client is None:
             verify = tls_context(self.verify)
-            client = self._clients[loop] = httpx.AsyncClient(
-                # a mount, not transport=: httpx then still takes HTTP(S)_PROXY from the environment,
-                # whose more specific patterns (and NO_PROXY's) win over "all://"
-                mounts={"all://": transport(verify, _LIMITS)},
-                timeout=self.timeout,
-                limits=_LIMITS,
-                verify=verify,
-                follow_redirects=False,
-                headers={"Accept": "application/json"},
+            client = self._clients[loop] = on_backend(
+                httpx.AsyncClient(
+                    timeout=self.timeout,
+                    limits=_LIMITS,
+                    verify=verify,
+                    follow_redirects=False,
+                    headers={"Accept": "application/json"},
+                )
             )
         return client
 
@@ -324,9 +334,9 @@ class HttpClient:
             return
         self.server_time = max(self.server_time, when.replace(tzinfo=when.tzinfo or timezone.utc).timestamp())
 
-    def server_now(self) -> float:
-        """The server's clock as its replies' ``Date`` headers last told it, else this worker's."""
-        return self.server_time or time.time()
+    def server_now(self) -> float | None:
+        """The server's clock as its replies' ``Date`` headers last told it; None before any did."""
+        return self.server_time or None
 
     async def _attempt(self, spec: RequestSpec) -> Reply:
         client = self._client()

@@ -22,6 +22,8 @@ def readable(sock: socket.socket | None) -> bool:
     idle connection: either way it is not reused). No socket, or a closed one, counts as readable."""
     if sock is None or sock.fileno() < 0:
         return True
+    if not hasattr(select, "poll"):  # Windows
+        return bool(select.select([sock], [], [], 0)[0])
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     return bool(poller.poll(0))
@@ -64,21 +66,36 @@ class Backend(httpcore.AnyIOBackend):
         return _Stream(await super().connect_unix_socket(*args, **kwargs))
 
 
-def transport(verify: ssl.SSLContext | bool, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """httpx's transport, with its pool on :class:`Backend`.
+#: AsyncConnectionPool's settings, as its attributes hold them (httpcore 1.x)
+_SETTINGS = (
+    "ssl_context",
+    "max_connections",
+    "max_keepalive_connections",
+    "keepalive_expiry",
+    "http1",
+    "http2",
+    "retries",
+    "local_address",
+    "uds",
+    "socket_options",
+)
 
-    httpx takes no network backend, so its pool is replaced by one made with the same settings;
-    where an httpx release keeps its pool elsewhere, the transport is left as httpx made it (the
-    requests are the same, only the CPU differs; tests/hook/test_network.py notices).
+
+def on_backend(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """``client`` with its own transport's pool on :class:`Backend`, every setting kept.
+
+    httpx takes no network backend, so the pool it made (no connection yet) is replaced by one with
+    the same settings. Proxy transports (HTTP(S)_PROXY, ALL_PROXY) stay as httpx made them. Where an
+    httpx or httpcore release keeps these elsewhere, the client is left as it is: the requests are
+    the same, only the CPU differs (tests/hook/test_network.py notices).
     """
-    made = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
-    if isinstance(getattr(made, "_pool", None), httpcore.AsyncConnectionPool):
-        context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
-        made._pool = httpcore.AsyncConnectionPool(  # httpx takes no network_backend: see the docstring
-            ssl_context=context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=Backend(),
-        )
-    return made
+    made = getattr(client, "_transport", None)
+    pool = getattr(made, "_pool", None)
+    if type(pool) is not httpcore.AsyncConnectionPool:
+        return client
+    try:
+        settings = {name: getattr(pool, f"_{name}") for name in _SETTINGS}
+    except AttributeError:
+        return client
+    made._pool = httpcore.AsyncConnectionPool(**settings, network_backend=Backend())  # type: ignore[union-attr]
+    return client

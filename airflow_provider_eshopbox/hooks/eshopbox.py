@@ -574,9 +574,11 @@ class EshopboxHook(BaseHook):
         return reply.data
 
     # --- the API, async ----------------------------------------------------------------------------
-    def server_now_ms(self) -> int:
-        """The server's clock (its replies' ``Date``), else this worker's: no stamp it sent is later."""
-        return int(1000 * (self._http.server_now() if self._http is not None else time.time()))
+    def server_now_ms(self) -> int | None:
+        """The server's clock by its replies' ``Date`` (None before any carried one): no stamp it sent
+        is later."""
+        now = self._http.server_now() if self._http is not None else None
+        return None if now is None else int(1000 * now)
 
     async def acall(
         self,

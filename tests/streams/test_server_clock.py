@@ -82,3 +82,8 @@ def test_check_server_clock_allows_the_skew_and_no_more() -> None:
     api.check_server_clock("x", server + api.SERVER_CLOCK_SKEW_MS, server)
     with pytest.raises(ValueError, match=r"'x' is 5\.5 h after the server's own clock"):
         api.check_server_clock("x", server + 330 * 60_000, server)
+    with pytest.raises(ValueError, match=r"'x' is 5\.7 h after"):
+        api.check_server_clock("x", server + api.IST_AHEAD_MS + api.SERVER_CLOCK_SKEW_MS, server)
+    # further ahead is no zone's doing (a row is filed by its stamp); no Date seen checks nothing
+    api.check_server_clock("x", server + api.IST_AHEAD_MS + api.SERVER_CLOCK_SKEW_MS + 1, server)
+    api.check_server_clock("x", server + 3_600_000, None)
