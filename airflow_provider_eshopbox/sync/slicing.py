@@ -149,8 +149,10 @@ def paced_workers(max_workers: int, rate: float, round_trip: float) -> int:
     """Slices to read at once when a limiter holds requests to ``rate``/s: enough to keep it busy
     at ``round_trip`` s a request (Little's law), at least one, at most ``max_workers``.
 
-    More buys nothing there, and fewer slices in flight let each one's exact count size the next:
-    about 1.14 requests per page of rows instead of 1.24 (bench.slicing, paced).
+    More buys nothing there, and fewer slices in flight let each one's count size the next
+    (bench.orders_sync, 10/s told, against 8 slices at once: 20,000 rows 229 requests and 23.5 s
+    instead of 234 and 23.9 s at 50 ms, 228 and 26.0 s instead of 233 and 25.8 s at 300 ms; 2,000
+    rows the same 25 requests and time, which the limiter's one-second windows set).
     """
     return max(1, min(max_workers, math.ceil(rate * round_trip)))
 
