@@ -21,9 +21,10 @@ How slices are sized (the speed part; exactness never depends on it):
    sample, 200 rows, spread into a smooth shape of where rows lie (``SampleShape``): over
    a window of two days or more, by the time of day (each point counts for its bin of every day);
    points sharing a millisecond are a burst's and stay on it.
-2. The window is cut into a few regions of equal sample mass. Each region is crawled by one
-   worker, front to back, each slice sized to hold a target: most of a page (recent time), or as
-   much of the hit cap as the error of the estimate allows (settled time, ``_deep_fill``). The
+2. The window is cut into a few regions of equal sample mass. Each region is crawled front to
+   back by one worker at a time (an idle one takes it over once a deep slice is counted, while
+   that slice's pages below are read), each slice sized to hold a target: most of a page (recent
+   time), or as much of the hit cap as the error of the estimate allows (settled time, ``_deep_fill``). The
    estimate is the window's scale (rows per sample point, over every slice counted so far) times
    the slice's sample mass, moved a little by the region's own last counts.
 3. Before any slice is counted, regions start from a ladder of scale guesses; a settled one reads
@@ -601,8 +602,7 @@ class WindowReader:
                 continue
             self._busy += 1
             try:
-                while region.remaining > 0:
-                    await self._step(region)
+                while region.remaining > 0 and await self._step(region):
                     await self._notify()
             finally:
                 self._busy -= 1
@@ -612,12 +612,13 @@ class WindowReader:
         async with self._changed:
             self._changed.notify_all()
 
-    async def _step(self, region: _Region) -> None:
+    async def _step(self, region: _Region) -> bool:
         with _metering() as box:
-            await self._slice(region, box)
+            return await self._slice(region, box)
 
-    async def _slice(self, region: _Region, box: list[int]) -> None:
-        """Read the next slice of ``region``; ``box[0]``: the requests it has sent so far."""
+    async def _slice(self, region: _Region, box: list[int]) -> bool:
+        """Read the next slice of ``region``; ``box[0]``: the requests it has sent so far. False: the
+        rest of the region was handed to another worker once the slice was counted."""
         start = region.cursor
         deep = region.deep and self._target_of(region) > self._target
         width = self._next_width(region)
@@ -625,13 +626,19 @@ class WindowReader:
         end = start + width
         region.busy_until = end
         empty = 0
+        handed = False
         if deep:  # sized for several pages; a guess is checked on the cap's last page first
             last_page = math.ceil(self._hit_cap / self._per_page)
             probe = last_page if guessed else self._probe_page(self._rows_in(region, start, end))
 
             async def counted(rows: int) -> None:
-                # The count sizes every other slice: observed now, not once the pages below are read.
+                # The count sizes every other slice: observed now, not once the pages below are read;
+                # and the rest of the region is free for an idle worker while they are.
+                nonlocal handed
                 self._observe(region, rows, start, end)
+                if end < region.end:
+                    region.cursor, region.busy_until, region.owned, region.overflows = end, None, False, 0
+                    handed = True
                 await self._notify()
 
             self._calibrating += guessed
@@ -644,17 +651,19 @@ class WindowReader:
             if has_next and width == 1 and region.deep:  # a burst in settled time: paged
                 deep = True
                 hits, has_next, empty = await self._read_deep(start, end, 2, {1: (hits, True)})
-        region.busy_until = None
         if not has_next:
-            region.overflows = 0
             self._spend("probe-empty", empty)
             kind = "deep" if deep else "calibration" if guessed else "one-page"
             self._spend("one-ms" if width == 1 else kind, box[0] - empty, len(hits))
             self._deliver(hits, end - start)
+            if handed:  # the region is another worker's now
+                return False
+            region.busy_until, region.overflows = None, 0
             if width > 1 and not deep:
                 self._observe(region, len(hits), start, end)
             region.cursor = end
-            return
+            return True
+        region.busy_until = None
         if width == 1:
             if deep:
                 raise self._too_many(start)
@@ -662,10 +671,11 @@ class WindowReader:
             self._spend("one-ms", box[0], len(rows))
             region.cursor = end
             region.overflows = 0  # the overflow that led here was the burst, not a wrong rate
-            return
+            return True
         self._spend("deep-overflow" if deep else "overflow", box[0])
         self.stats.overflows += 1
         self._recut(region, start, end, hits, self._hit_cap if deep else self._per_page)
+        return True
 
     def _recut(self, region: _Region, start: int, end: int, sample: list[Row], capacity: int) -> None:
         """After an overflow, size the next slices from the sample and what is known of the density."""
