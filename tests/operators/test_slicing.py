@@ -534,6 +534,64 @@ def test_settled_time_is_read_by_half_as_many_slices_at_once_as_requests_in_flig
     assert watched.most_slices == 8 and 8 < watched.most_requests <= 16
 
 
+def test_settled_regions_wait_for_the_first_count_instead_of_each_probing_on_a_guess() -> None:
+    """Before any slice is counted, a settled region's slice is sized by a guess and checked on its
+    cap's page, a request lost when the guess is off either way; so only the first region calibrates,
+    and the others start once its count is known (bench.slicing: fewer requests at 1,500-5,000 rows)."""
+    import random
+
+    rng = random.Random(7)
+    start, end = 1_000_000, 4_000_000
+    search = _MovingSearch([rng.randrange(start, end) for _ in range(3_000)], 7)
+    sent: list[tuple[int, int, int]] = []
+    counted_at: list[int] = []  # how many requests had been sent when the first slice was counted
+
+    async def fetch(lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
+        sent.append((lo, hi, page))
+        hits, has_next = await search.fetch(lo, hi, page)
+        if (lo, hi) != (start, end) and hits and not has_next and not counted_at:
+            counted_at.append(len(sent))
+        return hits, has_next
+
+    delivered: list[dict] = []
+    asyncio.run(_reader(fetch, delivered.extend, 16, deep=True).read(start, end))
+    assert sorted(row["orderItemID"] for row in delivered) == sorted(search.at)
+    before = [(lo, hi) for lo, hi, _ in sent[: counted_at[0]] if (lo, hi) != (start, end)]
+    assert before and {lo for lo, _ in before} == {start}  # the first region's slices alone
+    assert len({lo for lo, _, _ in sent}) > 2  # ...then the others, in parallel
+
+
+def test_the_rest_of_a_region_goes_to_an_idle_worker_once_its_slice_is_counted() -> None:
+    """A deep slice's count is known before its pages below are read; from then on the slice's end is
+    where the next one starts, so an idle worker reads that one while they come (one round trip of
+    the read's chain fewer per slice)."""
+    import random
+
+    rng = random.Random(3)
+    start, end = 1_000_000, 4_000_000
+    search = _MovingSearch([rng.randrange(start, end) for _ in range(3_000)], 3)
+    sent: list[tuple[int, int, int]] = []
+    counted: dict[tuple[int, int], int] = {}  # slice -> requests sent when its count came
+    last_reply: dict[tuple[int, int], int] = {}  # ...and when its last reply came
+
+    async def fetch(lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
+        sent.append((lo, hi, page))
+        hits, has_next = await search.fetch(lo, hi, page)
+        last_reply[lo, hi] = len(sent)
+        if hits and not has_next and (page - 1) * 100 + len(hits) < 1000:
+            counted.setdefault((lo, hi), len(sent))
+        return hits, has_next
+
+    delivered: list[dict] = []
+    asyncio.run(_reader(fetch, delivered.extend, 8, deep=True).read(start, end))  # four workers
+    assert sorted(row["orderItemID"] for row in delivered) == sorted(search.at)
+    next_sent = {lo: len(sent) - i for i, (lo, _, _) in enumerate(reversed(sent))}  # first send from lo
+    overlapped = [
+        (lo, hi) for (lo, hi), at in counted.items() if at < next_sent.get(hi, 0) < last_reply[lo, hi]
+    ]
+    assert overlapped  # a next slice went out after a slice's count, before its last page below came
+
+
 def test_a_told_rate_sizes_its_slices_in_flight_by_the_shortest_round_trip_not_the_first() -> None:
     """The window's first request also opens the connection (TLS and all): 250 ms here, 10 ms after.
     At 10 requests/s told, 10 ms keeps the limiter busy with one slice at a time (paced_workers);
