@@ -56,7 +56,7 @@ import marshal
 import math
 import tempfile
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -78,6 +78,10 @@ FetchPage = Callable[[int, int, int], Awaitable[tuple[list[Row], bool]]]
 
 _SCALE_LADDER = (1.0, 8.0, 64.0, 512.0, 4096.0, 32768.0)
 _MAX_STABILITY_PASSES = 8
+#: Queries whose pages' signatures are kept for the repeated-page guard, the most recently read: a
+#: query's pages are read together (at most max_concurrency slices at once), so memory stays flat in
+#: rows (every page's signature until the read's end was about 250 bytes a page: 14 MB at 5M rows).
+_PAGE_SIG_QUERIES = 1024
 _OBSERVATIONS = 4  # recent (rows, sample mass) pairs a region's density is measured over
 # More come from stealing once the density is measured, so small windows stay cheap: each region
 # pays a calibration probe and a partly filled last page (2,000 rows: 28 requests with 2, 34 with 4).
@@ -311,7 +315,8 @@ class WindowReader:
         self._round_trip: float | None = None
         self.stats = SliceStats()
         self._contract = contract  # None: replies are trusted (inventory's use, unit tests of slicing)
-        self._page_sigs: dict[tuple[int, int, int], int] = {}  # (start, end, hash of its ids) -> page
+        # (start, end) -> {hash of a page's ids: its page}, for the _PAGE_SIG_QUERIES latest queries
+        self._page_sigs: OrderedDict[tuple[int, int], dict[int, int]] = OrderedDict()
 
     async def read(self, start_ms: int, end_ms: int) -> SliceStats:
         """Read the whole window; raises on anything that would make the result inexact."""
@@ -952,6 +957,17 @@ class WindowReader:
                 "is not honoured",
             )
 
+    def _page_sigs_of(self, start: int, end: int) -> dict[int, int]:
+        """The page signatures of one query, kept while it is among the latest read."""
+        sigs = self._page_sigs.get((start, end))
+        if sigs is None:
+            sigs = self._page_sigs[(start, end)] = {}
+            if len(self._page_sigs) > _PAGE_SIG_QUERIES:
+                self._page_sigs.popitem(last=False)
+        else:
+            self._page_sigs.move_to_end((start, end))
+        return sigs
+
     def _check_reply(self, start: int, end: int, page: int, hits: list[Row], has_next: bool) -> None:
         """guard: check_orders_reply. The hits lie in the slice asked for (ORDERS_WINDOW_FILTER), a page
         with hasNext is full (ORDERS_PER_PAGE_MAX), no page repeats its neighbour's ids
@@ -974,7 +990,7 @@ class WindowReader:
             )
         if hits:
             # Any two pages of one query, not only neighbours: the sample reads page 1 and the cap's.
-            other = self._page_sigs.setdefault((start, end, hash(frozenset(map(self._row_id, hits)))), page)
+            other = self._page_sigs_of(start, end).setdefault(hash(frozenset(map(self._row_id, hits))), page)
             if other != page:
                 raise self._broken(
                     contract.paging,

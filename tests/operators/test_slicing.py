@@ -667,3 +667,30 @@ def test_a_burst_of_a_whole_number_of_pages_is_read_whole_when_the_cap_is_beyond
     search = _MovingSearch(others + [burst] * 200, 3)
     ids, _ = _deep_read(search, start, end)
     assert set(ids) == {row for row, t in search.at.items() if start <= t < end}
+
+
+def test_page_signatures_are_kept_for_the_latest_queries_only():
+    """The repeated-page guard keeps each query's page signatures while it is among the latest
+    _PAGE_SIG_QUERIES read (memory flat in rows), and still fires within a query."""
+    from airflow_provider_eshopbox.exceptions import EshopboxContractError
+    from airflow_provider_eshopbox.sync import slicing
+    from airflow_provider_eshopbox.sync.slicing import ReadContract
+
+    async def never(*_: object) -> tuple[list, bool]:
+        raise AssertionError("not fetched")
+
+    reader = _reader(never, lambda rows: None, 4)
+    reader._contract = ReadContract()
+    reader.stats.requests = 1
+
+    def page(start: int, size: int) -> list[dict]:
+        return [{"orderItemID": f"{start}-{n}", "updatedAt": start} for n in range(size)]
+
+    queries = slicing._PAGE_SIG_QUERIES + 500
+    for query in range(queries):
+        reader._check_reply(query * 100, query * 100 + 100, 1, page(query * 100, 3), False)
+    assert len(reader._page_sigs) == slicing._PAGE_SIG_QUERIES
+    assert (0, 100) not in reader._page_sigs and ((queries - 1) * 100, queries * 100) in reader._page_sigs
+    reader._check_reply(0, 100, 1, page(0, 100), True)
+    with pytest.raises(EshopboxContractError, match=r"pages 1 and 3 .* served the same 100 hits"):
+        reader._check_reply(0, 100, 3, page(0, 100), True)
