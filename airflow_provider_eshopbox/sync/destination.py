@@ -34,6 +34,7 @@ import gzip
 import logging
 import os
 import posixpath
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -141,13 +142,18 @@ def check_writable(destination: ObjectStoragePath, *, field: str = "destination"
                 field=field,
             )
         for ancestor in local.parents:
-            if ancestor.is_dir():
+            # One stat per ancestor, never exists() then is_dir(): a sibling task's probe makes and
+            # removes directories in between (a backfill's runs starting in one new dt= partition).
+            try:
+                mode = ancestor.stat().st_mode
+            except (FileNotFoundError, NotADirectoryError):  # a file further up is found there
+                created.append(ancestor)  # not there (yet): the probe makes it, deepest first
+                continue
+            if stat.S_ISDIR(mode):
                 break
-            if ancestor.exists() and not ancestor.is_dir():  # asked twice: another task may make it
-                raise EshopboxConfigError(
-                    f"{field}={text!r}: its parent {ancestor} is a file, not a directory", field=field
-                )
-            created.append(ancestor)  # deepest first
+            raise EshopboxConfigError(
+                f"{field}={text!r}: its parent {ancestor} is a file, not a directory", field=field
+            )
     probe = destination.parent / _temporary_name(destination, uuid.uuid4().hex)
     try:
         _in_its_directory(probe, lambda: probe.write_bytes(b""))
