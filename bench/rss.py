@@ -55,8 +55,10 @@ def child(days: int, concurrency: int, destination: Path) -> dict[str, Any]:
 
     del airflow_provider_eshopbox.sync.slicing  # imported for the baseline only
     if destination.name.endswith(".parquet"):  # pyarrow's libraries load once, whatever the rows: baseline
-        import pyarrow.compute
-        import pyarrow.parquet  # noqa: F401
+        from airflow_provider_eshopbox.sync.formats import require_pyarrow
+
+        require_pyarrow()  # as the operator loads it (its allocator chosen)
+        import pyarrow.compute  # noqa: F401
     get_listener_manager()
     ok, message = EshopboxHook().test_connection()
     if not ok:
