@@ -41,8 +41,10 @@ if TYPE_CHECKING:
 FORMATS = ("jsonl", "parquet")
 PARQUET_SUFFIX = ".parquet"
 EXTRA_COLUMN = "_extra"
-#: Rows per Parquet row group (DuckDB and Spark split work by row group).
-ROW_GROUP_ROWS = 4_096
+#: Rows per Parquet row group (DuckDB and Spark split work by row group). 16,384 wrote 200k orders
+#: with 11% less CPU than 4,096 (a row group's pages, dictionaries and statistics cost per group),
+#: at the same peak RSS (a 1M-row write's footer metadata grew it instead; bench.rss).
+ROW_GROUP_ROWS = 16_384
 _READ_ROWS = 2_048  # rows parsed at a time: the JSON reader's peak grows with its block (4096: +10 MB)
 _WRITE_CHUNK = 1 << 20
 _BATCH_ROWS = 512  # rows decoded to Python objects at a time on the value-by-value path
@@ -181,7 +183,7 @@ class ParquetWriter:
         if self._wire is None:
             return None
         text = b"".join(lines)
-        if any(pattern.search(text) for pattern in self._unsafe):
+        if self._unsafe(text):
             return None
         try:
             table = pj.read_json(
@@ -470,10 +472,11 @@ def _wire_schema(schema: StreamSchema) -> Any:
     return pa.schema([pa.field(name, wire) for name, wire in wires if wire is not None])
 
 
-def _reader_unsafe(schema: StreamSchema) -> tuple[re.Pattern[bytes], ...]:
-    """Text the JSON reader would take where the converters refuse it: a money key with a string
-    value (its decimal parser takes both), or any key spelt with an escape, which hides the name.
-    One pattern each: a literal start lets ``re`` skip ahead (an alternation scans 7x slower)."""
+def _reader_unsafe(schema: StreamSchema) -> Callable[[bytes], bool]:
+    """Whether text holds what the JSON reader would take where the converters refuse it: a money
+    key with a string value (its decimal parser takes both), or a key spelt with an escape, which
+    hides the name. One pattern each: a literal start lets ``re`` skip ahead (an alternation scans
+    7x slower); the escape's only where a backslash is (``in`` is a memchr, 5x faster)."""
 
     def money(columns: Iterable[Column]) -> Iterable[str]:
         for c in columns:
@@ -481,7 +484,14 @@ def _reader_unsafe(schema: StreamSchema) -> tuple[re.Pattern[bytes], ...]:
 
     names = sorted(set(money(schema.columns)))
     strings = [re.compile(rb'"%s"\s*:\s*"' % re.escape(name.encode())) for name in names]
-    return (*strings, re.compile(rb'\\[^"]*"\s*:')) if names else ()
+    escaped = re.compile(rb'\\[^"]*"\s*:')
+
+    def unsafe(text: bytes) -> bool:
+        if any(pattern.search(text) for pattern in strings):
+            return True
+        return bool(strings) and b"\\" in text and escaped.search(text) is not None
+
+    return unsafe
 
 
 def _from_wire(column: Column, arrow: Any, wire: Any, rows: int) -> Any:
