@@ -10,10 +10,10 @@ which feeds it the de-duplicated rows' JSON lines in file order and an open bina
 - ``parquet`` (extra ``[parquet]``): columns typed from the stream's declared schema
   (``schemas.py``), never inferred, so every run has the same schema. A row group of
   ``ROW_GROUP_ROWS`` rows at a time (memory flat in rows), parsed by pyarrow's JSON reader into
-  the columns' wire types and cast in C++ on a second thread while the spool reads the next group;
-  a group the reader cannot take exactly (an unknown key, a misfit) goes value by value through
-  the converters below, which decide. Money is parsed from the JSON text as decimals, never
-  through a float. Keys the schema does not declare go
+  the columns' wire types on a second thread while the spool reads the next part, then cast in
+  C++; a part the reader cannot take exactly (an unknown key, a misfit) goes value by value
+  through the converters below, which decide. Money is parsed from the JSON text as decimals,
+  never through a float. Keys the schema does not declare go
   to ``_extra`` (a JSON object per row) and are counted in the manifest; a value that does not fit
   its column fails the write naming the stream, field, row and value, and nothing is written.
   Same rows, same pyarrow: same bytes.
@@ -25,7 +25,7 @@ import hashlib
 import operator
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -94,9 +94,9 @@ class JsonLinesWriter:
 
 
 class _Behind:
-    """Hands each chunk to ``work`` on one thread, one chunk at a time: gzip compresses, or pyarrow
-    parses and encodes, there (both release the GIL) while the next chunk's rows are merged and read
-    back here, instead of one after the other. In order, so the bytes are the same."""
+    """Hands each chunk to ``work`` on one thread, one chunk at a time: gzip compresses there (it
+    releases the GIL) while the next chunk's rows are merged and read back here, instead of one
+    after the other. In order, so the bytes are the same."""
 
     def __init__(self, work: Callable[[Any], Any]) -> None:
         self._work = work
@@ -140,54 +140,60 @@ class ParquetWriter:
         self._unsafe = _reader_unsafe(schema)
 
     def write(self, lines: Iterable[bytes], out: IO[bytes]) -> int:
+        """A second thread parses each part and writes each row group (long calls that release the
+        GIL); this one gathers the parts and casts them (many short calls, which would each wait for
+        the GIL there while the spool merges here), one part behind the parse."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        count = 0
         metadata = {"eshopbox.stream": self.schema.stream, "eshopbox.schema": self.fingerprint}
         schema = self.arrow_schema.with_metadata(metadata)
-
         batches: list[Any] = []
-
-        def convert(part: list[bytes] | None) -> None:
-            """On the second thread: ``part`` into record batches, a row group out when one is full
-            (None: the last one)."""
-            if part is not None:
-                batch = self._read(part, schema, pa)
-                # value by value where the reader cannot: the converters decide, and name a misfit
-                batches.extend(self._values(part, schema, pa) if batch is None else [batch])
-            if batches and (part is None or sum(map(len, batches)) >= ROW_GROUP_ROWS):
-                parquet.write_table(pa.Table.from_batches(batches), row_group_size=ROW_GROUP_ROWS)
-                batches.clear()
-
+        count = 0
         with (
             pq.ParquetWriter(out, schema, compression="zstd", store_schema=True) as parquet,
-            _Behind(convert) as behind,
+            ThreadPoolExecutor(1, "eshopbox-write") as worker,
         ):
-            part: list[bytes] = []
-            for line in lines:
-                part.append(line)
-                if len(part) == _READ_ROWS:
-                    behind.submit(part)
-                    count += len(part)
-                    part = []
-            if part:
-                behind.submit(part)
+            written: Future[None] | None = None
+
+            def cast(parsed: Future[tuple[list[bytes], Any]], last: bool) -> None:
+                """A parsed part into record batches; a row group to the writer when one is full."""
+                nonlocal written
+                part, table = parsed.result()
+                batch = self._cast(table, schema, pa)
+                # value by value where the reader cannot: the converters decide, and name a misfit
+                batches.extend(self._values(part, schema, pa) if batch is None else [batch])
+                if batches and (last or sum(map(len, batches)) >= ROW_GROUP_ROWS):
+                    if written is not None:
+                        written.result()
+                    group = pa.Table.from_batches(batches)
+                    written = worker.submit(parquet.write_table, group, row_group_size=ROW_GROUP_ROWS)
+                    batches.clear()
+
+            pending: Future[tuple[list[bytes], Any]] | None = None
+            for part in _parts(lines, _READ_ROWS):
                 count += len(part)
-            behind.submit(None)
+                parsing = worker.submit(self._parse, part)
+                if pending is not None:
+                    cast(pending, last=False)
+                pending = parsing
+            if pending is not None:
+                cast(pending, last=True)
+            if written is not None:
+                written.result()
         return count
 
-    def _read(self, lines: list[bytes], schema: Any, pa: Any) -> Any:
-        """The batch parsed by pyarrow's JSON reader into the wire types and cast to the declared
-        ones, or None when it cannot be done exactly (an undeclared key, a value of another JSON
-        type or out of range, a string where money is): the value-by-value path decides those."""
+    def _parse(self, lines: list[bytes]) -> tuple[list[bytes], Any]:
+        """The part and its table parsed by pyarrow's JSON reader into the wire types, or None when
+        the reader cannot take it exactly (a string where money is, an escaped key, a misfit)."""
+        import pyarrow as pa
         import pyarrow.json as pj
 
         if self._wire is None:
-            return None
+            return lines, None
         text = b"".join(lines)
         if self._unsafe(text):
-            return None
+            return lines, None
         block = max(len(text) // _READ_BLOCKS, *map(len, lines)) + 1  # a row never straddles two
         try:
             table = pj.read_json(
@@ -197,17 +203,22 @@ class ParquetWriter:
                 memory_pool=pa.system_memory_pool(),  # mimalloc would keep the parse's peak resident
             )
         except pa.ArrowException:
-            return None
-        if table.num_rows != len(lines) or not self._names.issuperset(table.column_names):
+            return lines, None
+        return lines, table if table.num_rows == len(lines) else None
+
+    def _cast(self, table: Any, schema: Any, pa: Any) -> Any:
+        """The parsed table (None: not parsed) cast to the declared types, or None when a value does not
+        fit exactly (an undeclared key, another JSON type, out of range): the value-by-value path decides."""
+        if table is None or not self._names.issuperset(table.column_names):
             return None
         arrays = []
         for column, field in zip(self.schema.columns, schema, strict=False):
             wire = table.column(column.name).combine_chunks() if column.name in table.column_names else None
-            array = _from_wire(column, field.type, wire, len(lines))
+            array = _from_wire(column, field.type, wire, table.num_rows)
             if array is None:
                 return None
             arrays.append(array)
-        arrays.append(pa.nulls(len(lines), pa.string()))  # no undeclared key: no _extra
+        arrays.append(pa.nulls(table.num_rows, pa.string()))  # no undeclared key: no _extra
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     def _values(self, lines: list[bytes], schema: Any, pa: Any) -> list[Any]:
@@ -555,6 +566,18 @@ def _instants(column: Column, arrow: Any, wire: Any) -> Any:
         naive = pc.strptime(wire, format=api.WMS_TIME_FORMAT, unit="us")
         return naive.cast(arrow)  # a zone-less instant taken as UTC
     return wire.cast(pa.timestamp("us", tz="UTC"))  # ISO with offset; a string without one is refused
+
+
+def _parts(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    """``lines`` in lists of ``size`` (the last one shorter)."""
+    part: list[bytes] = []
+    for line in lines:
+        part.append(line)
+        if len(part) == size:
+            yield part
+            part = []
+    if part:
+        yield part
 
 
 def _pluck(rows: Sequence[Any], names: tuple[str, ...]) -> list[Sequence[Any]]:

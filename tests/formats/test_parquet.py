@@ -174,18 +174,18 @@ def test_the_json_reader_and_the_value_by_value_path_write_the_same_bytes(
     sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Row groups go through pyarrow's JSON reader; the converters are the reference it must equal.
-    read, taken = ParquetWriter._read, []
+    cast, taken = ParquetWriter._cast, []
 
     def recording(self: ParquetWriter, *args: Any) -> Any:
-        taken.append(read(self, *args))
+        taken.append(cast(self, *args))
         return taken[-1]
 
-    monkeypatch.setattr(ParquetWriter, "_read", recording)
+    monkeypatch.setattr(ParquetWriter, "_cast", recording)
     streams = {"orders": sandbox.truth_order_rows(), "products": sandbox.products()}
     for stream, rows in streams.items():
         _write(rows, tmp_path / f"{stream}-reader.parquet", stream)
     assert taken and all(table is not None for table in taken)  # the reader took every group
-    monkeypatch.setattr(ParquetWriter, "_read", lambda self, *args: None)
+    monkeypatch.setattr(ParquetWriter, "_cast", lambda self, *args: None)
     for stream, rows in streams.items():
         _write(rows, tmp_path / f"{stream}-values.parquet", stream)
         reader, values = ((tmp_path / f"{stream}-{way}.parquet").read_bytes() for way in ("reader", "values"))
