@@ -22,10 +22,11 @@ which feeds it the de-duplicated rows' JSON lines in file order and an open bina
 from __future__ import annotations
 
 import hashlib
+import itertools
 import operator
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -42,8 +43,8 @@ FORMATS = ("jsonl", "parquet")
 PARQUET_SUFFIX = ".parquet"
 EXTRA_COLUMN = "_extra"
 #: Rows per Parquet row group (DuckDB and Spark split work by row group). 16,384 wrote 200k orders
-#: with 11% less CPU than 4,096 (a row group's pages, dictionaries and statistics cost per group),
-#: at the same peak RSS (a 1M-row write's footer metadata grew it instead; bench.rss).
+#: with 11% less CPU than 4,096 (a row group's pages, dictionaries and statistics cost per group)
+#: and a 1M-row write at the same peak RSS (4,096's footer metadata grows with the rows instead).
 ROW_GROUP_ROWS = 16_384
 _READ_ROWS = 2_048  # rows parsed at a time: the JSON reader's peak grows with its block (4096: +10 MB)
 #: Blocks each part is parsed in, on Arrow's threads: the parse is the write's longest step, and a
@@ -171,7 +172,8 @@ class ParquetWriter:
                     batches.clear()
 
             pending: Future[tuple[list[bytes], Any]] | None = None
-            for part in _parts(lines, _READ_ROWS):
+            rows = iter(lines)
+            while part := list(itertools.islice(rows, _READ_ROWS)):
                 count += len(part)
                 parsing = worker.submit(self._parse, part)
                 if pending is not None:
@@ -409,8 +411,8 @@ def resolve_output(destination: Any, format: Any, stream: str) -> Output:
 def require_pyarrow() -> None:
     """Load pyarrow, or say which extra installs it. Its first import in a task process makes the
     system allocator Arrow's default (unless ARROW_DEFAULT_MEMORY_POOL says otherwise): mimalloc
-    kept about 15 MB more resident over a 1M-row write (bench.rss), and the Parquet writer's
-    internals allocate from the default pool whatever pool they are given."""
+    kept about 15 MB more resident over a 1M-row write while its pool held 2 MB, and passing the
+    system pool call by call did not help (Arrow's internals allocate from the default)."""
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # read once, at pyarrow's import
     try:
         import pyarrow.parquet  # noqa: F401
@@ -568,18 +570,6 @@ def _instants(column: Column, arrow: Any, wire: Any) -> Any:
     return wire.cast(pa.timestamp("us", tz="UTC"))  # ISO with offset; a string without one is refused
 
 
-def _parts(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
-    """``lines`` in lists of ``size`` (the last one shorter)."""
-    part: list[bytes] = []
-    for line in lines:
-        part.append(line)
-        if len(part) == size:
-            yield part
-            part = []
-    if part:
-        yield part
-
-
 def _pluck(rows: Sequence[Any], names: tuple[str, ...]) -> list[Sequence[Any]]:
     """The values of each key over ``rows`` (objects, or None for a null struct): one C call per row
     when every row has every key, else a lookup per value (a missing key is null)."""
@@ -625,14 +615,15 @@ def _value_converter(column: Column, path: str) -> Convert:
     def misfit(value: Any, want: str) -> _Misfit:
         return _Misfit(path, value, f"is not {want}")
 
-    if kind == "string":
+    if kind in ("string", "boolean"):  # the one JSON type, as it is
+        want, spelt = _AS_IS[kind], "a string" if kind == "string" else "true or false"
 
-        def string(value: Any, extra: dict[str, Any]) -> Any:
-            if type(value) is str:
+        def as_is(value: Any, extra: dict[str, Any]) -> Any:
+            if type(value) is want:
                 return value
-            raise misfit(value, "a string")
+            raise misfit(value, spelt)
 
-        return string
+        return as_is
     if kind == "integer":
 
         def integer(value: Any, extra: dict[str, Any]) -> Any:
@@ -651,14 +642,6 @@ def _value_converter(column: Column, path: str) -> Convert:
             raise misfit(value, "a number")
 
         return number
-    if kind == "boolean":
-
-        def boolean(value: Any, extra: dict[str, Any]) -> Any:
-            if type(value) is bool:
-                return value
-            raise misfit(value, "true or false")
-
-        return boolean
     if kind == "flag":
 
         def flag(value: Any, extra: dict[str, Any]) -> Any:
