@@ -7,7 +7,9 @@ import importlib.metadata
 import io
 import json
 import math
+import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -68,6 +70,21 @@ def test_the_default_install_does_not_pull_pyarrow() -> None:
     default = [r for r in requires if "extra ==" not in r]
     assert default and not [r for r in default if r.lower().startswith(("pyarrow", "duckdb"))], default
     assert any(re.match(r'pyarrow.*extra == "parquet"', r) for r in requires), requires
+
+
+@pytest.mark.parametrize(("preset", "backend"), [(None, "system"), ("mimalloc", "mimalloc")])
+def test_loading_pyarrow_for_parquet_makes_the_system_allocator_its_default_unless_told(
+    preset: str | None, backend: str
+) -> None:
+    # A fresh interpreter: the allocator is chosen once, at pyarrow's first import.
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    env.update({"ARROW_DEFAULT_MEMORY_POOL": preset} if preset else {})
+    code = (
+        "from airflow_provider_eshopbox.sync.formats import require_pyarrow; require_pyarrow(); "
+        "import pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == backend
 
 
 def test_declared_arrow_types_are_spelt_as_pyarrow_prints_them() -> None:
