@@ -7,7 +7,9 @@ import importlib.metadata
 import io
 import json
 import math
+import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -68,6 +70,21 @@ def test_the_default_install_does_not_pull_pyarrow() -> None:
     default = [r for r in requires if "extra ==" not in r]
     assert default and not [r for r in default if r.lower().startswith(("pyarrow", "duckdb"))], default
     assert any(re.match(r'pyarrow.*extra == "parquet"', r) for r in requires), requires
+
+
+@pytest.mark.parametrize(("preset", "backend"), [(None, "system"), ("mimalloc", "mimalloc")])
+def test_loading_pyarrow_for_parquet_makes_the_system_allocator_its_default_unless_told(
+    preset: str | None, backend: str
+) -> None:
+    # A fresh interpreter: the allocator is chosen once, at pyarrow's first import.
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    env.update({"ARROW_DEFAULT_MEMORY_POOL": preset} if preset else {})
+    code = (
+        "from airflow_provider_eshopbox.sync.formats import require_pyarrow; require_pyarrow(); "
+        "import pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == backend
 
 
 def test_declared_arrow_types_are_spelt_as_pyarrow_prints_them() -> None:
@@ -174,18 +191,18 @@ def test_the_json_reader_and_the_value_by_value_path_write_the_same_bytes(
     sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Row groups go through pyarrow's JSON reader; the converters are the reference it must equal.
-    read, taken = ParquetWriter._read, []
+    cast, taken = ParquetWriter._cast, []
 
     def recording(self: ParquetWriter, *args: Any) -> Any:
-        taken.append(read(self, *args))
+        taken.append(cast(self, *args))
         return taken[-1]
 
-    monkeypatch.setattr(ParquetWriter, "_read", recording)
+    monkeypatch.setattr(ParquetWriter, "_cast", recording)
     streams = {"orders": sandbox.truth_order_rows(), "products": sandbox.products()}
     for stream, rows in streams.items():
         _write(rows, tmp_path / f"{stream}-reader.parquet", stream)
     assert taken and all(table is not None for table in taken)  # the reader took every group
-    monkeypatch.setattr(ParquetWriter, "_read", lambda self, *args: None)
+    monkeypatch.setattr(ParquetWriter, "_cast", lambda self, *args: None)
     for stream, rows in streams.items():
         _write(rows, tmp_path / f"{stream}-values.parquet", stream)
         reader, values = ((tmp_path / f"{stream}-{way}.parquet").read_bytes() for way in ("reader", "values"))
