@@ -46,18 +46,6 @@ def _rss_mb(field: str = "VmRSS") -> float:
     return 0.0
 
 
-def _touch_parquet_code() -> None:
-    """One row written as Parquet: the code pages of pyarrow's JSON reader, casts and writer come in
-    at first use (about 8 MB of RssFile, whatever the rows), so they join the import in the baseline."""
-    import io
-
-    from airflow_provider_eshopbox.schemas import schema_of
-    from airflow_provider_eshopbox.sync.formats import ParquetWriter
-
-    row = b'{"objectID": "o", "orderItemID": "o-1", "updatedAt": 1793491385447}\n'
-    ParquetWriter(schema_of("orders")).write([row], io.BytesIO())
-
-
 def child(days: int, concurrency: int, destination: Path) -> dict[str, Any]:
     """One resync in this process; the spool's peak temp disk is read as it closes."""
     from airflow.sdk.listener import get_listener_manager
@@ -72,7 +60,7 @@ def child(days: int, concurrency: int, destination: Path) -> dict[str, Any]:
         from airflow_provider_eshopbox.sync.formats import require_pyarrow
 
         require_pyarrow()  # as the operator loads it (its allocator chosen)
-        _touch_parquet_code()
+        import pyarrow.compute  # noqa: F401
     get_listener_manager()
     ok, message = EshopboxHook().test_connection()
     if not ok:
