@@ -34,7 +34,6 @@ import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -48,18 +47,12 @@ from typing import Any
 
 import httpx
 
+from bench import rss_mb
 from bench.report import headline as report_headline
 
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 DAYS = 7
 BURST = 10  # the sandbox token bucket's size in the rate-limited table
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 @contextmanager
@@ -154,7 +147,7 @@ def _run_operator(concurrency: int, destination: Path) -> dict[str, Any]:
         end=(START + timedelta(days=DAYS)).isoformat(),
         max_concurrency=concurrency,
     )
-    baseline = _rss_mb()
+    baseline = rss_mb()
     began, cpu = time.monotonic(), time.process_time()
     manifest = op.execute({})  # type: ignore[arg-type]
     seconds = time.monotonic() - began
@@ -229,7 +222,7 @@ def _run_pager(windowed: bool, destination: Path, pace: float = 0) -> dict[str, 
     hook = HttpHook(method="GET", http_conn_id="eshopbox_http")
     headers = {"Authorization": f"Bearer {token}", "ProxyHost": config.workspace}
     step = timedelta(hours=1) if windowed else timedelta(days=DAYS)
-    baseline = _rss_mb()
+    baseline = rss_mb()
     began = next_start = time.monotonic()
     ids: set[str] = set()
     with gzip.open(destination, "wt", compresslevel=GZIP_LEVEL, encoding="utf-8") as out:
@@ -300,7 +293,7 @@ def _run_httpx(concurrency: int, requests: int) -> dict[str, Any]:
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
 
-    baseline = _rss_mb()
+    baseline = rss_mb()
     began, cpu = time.monotonic(), time.process_time()
     asyncio.run(loop())
     cpu = time.process_time() - cpu
@@ -317,7 +310,7 @@ def child(kind: str, concurrency: int, pace: float, requests: int = 0) -> None:
             result = _run_httpx(concurrency, requests)
         else:
             result = _run_pager(kind == "pager-hourly", destination, pace)
-    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_mb"] = rss_mb("VmHWM")
     print(json.dumps(result))
 
 

@@ -30,20 +30,11 @@ from typing import Any
 
 import httpx
 
+from bench import rss_mb
 from bench.report import headline
 
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 BIG = 5_000_000  # rows of the opt-in case, bound by --big-bound-mb
-
-
-def _rss_mb(field: str = "VmRSS") -> float:
-    """This process's resident set now (``VmHWM``: its peak). Not ``ru_maxrss``: a child's starts at
-    its parent's peak (exec keeps the high-water mark of the memory it replaces), and the parent
-    has just held a million ids of the truth check; the Parquet row after the JSONL one read +128 MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def child(days: int, concurrency: int, destination: Path) -> dict[str, Any]:
@@ -75,7 +66,7 @@ def child(days: int, concurrency: int, destination: Path) -> dict[str, Any]:
         close(self)
 
     def timed_write_to(self: storage.RowSpool, *args: Any) -> int:
-        read_peak.append(_rss_mb("VmHWM"))  # the read's peak
+        read_peak.append(rss_mb("VmHWM"))  # the read's peak
         began = time.monotonic()
         try:
             return write_to(self, *args)
@@ -91,7 +82,7 @@ def child(days: int, concurrency: int, destination: Path) -> dict[str, Any]:
         end=(START + timedelta(days=days)).isoformat(),
         max_concurrency=concurrency,
     )
-    baseline = _rss_mb()
+    baseline = rss_mb()
     began = time.monotonic()
     manifest = op.execute({})  # type: ignore[arg-type]
     return {
@@ -100,7 +91,7 @@ def child(days: int, concurrency: int, destination: Path) -> dict[str, Any]:
         "seconds": time.monotonic() - began,
         "write_seconds": sum(writing),
         "baseline_mb": baseline,
-        "peak_mb": _rss_mb("VmHWM"),
+        "peak_mb": rss_mb("VmHWM"),
         "read_peak_mb": read_peak[0] if read_peak else 0.0,
         "temp_disk_mb": (disk[0] if disk else 0) / 1e6,
         "output_mb": destination.stat().st_size / 1e6,
