@@ -187,6 +187,19 @@ def test_money_sent_as_a_string_fails_even_under_an_escaped_key(tmp_path: Path) 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("spacing", [b":", b" : ", b":\t\n "])
+def test_money_sent_as_a_string_fails_whatever_the_spacing(tmp_path: Path, spacing: bytes) -> None:
+    # A server that pretty-prints its JSON: the text check must see the string past the whitespace,
+    # here in a nested money key.
+    details = {**ORDER["orderDetails"], "orderTotal": "99.00"}
+    rows = [ORDER, {**ORDER, "orderItemID": "2-1", "orderDetails": details}]
+    spaced = lambda row: _TEXT(row).replace(b'":', b'"' + spacing)  # noqa: E731
+    says = r"orderItemID='2-1'.*orderDetails.orderTotal is not a number"
+    with pytest.raises(EshopboxDataError, match=says):
+        _write(rows, tmp_path / "o.parquet", encode=spaced)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_json_reader_and_the_value_by_value_path_write_the_same_bytes(
     sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
