@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -177,7 +179,24 @@ def _mid_run_action(sb: EshopboxSandbox, what: str) -> Callable[[], None]:
     return act
 
 
+def _fresh_token() -> None:
+    """Mint a token now, with the whole TOKEN_TTL ahead, into the caches the run reads. A cell that
+    breaks the token endpoint must fail on its own mid-run revoke, not at its first request on a
+    token an earlier test on this worker left dead or about to expire (CI: the push failed before
+    its 20th request, 'the run ended before the mid-run action fired')."""
+    from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+    from airflow_provider_eshopbox.hooks.token_cache import TokenCache
+
+    TokenCache.clear_process_cache()
+    shutil.rmtree(os.environ["ESHOPBOX_TOKEN_CACHE_DIR"], ignore_errors=True)
+    with EshopboxHook() as hook:
+        ok, message = hook.test_connection()
+    assert ok, message
+
+
 def _inject(sb: EshopboxSandbox, fault: Fault, operator: str) -> RequestTrigger | None:
+    if "token" in fault.configure.get("routes", ()):
+        _fresh_token()
     if fault.configure:
         sb.faults.configure(**fault.configure, seed=1234)
     if fault.hit_cap is not None:
