@@ -503,12 +503,12 @@ def _reader_unsafe(schema: StreamSchema) -> Callable[[bytes], bool]:
             yield from ([c.name] if c.type == "decimal" else money((*c.fields, *filter(None, [c.items]))))
 
     names = sorted(set(money(schema.columns)))
+    if not names:  # no money column: nothing the reader would take that the converters refuse
+        return lambda text: False
     strings = r'"(?:' + "|".join(re.escape(name) for name in names) + r')"\s*:\s*"'
     escaped = re.compile(rb'\\[^"]*"\s*:')
 
     def unsafe(text: bytes) -> bool:
-        if not names:
-            return False
         ends = pa.array([0, len(text)], pa.int64()).buffers()[1]
         whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, ends, pa.py_buffer(text)])
         if pc.match_substring_regex(whole, strings)[0].as_py():

@@ -190,7 +190,7 @@ def test_money_sent_as_a_string_fails_even_under_an_escaped_key(tmp_path: Path) 
 @pytest.mark.parametrize("spacing", [b":", b" : ", b":\t\n "])
 def test_money_sent_as_a_string_fails_whatever_the_spacing(tmp_path: Path, spacing: bytes) -> None:
     # A server that pretty-prints its JSON: the text check must see the string past the whitespace,
-    # here in a nested money key.
+    # here in a nested money key (a row spanning lines is re-encoded by the spool, and checked so).
     details = {**ORDER["orderDetails"], "orderTotal": "99.00"}
     rows = [ORDER, {**ORDER, "orderItemID": "2-1", "orderDetails": details}]
     spaced = lambda row: _TEXT(row).replace(b'":', b'"' + spacing)  # noqa: E731
