@@ -100,12 +100,8 @@ class EshopboxOrdersToStorageOperator(EshopboxStopOnKillMixin, EshopboxLineageMi
 
         started = time.monotonic()
         # A row is (orderItemID, updatedAt, its JSON line): see _rows. The output is in the order of
-        # api.order_row_sort_key: by updatedAt, then orderItemID.
-        spool = RowSpool(
-            key=operator.itemgetter(0),
-            version=operator.itemgetter(1),
-            sort_key=operator.itemgetter(1, 0),
-        )
+        # api.order_row_sort_key: by updatedAt (the version), then orderItemID (the key): no sort_key.
+        spool = RowSpool(key=operator.itemgetter(0), version=operator.itemgetter(1))
         with spool:
             stats = asyncio.run(self._read(hook, window, fields, spool))
             rows = spool.write_to(destination, output.writer)

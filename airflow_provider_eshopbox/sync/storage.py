@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import operator
 import os
 import pickle
 import tempfile
@@ -24,15 +25,17 @@ if TYPE_CHECKING:
 
     from airflow_provider_eshopbox.sync.formats import RowWriter
 
-#: Index entries held in memory before they are sorted and spilled to a run file: about 330 bytes
-#: each, so 8 MB (65,536 held 21 MB, the most of the task's peak RSS; bench.rss). A window of up to
-#: 24,576 rows (the 20,000 of bench.orders_sync) is sorted in memory, without pickled runs.
-RUN_ENTRIES = 24_576
+#: Index entries held in memory before they are sorted and spilled to a run file: about 200 bytes
+#: each (orders), so 3.3 MB (65,536 of the older 330-byte entries held 21 MB, the most of the task's
+#: peak RSS; bench.rss: 16,384 peaked 2.5 MB below 24,576 at 1M rows). 1M rows make 61 runs, merged
+#: in one pass (MERGE_FAN_IN); a window of up to 16,384 rows is sorted in memory, without runs.
+RUN_ENTRIES = 16_384
 _RUN_BATCH = 256  # entries per pickled batch of a run file
 #: Runs merged at once: more are first merged on disk in groups, so a merge holds at most this many
 #: batches in memory however many rows there are (at 5M rows, 76 runs at once took about 20 MB more).
 #: 64 batches of 256 entries are the memory of 16 of 1,024, and 1M rows (41 runs) merge in one pass.
 MERGE_FAN_IN = 64
+_LENGTH_BITS = 32  # a place is a line's offset in the spool, shifted, and its length: one int, not two
 # One encoder for every row (json.dumps builds a new one per call when given options).
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
@@ -53,11 +56,12 @@ class RowSpool:
 
     A row is whatever the caller's functions read (a dict, or a tuple of the fields that matter):
     ``key`` names the row's identity (``orderItemID``), ``version`` orders versions of one row
-    (``updatedAt``; of equal versions the first spooled wins), ``sort_key`` orders the output. The
-    line written is the text given with the row, or the row as JSON if there is none.
+    (``updatedAt``; of equal versions the first spooled wins), ``sort_key`` orders the output (none:
+    by version, then key, as orders are, with no sort key held per row). The line written is the
+    text given with the row, or the row as JSON if there is none.
 
     Memory stays flat however many rows arrive: lines go to a spool file, and each row's small
-    index entry (key, version, sort key, offset) waits in memory only until ``run_entries`` of them
+    index entry (key, version, place, sort key) waits in memory only until ``run_entries`` of them
     are gathered; they are then sorted by key and spilled to a run file. ``write_to`` merges the
     runs, keeps the newest version of each key, sorts the survivors by ``sort_key`` the same way
     (runs, then a merge) and copies their lines out. ``disk_bytes`` is the most temporary disk used.
@@ -68,7 +72,7 @@ class RowSpool:
         *,
         key: Callable[[Any], str],
         version: Callable[[Any], Any],
-        sort_key: Callable[[Any], Any],
+        sort_key: Callable[[Any], Any] | None = None,
         run_entries: int = RUN_ENTRIES,
     ) -> None:
         if run_entries < 1:
@@ -78,8 +82,9 @@ class RowSpool:
         self._sort_key = sort_key
         self._run_entries = run_entries
         self._file = tempfile.TemporaryFile(prefix="eshopbox-spool-")  # noqa: SIM115 - closed in close()
-        # (key, version, sequence, sort key, offset, length): sequence keeps the first of equal versions
-        self._pending: list[tuple[Any, Any, int, Any, int, int]] = []
+        # (key, version, place[, sort key]): the place (offset << 32 | length) rises with arrival, so
+        # it also keeps the first of equal versions first, and no sort key is compared
+        self._pending: list[tuple[Any, ...]] = []
         self._runs: list[_Run] = []
         self._end = 0  # spool size (tracked: seeking to the end would flush the write buffer)
         self._written: int | None = None  # distinct rows, once write_to has merged them
@@ -101,10 +106,9 @@ class RowSpool:
         All or nothing: nothing is kept of a batch in which a row fails (a missing key, say).
         """
         key_of, version_of, sort_key_of = self._key, self._version, self._sort_key
-        batch: dict[str, tuple[Any, Any, int, Any, int, int]] = {}  # this batch's newest versions
+        batch: dict[str, tuple[Any, ...]] = {}  # this batch's newest versions
         lines: list[bytes] = []
         size = received = 0
-        sequence = self.received
         for row, text in rows:
             key = key_of(row)
             version = version_of(row)
@@ -114,7 +118,10 @@ class RowSpool:
                 continue
             line = one_line(row, text) + b"\n"
             lines.append(line)
-            batch[key] = (key, version, sequence + received, sort_key_of(row), self._end + size, len(line))
+            place = (self._end + size) << _LENGTH_BITS | len(line)
+            batch[key] = (
+                (key, version, place) if sort_key_of is None else (key, version, place, sort_key_of(row))
+            )
             size += len(line)
         self._file.write(b"".join(lines))
         self._end += size
@@ -131,7 +138,7 @@ class RowSpool:
 
     def _spill(self) -> None:
         """Sort the pending entries by (key, version, sequence) into a new run file."""
-        self._pending.sort()  # by (key, version, sequence): the sequence is unique, so no key function
+        self._pending.sort()  # by (key, version, place): the place is unique, so no key function
         self._runs.append(_Run.write(self._pending))
         self._pending = []
 
@@ -140,35 +147,38 @@ class RowSpool:
         counts once per batch (progress lines only)."""
         return self._written if self._written is not None else self.received - self.superseded
 
-    def _newest(self) -> Iterator[tuple[Any, int, int]]:
-        """(sort key, offset, length) of the newest version of each key, in key order."""
+    def _newest(self) -> Iterator[tuple[Any, ...]]:
+        """(sort key, place) of the newest version of each key, in key order; (version, key, place)
+        when the output is by version."""
         if self._runs:
             if self._pending:
                 self._spill()
-            entries: Iterable[tuple[Any, Any, int, Any, int, int]] = self._merge(self._runs)
+            entries: Iterable[tuple[Any, ...]] = self._merge(self._runs)
         else:
             self._pending.sort()
             entries = self._pending
+        # the output's order: (version, key, place), or (sort key, place); places are unique
+        out = operator.itemgetter(1, 0, 2) if self._sort_key is None else operator.itemgetter(3, 2)
         best = None
         for entry in entries:
             if best is None or entry[0] != best[0]:
                 if best is not None:
-                    yield best[3], best[4], best[5]
+                    yield out(best)
                 best = entry
             elif entry[1] > best[1]:  # a newer version (an equal one arrived later: the first stays)
                 best = entry
         if best is not None:
-            yield best[3], best[4], best[5]
+            yield out(best)
 
-    def _sorted(self) -> Iterator[tuple[Any, int, int]]:
+    def _sorted(self) -> Iterator[tuple[Any, ...]]:
         """The newest versions in output order, through sorted runs when they do not fit memory."""
         runs: list[_Run] = []
-        chunk: list[tuple[Any, int, int]] = []
+        chunk: list[tuple[Any, ...]] = []
         try:
             for item in self._newest():
                 chunk.append(item)
                 if len(chunk) >= self._run_entries:
-                    chunk.sort()  # by (sort key, offset): offsets are unique, ties keep spool order
+                    chunk.sort()  # by (sort key, place): places are unique, ties keep spool order
                     runs.append(_Run.write(chunk))
                     chunk = []
                     self._note_disk_with(runs)
@@ -230,8 +240,10 @@ class RowSpool:
         mapped pages would count against the task's memory."""
         self._file.flush()
         descriptor = self._file.fileno()
-        for _sort_key, offset, length in self._sorted():
-            yield os.pread(descriptor, length, offset)
+        mask = (1 << _LENGTH_BITS) - 1
+        for item in self._sorted():
+            place = item[-1]
+            yield os.pread(descriptor, place & mask, place >> _LENGTH_BITS)
 
     def close(self) -> None:
         self._file.close()
