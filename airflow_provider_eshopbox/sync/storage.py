@@ -33,7 +33,7 @@ RUN_ENTRIES = 16_384
 _RUN_BATCH = 256  # entries per pickled batch of a run file
 #: Runs merged at once: more are first merged on disk in groups, so a merge holds at most this many
 #: batches in memory however many rows there are (at 5M rows, 76 runs at once took about 20 MB more).
-#: 64 batches of 256 entries are the memory of 16 of 1,024, and 1M rows (41 runs) merge in one pass.
+#: 64 batches of 256 entries are the memory of 16 of 1,024, and 1M rows (61 runs) merge in one pass.
 MERGE_FAN_IN = 64
 _LENGTH_BITS = 32  # a place is a line's offset in the spool, shifted, and its length: one int, not two
 # One encoder for every row (json.dumps builds a new one per call when given options).
@@ -117,6 +117,8 @@ class RowSpool:
             if previous is not None and previous[1] >= version:
                 continue
             line = one_line(row, text) + b"\n"
+            if len(line) >> _LENGTH_BITS:  # it would spill into the place's offset: refuse, not corrupt
+                raise ValueError(f"a row of {len(line):,} bytes is too long to spool (key {key!r})")
             lines.append(line)
             place = (self._end + size) << _LENGTH_BITS | len(line)
             batch[key] = (
@@ -137,7 +139,7 @@ class RowSpool:
         self.disk_bytes = max(self.disk_bytes, self._end + sum(run.size for run in self._runs))
 
     def _spill(self) -> None:
-        """Sort the pending entries by (key, version, sequence) into a new run file."""
+        """Sort the pending entries by (key, version, place) into a new run file."""
         self._pending.sort()  # by (key, version, place): the place is unique, so no key function
         self._runs.append(_Run.write(self._pending))
         self._pending = []

@@ -7,6 +7,7 @@ import operator
 import random
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 from airflow.sdk import ObjectStoragePath
@@ -15,11 +16,13 @@ from airflow_provider_eshopbox import api
 from airflow_provider_eshopbox.sync.storage import MERGE_FAN_IN, RowSpool
 
 
+@pytest.mark.parametrize("sort_key", [api.order_row_sort_key, None], ids=["sort_key", "by_version"])
 @pytest.mark.parametrize("run_entries", [1, 3, 17, 10_000])
 @pytest.mark.parametrize("seed", range(4))
 def test_spilled_runs_merge_to_the_newest_version_of_each_row_in_order(
-    tmp_path: Path, seed: int, run_entries: int
+    tmp_path: Path, seed: int, run_entries: int, sort_key: Any
 ) -> None:
+    """No sort key (the orders operator's spool) orders by (version, key): the same as orders' sort key."""
     rng = random.Random(seed)
     truth: dict[str, dict[str, object]] = {}
     pages = []
@@ -38,7 +41,7 @@ def test_spilled_runs_merge_to_the_newest_version_of_each_row_in_order(
     with RowSpool(
         key=api.order_row_id,
         version=api.order_row_updated_at,
-        sort_key=api.order_row_sort_key,
+        sort_key=sort_key,
         run_entries=run_entries,
     ) as spool:
         for page in pages:
@@ -129,3 +132,19 @@ def test_merge_memory_does_not_grow_with_the_number_of_runs(tmp_path: Path) -> N
     assert many < few * 1.3, (
         f"{4 * MERGE_FAN_IN} runs peaked at {many / 1e6:.1f} MB, {MERGE_FAN_IN} at {few / 1e6:.1f} MB"
     )
+
+
+def test_a_row_too_long_for_its_place_is_refused_not_corrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line's length shares one int with its offset: one too long for its bits (4 GiB; 255 bytes
+    here) fails naming the row, and nothing of its page is kept."""
+    from airflow_provider_eshopbox.sync import storage
+
+    monkeypatch.setattr(storage, "_LENGTH_BITS", 8)
+    with RowSpool(key=operator.itemgetter(0), version=operator.itemgetter(1)) as spool:
+        spool.extend([(("short", 1), b'{"a":1}')])
+        with pytest.raises(ValueError, match=r"a row of 301 bytes is too long to spool \(key 'long'\)"):
+            spool.extend([(("fine", 1), b'{"b":2}'), (("long", 1), b'{"x":"' + b"x" * 292 + b'"}')])
+        assert spool.write_to(ObjectStoragePath(f"file://{tmp_path}/rows.jsonl")) == 1
+    assert Path(tmp_path / "rows.jsonl").read_bytes() == b'{"a":1}\n'
