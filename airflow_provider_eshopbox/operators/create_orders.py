@@ -215,6 +215,7 @@ class EshopboxCreateOrdersOperator(EshopboxStopOnKillMixin, EshopboxLineageMixin
     ) -> None:
         import asyncio
 
+        from airflow_provider_eshopbox.concurrency import run_all
         from airflow_provider_eshopbox.exceptions import EshopboxApiError
         from airflow_provider_eshopbox.sync.progress import ProgressLog
 
@@ -262,16 +263,9 @@ class EshopboxCreateOrdersOperator(EshopboxStopOnKillMixin, EshopboxLineageMixin
             if orders:
                 # The first outage cancels the other pushes (an order cut mid-POST is resolved by GET
                 # on the re-run, never created twice).
-                first: BaseException | None = None
                 try:
-                    async with asyncio.TaskGroup() as group:
-                        for index, order in orders:
-                            group.create_task(push_one(index, order))
-                except BaseExceptionGroup as errors:
-                    first = errors.exceptions[0]
-                if first is not None:
-                    if not isinstance(first, EshopboxApiError):
-                        raise first
+                    await run_all(push_one(index, order) for index, order in orders)
+                except EshopboxApiError as first:
                     raise EshopboxApiError(
                         first.status,
                         first.endpoint,

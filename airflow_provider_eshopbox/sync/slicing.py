@@ -57,12 +57,13 @@ import math
 import tempfile
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from airflow_provider_eshopbox.api import ORDERS_LIST, ORDERS_SEARCH_SETTLE_MS
+from airflow_provider_eshopbox.concurrency import run_all
 from airflow_provider_eshopbox.exceptions import (
     EshopboxApiError,
     EshopboxContractError,
@@ -70,7 +71,6 @@ from airflow_provider_eshopbox.exceptions import (
 )
 from airflow_provider_eshopbox.sync.sample_shape import SampleShape
 
-_T = TypeVar("_T")
 Row = Any  # one hit as ``fetch`` returns it: only ``timestamp`` and ``row_id`` look inside
 Page = tuple[list[Row], bool]  # a reply: its hits, and hasNext
 #: ``fetch(start_ms, end_ms, page) -> (hits, has_next)`` for rows with start_ms <= updatedAt < end_ms.
@@ -340,8 +340,11 @@ class WindowReader:
                 and contract.zero_page
                 and not (contract.zero_page_known and await contract.zero_page_known())
             ):
-                sample, _ = await asyncio.gather(
-                    self._read_whole(start_ms, end_ms, settled, box), self._check_first_page(start_ms, end_ms)
+                sample, _ = await run_all(
+                    (
+                        self._read_whole(start_ms, end_ms, settled, box),
+                        self._check_first_page(start_ms, end_ms),
+                    )
                 )
             else:
                 sample = await self._read_whole(start_ms, end_ms, settled, box)
@@ -352,7 +355,7 @@ class WindowReader:
                 self._workers = paced_workers(self._max_workers, self._paced_by, self._round_trip)
             elif all(region.deep for region in self._regions):
                 self._workers = math.ceil(self._max_workers * _DEEP_WORKERS)
-            await _all(self._worker(i) for i in range(self._workers))
+            await run_all(self._worker(i) for i in range(self._workers))
         if self._unproven:
             await self._prove(began - self._settle_ms)
         if self.stats.rows == 0 and self._contract is not None and self._contract.reference is not None:
@@ -389,7 +392,7 @@ class WindowReader:
         more = sorted({*range(2, _SAMPLE_PAGES + 1), last_page})
         pages = {
             1: (hits, True),
-            **dict(zip(more, await _all(self._get(start, end, p) for p in more), strict=True)),
+            **dict(zip(more, await run_all(self._get(start, end, p) for p in more), strict=True)),
         }
         rows, over, empty = await self._read_deep(start, end, last_page, pages)
         if over:
@@ -445,7 +448,7 @@ class WindowReader:
                 )
                 for lo, hi, count in pieces
             ]
-            await _all(self._worker(i) for i in range(self._workers))
+            await run_all(self._worker(i) for i in range(self._workers))
             if not self._unproven:
                 return
 
@@ -750,7 +753,9 @@ class WindowReader:
         if counted is not None:
             await counted((n - 1) * self._per_page + len(last))
         below = [number for number in range(1, n) if number not in pages]
-        pages.update(zip(below, await _all(self._get(start, end, number) for number in below), strict=True))
+        pages.update(
+            zip(below, await run_all(self._get(start, end, number) for number in below), strict=True)
+        )
         rows = [row for _, (hits, _) in sorted(pages.items()) for row in hits]
         if n > 1:  # one page is a snapshot: nothing to prove
             self._unproven.append((start, end, self._proof_ids(rows, pages, n), len(last)))
@@ -868,7 +873,7 @@ class WindowReader:
                 f"{count}, below the {self._hit_cap} this provider assumes (api.ORDERS_HIT_CAP), "
                 "and rows past it cannot be read; nothing was written. Ask Eshopbox for the cap"
             )
-        heads = await _all(self._get(ms, ms + 1, page) for page in range(1, number))
+        heads = await run_all(self._get(ms, ms + 1, page) for page in range(1, number))
         rows = [row for hits, _ in heads for row in hits] + tail
         full = all(len(hits) == self._per_page for hits, _ in heads)
         if full and len({self._row_id(row) for row in rows}) == len(rows):
@@ -893,7 +898,7 @@ class WindowReader:
         while page <= last_page:
             batch = 2 if self._busy < self._workers else 1
             numbers = range(page, min(page + batch, last_page + 1))
-            replies = await _all(self._get(ms, ms + 1, number) for number in numbers)
+            replies = await run_all(self._get(ms, ms + 1, number) for number in numbers)
             for number, (hits, has_next) in zip(numbers, replies, strict=True):
                 if not has_next:
                     return number, hits
@@ -1061,17 +1066,3 @@ def _halves(slices: list[tuple[int, int, int]]) -> list[tuple[int, int, float]]:
         middle = (lo + hi) // 2
         pieces += [(lo, middle, count / 2), (middle, hi, count / 2)] if middle > lo else [(lo, hi, count)]
     return pieces
-
-
-async def _all(coroutines: Iterable[Coroutine[Any, Any, _T]]) -> list[_T]:
-    """Their results in order, run in an ``asyncio.TaskGroup``: when one fails the others are
-    cancelled; its error is raised as itself (the first, if several failed), not as a group."""
-    failed: BaseException | None = None
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(coroutine) for coroutine in coroutines]
-    except BaseExceptionGroup as errors:
-        failed = errors.exceptions[0]
-    if failed is not None:
-        raise failed
-    return [task.result() for task in tasks]

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_eshopbox import api
+from airflow_provider_eshopbox.concurrency import run_all
 from airflow_provider_eshopbox.exceptions import (
     EshopboxApiError,
     EshopboxContractError,
@@ -217,7 +218,7 @@ async def _one_pass(
     result.budget = result.budget or list_budget(first[1], per_page)
     _check_page(stream, 1, first, per_page)
     planned = max(1, math.ceil(first[1] / per_page))
-    pages = [first, *await asyncio.gather(*(fetch(p) for p in range(2, planned + 1)))]
+    pages = [first, *await run_all(fetch(p) for p in range(2, planned + 1))]
     # Rows that joined during the read extend the list: read on while the last page was full and
     # its total says there is more (a short page, or total reached, ends the list).
     while len(pages[-1][0]) == per_page and len(pages) * per_page < pages[-1][1]:
@@ -302,7 +303,7 @@ async def read_tracking(
             if tid in wanted:
                 found[tid] = entry
 
-    await asyncio.gather(*(one(b) for b in batches))
+    await run_all(one(b) for b in batches)
     return found, len(batches)
 
 
@@ -345,7 +346,7 @@ async def read_by_keys(
                 )
             rows.append((data, json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()))
 
-        await asyncio.gather(*(one(k) for k in unique))
+        await run_all(one(k) for k in unique)
         return rows, len(unique)
     assert stream.ids_param is not None
     batches = [unique[i : i + stream.ids_max] for i in range(0, len(unique), stream.ids_max)]
@@ -370,7 +371,7 @@ async def read_by_keys(
             )
         rows.extend((row, one_line(row, text)) for row, text in page)
 
-    await asyncio.gather(*(batch(b) for b in batches))
+    await run_all(batch(b) for b in batches)
     missing = sorted(set(unique) - {str(row.get(stream.keys_field)) for row, _ in rows})
     if missing:
         raise EshopboxApiError(

@@ -229,6 +229,35 @@ def test_a_failing_re_read_cancels_the_others_in_flight() -> None:
     asyncio.run(main())
 
 
+def test_a_failed_page_zero_check_cancels_the_sample_in_flight() -> None:
+    """The page-0 guard runs beside the window's first page; when it fails, that page's request is
+    cancelled before the error is raised, not left running (asyncio.gather left it going)."""
+    from airflow_provider_eshopbox.exceptions import EshopboxContractError
+    from airflow_provider_eshopbox.sync.slicing import ReadContract
+
+    cancelled: list[int] = []
+    row = {"orderItemID": "r0", "updatedAt": 1_500}
+
+    async def fetch(lo: int, hi: int, page: int) -> tuple[list[dict], bool]:
+        if page == 0:  # a server numbering pages from 0 serves hits there
+            return [row], False
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(page)
+            raise
+        return [row], False
+
+    async def main() -> None:
+        reader = _reader(fetch, [].extend, 4, deep=True)
+        reader._contract = ReadContract()
+        with pytest.raises(EshopboxContractError, match="ORDERS_FIRST_PAGE"):
+            await reader.read(1_000, 2_000)
+        assert cancelled == [1]  # already, not when the event loop shuts down
+
+    asyncio.run(main())
+
+
 def test_a_page_as_large_as_the_hit_cap_is_refused() -> None:
     with pytest.raises(ValueError, match="per_page=1000 must be below hit_cap=1000"):
         WindowReader(

@@ -169,3 +169,26 @@ def test_window_boundaries_are_half_open(conn, output_dir):
     assert {r["id"] for r in inside} == sb.truth_shipments(at, at + timedelta(seconds=1))
     assert inside and all(r["updated_at"] == stamp for r in inside)
     assert stamp not in {r["updated_at"] for r in before}
+
+
+def test_a_failed_keyed_read_stops_its_other_requests(conn):
+    """One unknown key fails the read, and the other keys' requests stop with it: none is left
+    running on the hook's private loop, which outlives the task's failure (``asyncio.gather`` left
+    them all going, still sending requests)."""
+    import asyncio
+
+    from airflow_provider_eshopbox.exceptions import EshopboxApiError
+    from airflow_provider_eshopbox.hooks._loop import run_sync
+    from airflow_provider_eshopbox.hooks.eshopbox import EshopboxHook
+    from airflow_provider_eshopbox.sync.streams import STREAMS, read_by_keys
+
+    async def others() -> list[str]:
+        return sorted(repr(t.get_coro()) for t in asyncio.all_tasks() if t is not asyncio.current_task())
+
+    sb = conn
+    sb.faults.configure(latency_ms=100)  # the known keys' replies are still on their way
+    keys = ["RET-0-UNKNOWN", *sorted(sb.truth_returns())[:20]]  # sorted first: read in the first pair
+    with pytest.raises(EshopboxApiError, match="RET-0-UNKNOWN"):
+        run_sync(read_by_keys(EshopboxHook(), STREAMS["returns"], keys, max_concurrency=2))
+    assert run_sync(others()) == []
+    assert sb.stats()["by_route"]["return_get"] <= 2
