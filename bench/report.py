@@ -68,8 +68,10 @@ BLOCKS: dict[str, Block] = {
     ),
     "rss": Block(
         ("-m", "bench.rss", "--rows", "1000000", "--format", "jsonl,parquet"),
-        "peak RSS within about 5 MB from run to run; seconds by 30% or more on a shared machine; "
-        "requests within a few dozen; rows, temp disk and output exact for the seed",
+        "peak RSS within about 5 MB from run to run on one machine, but by up to 15 MB between machines "
+        "of this kind (the same code gave JSONL +27 to +29 and Parquet +54 to +58 MB on one, +14 and +41 "
+        "to +44 on the next); seconds by 30% or more on a shared machine; requests within a few dozen; "
+        "rows, temp disk and output exact for the seed",
     ),
     "rss-5m": Block(
         ("-m", "bench.rss", "--rows", "5000000"),
